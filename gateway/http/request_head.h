@@ -1,0 +1,87 @@
+/*
+ * Strict validation of a client's request head, on the raw bytes, before
+ * evhttp's lenient parser sees them.
+ *
+ * evhttp accepts many things a proxy must refuse (NOTES: two Content-Length
+ * values, "Transfer-Encoding: gzip", a space before the colon, NUL in values,
+ * obs-fold, bare LF, HTTP/0.9, absolute-form targets ...). The gateway sees
+ * every byte first (an evbuffer callback on the client connection), finds the
+ * end of the head, and runs gw_request_head_check on it. Only a head that
+ * passes reaches evhttp's parser and then routing.
+ */
+#ifndef GW_HTTP_REQUEST_HEAD_H
+#define GW_HTTP_REQUEST_HEAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum gw_head_verdict {
+	GW_HEAD_OK = 0,
+	GW_HEAD_INCOMPLETE,        /* no end of head yet, and within limits */
+	GW_HEAD_BAD_REQUEST,       /* 400 bad_request */
+	GW_HEAD_HEADERS_TOO_LARGE, /* 431 headers_too_large */
+	GW_HEAD_URI_TOO_LONG,      /* 414 uri_too_long */
+	GW_HEAD_VERSION,           /* 505 version_not_supported */
+	GW_HEAD_METHOD,            /* 405 method_not_allowed: CONNECT, TRACE */
+	GW_HEAD_BODY_TOO_LARGE,    /* 413 body_too_large: Content-Length over the limit */
+};
+
+/* What the check learned, valid when the verdict is GW_HEAD_OK. Pointers
+ * point into the buffer that was checked. */
+struct gw_request_head {
+	size_t head_len; /* bytes of the head, final empty line included */
+	const char *method;
+	size_t method_len;
+	const char *target;
+	size_t target_len;
+	int version_major;
+	int version_minor;
+	bool has_content_length;
+	uint64_t content_length;
+	bool chunked;
+	const char *host; /* the Host header value, or the authority of an absolute-form target */
+	size_t host_len;
+	bool absolute_form;
+};
+
+/*
+ * Checks the head at the start of buf (len bytes available, possibly more
+ * than one request or only part of one).
+ *
+ * Rules (each failure is GW_HEAD_BAD_REQUEST unless said otherwise):
+ * - lines end in CRLF; a bare LF or a bare CR anywhere in the head is refused
+ * - request line: METHOD SP TARGET SP HTTP/D.D, exactly two single spaces;
+ *   method a token; CONNECT and TRACE -> GW_HEAD_METHOD; other unknown
+ *   tokens are allowed through (the router answers them);
+ *   no version (HTTP/0.9 style) -> bad request; major version not 1 ->
+ *   GW_HEAD_VERSION; 1.2 and up are accepted (served as 1.1)
+ * - target: origin-form ("/..."), absolute-form ("http://host/..." or
+ *   https) or "*" (OPTIONS only); no spaces, no control bytes, no bytes >= 0x7f
+ * - target longer than max_header_bytes -> GW_HEAD_URI_TOO_LONG
+ * - header lines: NAME ":" OWS VALUE OWS; name a non-empty token (no space
+ *   before the colon); value without NUL, CR, LF or other control bytes but
+ *   HTAB; a line starting with SP or HTAB (obs-fold) is refused
+ * - Content-Length: digits only (no sign, no spaces inside), at most 18
+ *   digits; present more than once (even with the same value, or as a list)
+ *   -> bad request; over max_body_bytes -> GW_HEAD_BODY_TOO_LARGE
+ * - Transfer-Encoding: only exactly "chunked" (case-insensitive) once;
+ *   with Content-Length -> bad request
+ * - Host: HTTP/1.1 needs exactly one; two -> bad request; HTTP/1.0 may omit
+ * - absolute-form target whose authority differs from Host (case-insensitive)
+ *   -> bad request
+ * - the whole head larger than max_header_bytes -> GW_HEAD_HEADERS_TOO_LARGE
+ *   (checked also while incomplete: an incomplete head already over the limit
+ *   is too large, not incomplete)
+ *
+ * *why is set to a short static reason for logs when the verdict is an error.
+ */
+enum gw_head_verdict gw_request_head_check(const char *buf, size_t len, uint64_t max_header_bytes,
+					   uint64_t max_body_bytes, struct gw_request_head *head,
+					   const char **why);
+
+/* Offset just past the end of the head ("\r\n\r\n", or "\n\n" so that a
+ * bare-LF head is found and refused), or 0 when not found in buf. */
+size_t gw_request_head_end(const char *buf, size_t len);
+
+#endif

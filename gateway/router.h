@@ -1,0 +1,52 @@
+/*
+ * Route selection: the routes of a snapshot are tried in file order and the
+ * first whose every match condition holds wins.
+ *
+ * path_prefix matches whole path segments: "/api" matches "/api", "/api/"
+ * and "/api/x" but not "/apix"; a prefix ending in "/" matches anything
+ * below it. The query string is not part of the path.
+ */
+#ifndef GW_ROUTER_H
+#define GW_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+
+struct evkeyvalq;
+
+struct gw_route_query {
+	unsigned method;  /* one GW_METHOD_* bit, 0 for a method outside that set */
+	const char *path; /* without the query string, need not be NUL-terminated */
+	size_t path_len;
+	const char *host; /* Host header value, may carry ":port"; NULL when absent */
+	size_t host_len;
+	const struct evkeyvalq *headers; /* request headers, for header matches */
+};
+
+/*
+ * Returns the winning route or NULL. When NULL, *allow receives the methods
+ * of routes that would have matched but for the method (0 when none): the
+ * caller answers 405 with an Allow header then, 404 otherwise.
+ */
+const struct gw_route_conf *gw_router_match(const struct gw_config *config,
+					    const struct gw_route_query *q, unsigned *allow);
+
+/* Does prefix match path by the segment rule above? */
+bool gw_router_prefix_matches(const char *prefix, size_t prefix_len, const char *path,
+			      size_t path_len);
+
+/*
+ * The upstream path for a route with strip_prefix: the path with the prefix
+ * removed, "/" when nothing is left. Writes into out (size out_size) with the
+ * query string (query may be NULL) and returns the length, or -1 when it does
+ * not fit.
+ */
+int gw_router_strip_prefix(const struct gw_route_conf *route, const char *path, size_t path_len,
+			   const char *query, char *out, size_t out_size);
+
+/* "GET, POST" for a method mask; out at least 80 bytes. */
+void gw_methods_format(unsigned methods, char *out, size_t out_size);
+
+#endif
