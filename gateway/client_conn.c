@@ -1,2 +1,503 @@
-/* placeholder: replaced by the implementation */
-typedef int gw_placeholder_client_conn_t;
+#include "client_conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "access_log.h"
+#include "http/header_rules.h"
+#include "http/request_head.h"
+#include "reply.h"
+#include "server.h"
+#include "txn.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "worker.h"
+
+/* How long a refused connection is drained before it is closed, so that the
+ * client reads the error instead of a reset (lingering close). */
+#define GW_LINGER_MS 2000
+#define GW_LINGER_MAX_BYTES (1024 * 1024)
+
+/* Socket -> connection. Sockets are unique in the process while open and
+ * each entry is only touched by the worker that owns that socket. */
+static struct gw_client_conn **conn_table;
+static size_t conn_table_size;
+
+void gw_client_conn_table_init(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max > (1 << 20) ? (1 << 20) : rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		conn_table_size = (size_t)rl.rlim_cur;
+	} else {
+		conn_table_size = 65536;
+	}
+	conn_table = gw_calloc(conn_table_size, sizeof(*conn_table));
+}
+
+static const struct gw_limits_conf *limits_of(const struct gw_client_conn *cc)
+{
+	return &cc->worker->config->limits;
+}
+
+static void arm_timer(struct gw_client_conn *cc, uint64_t ms)
+{
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+	evtimer_add(cc->timer, &tv);
+}
+
+/* ---- lingering close ---------------------------------------------------- */
+
+struct gw_linger {
+	int fd;
+	size_t discarded;
+	uint64_t until_ms;
+	struct event *ev;
+};
+
+static void linger_end(struct gw_linger *l)
+{
+	event_free(l->ev);
+	close(l->fd);
+	free(l);
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_linger *l = arg;
+	char scratch[16384];
+
+	if (what & EV_TIMEOUT) {
+		linger_end(l);
+		return;
+	}
+	for (;;) {
+		ssize_t n = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+		if (n > 0) {
+			l->discarded += (size_t)n;
+			if (l->discarded > GW_LINGER_MAX_BYTES || gw_clock_now_ms() > l->until_ms)
+				break;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		break; /* EOF or error */
+	}
+	linger_end(l);
+}
+
+/* Keeps reading (and discarding) from a socket whose reply is written, so
+ * that unread request bytes do not turn the close into a reset that would
+ * destroy the reply before the client reads it. */
+static void linger_start(struct event_base *base, int fd)
+{
+	struct gw_linger *l = gw_calloc(1, sizeof(*l));
+	struct timeval tv = {.tv_sec = GW_LINGER_MS / 1000, .tv_usec = (GW_LINGER_MS % 1000) * 1000};
+
+	l->fd = fd;
+	l->until_ms = gw_clock_now_ms() + GW_LINGER_MS;
+	l->ev = event_new(base, fd, EV_READ | EV_PERSIST, on_linger, l);
+	shutdown(fd, SHUT_WR);
+	event_add(l->ev, &tv);
+}
+
+/* ---- refusing a request before evhttp parses it ------------------------- */
+
+static void log_refusal(struct gw_client_conn *cc, const struct gw_error_reply *e)
+{
+	struct gw_access_entry entry = {
+		.request_id = e->request_id,
+		.client = cc->client_ip,
+		.status = e->status,
+		.error = e->code,
+	};
+	gw_access_log_add(cc->worker->log_buf, &entry);
+}
+
+/* Writes the error straight to the socket and closes the connection. */
+static void send_refusal(struct gw_client_conn *cc)
+{
+	char id[33];
+	char raw[512];
+	struct gw_error_reply e = {
+		.status = cc->reject_status,
+		.code = cc->reject_code,
+		.request_id = id,
+		.close = true,
+	};
+	size_t len;
+	int keep;
+
+	gw_request_id_new(id);
+	len = gw_reply_error_raw(&e, raw, sizeof(raw));
+	log_refusal(cc, &e);
+	/* A few hundred bytes on a socket with nothing else queued: the
+	 * kernel takes them at once. */
+	if (send(cc->fd, raw, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		gw_log_debug("refusal to %s not sent: %s", cc->client_ip, strerror(errno));
+	keep = dup(cc->fd);
+	if (keep >= 0)
+		linger_start(cc->worker->base, keep);
+	evhttp_connection_free(cc->evcon); /* our close callback frees cc */
+}
+
+static void refuse(struct gw_client_conn *cc, int status, const char *code)
+{
+	struct evbuffer *in = bufferevent_get_input(cc->bev);
+
+	cc->phase = GW_CONN_REJECT;
+	cc->reject_status = status;
+	cc->reject_code = code;
+	/* evhttp must never parse these bytes: they are gone. */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	/* The callback that noticed may be inside libevent's read path; the
+	 * connection is freed from the timer, outside of it. */
+	event_active(cc->timer, EV_TIMEOUT, 1);
+}
+
+static void refuse_verdict(struct gw_client_conn *cc, enum gw_head_verdict v)
+{
+	switch (v) {
+	case GW_HEAD_HEADERS_TOO_LARGE:
+		refuse(cc, 431, "headers_too_large");
+		break;
+	case GW_HEAD_URI_TOO_LONG:
+		refuse(cc, 414, "uri_too_long");
+		break;
+	case GW_HEAD_VERSION:
+		refuse(cc, 505, "version_not_supported");
+		break;
+	case GW_HEAD_METHOD:
+		refuse(cc, 405, "method_not_allowed");
+		break;
+	case GW_HEAD_BODY_TOO_LARGE:
+		refuse(cc, 413, "body_too_large");
+		break;
+	default:
+		refuse(cc, 400, "bad_request");
+		break;
+	}
+}
+
+static bool method_known(const char *m, size_t len)
+{
+	static const char *const known[] = {"GET",    "HEAD",    "POST", "PUT",
+					    "DELETE", "OPTIONS", "PATCH"};
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strlen(known[i]) == len && memcmp(known[i], m, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The head is checked on the gateway's own copy of its bytes: evhttp parses
+ * line by line and drains each line it has read, so the input buffer alone
+ * does not hold the whole head once it arrives in pieces. When a head
+ * arrives whole in one read (the common case) it is checked in place and
+ * nothing is copied.
+ */
+static void head_copy_reset(struct gw_client_conn *cc)
+{
+	free(cc->head_buf);
+	cc->head_buf = NULL;
+	cc->head_len = cc->head_cap = 0;
+}
+
+/* Appends n bytes at offset of buf to the copy, up to the head limit + 4
+ * (enough to see that the limit is passed). */
+static void head_copy_add(struct gw_client_conn *cc, struct evbuffer *buf, size_t offset, size_t n)
+{
+	size_t cap = (size_t)limits_of(cc)->max_header_bytes + 4;
+	struct evbuffer_ptr pos;
+
+	if (cc->head_len + n > cap)
+		n = cap - cc->head_len;
+	if (n == 0)
+		return;
+	if (cc->head_len + n > cc->head_cap) {
+		size_t want = cc->head_cap ? cc->head_cap : 1024;
+		while (want < cc->head_len + n)
+			want *= 2;
+		cc->head_cap = want < cap ? want : cap;
+		cc->head_buf = gw_realloc(cc->head_buf, cc->head_cap);
+	}
+	evbuffer_ptr_set(buf, &pos, offset, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(buf, &pos, cc->head_buf + cc->head_len, n);
+	cc->head_len += n;
+}
+
+/* Checks a head; p/len are what is known of it, extra counts bytes that
+ * arrived but were not copied. Returns true while more bytes are needed. */
+static bool check_head(struct gw_client_conn *cc, const char *p, size_t len, size_t extra)
+{
+	const struct gw_limits_conf *lim = limits_of(cc);
+	struct gw_request_head head;
+	const char *why = NULL;
+	enum gw_head_verdict v;
+
+	v = gw_request_head_check(p, len, lim->max_header_bytes, lim->max_body_bytes, &head, &why);
+	if (v == GW_HEAD_INCOMPLETE)
+		return true;
+	if (v != GW_HEAD_OK) {
+		gw_log_debug("refused request from %s: %s", cc->client_ip, why ? why : "");
+		refuse_verdict(cc, v);
+		return false;
+	}
+	if (!method_known(head.method, head.method_len)) {
+		refuse(cc, 405, "method_not_allowed");
+		return false;
+	}
+	cc->phase = GW_CONN_BODY;
+	cc->body_chunked = head.chunked;
+	cc->body_raw_bytes = len - head.head_len + extra;
+	if (head.chunked && cc->body_raw_bytes > lim->max_body_bytes) {
+		refuse(cc, 413, "body_too_large");
+		return false;
+	}
+	arm_timer(cc, lim->body_timeout_ms);
+	return false;
+}
+
+/* New bytes (n at offset) while a head is read. */
+static void head_bytes(struct gw_client_conn *cc, struct evbuffer *buf, size_t offset, size_t n)
+{
+	if (cc->head_len == 0 && offset == 0) {
+		size_t len = evbuffer_get_length(buf);
+		size_t cap = (size_t)limits_of(cc)->max_header_bytes + 4;
+		size_t want = len < cap ? len : cap;
+		const char *p = (const char *)evbuffer_pullup(buf, (ev_ssize_t)want);
+
+		if (check_head(cc, p, want, len - want))
+			head_copy_add(cc, buf, 0, want);
+		return;
+	}
+	head_copy_add(cc, buf, offset, n);
+	if (!check_head(cc, cc->head_buf, cc->head_len, 0))
+		head_copy_reset(cc);
+}
+
+static void attach(struct gw_client_conn *cc);
+
+/* Every byte from the client passes here before evhttp parses it. */
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct gw_client_conn *cc = arg;
+
+	if (info->n_added == 0)
+		return;
+	if (cc->phase == GW_CONN_ATTACHING)
+		attach(cc);
+	switch (cc->phase) {
+	case GW_CONN_IDLE:
+		cc->phase = GW_CONN_HEAD;
+		arm_timer(cc, limits_of(cc)->header_timeout_ms);
+		head_bytes(cc, buf, info->orig_size, info->n_added);
+		break;
+	case GW_CONN_HEAD:
+		head_bytes(cc, buf, info->orig_size, info->n_added);
+		break;
+	case GW_CONN_BODY:
+		if (cc->body_chunked) {
+			cc->body_raw_bytes += info->n_added;
+			if (cc->body_raw_bytes > limits_of(cc)->max_body_bytes)
+				refuse(cc, 413, "body_too_large");
+		}
+		break;
+	case GW_CONN_REJECT:
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static void on_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct gw_client_conn *cc = arg;
+	struct gw_worker *w = cc->worker;
+
+	if (cc->txn)
+		gw_txn_client_gone(cc->txn);
+	if (cc->fd >= 0 && (size_t)cc->fd < conn_table_size && conn_table[cc->fd] == cc)
+		conn_table[cc->fd] = NULL;
+	evbuffer_remove_cb(bufferevent_get_input(cc->bev), on_input, cc);
+	event_free(cc->timer);
+	if (cc->closed_ev)
+		event_free(cc->closed_ev);
+	head_copy_reset(cc);
+	TAILQ_REMOVE(&w->conns, cc, link);
+	w->nconns--;
+	gw_server_connection_closed(w->server);
+	free(cc);
+}
+
+static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_client_conn *cc = arg;
+
+	if (cc->txn)
+		gw_client_conn_abort(cc); /* the upstream work is cancelled */
+}
+
+static void attach(struct gw_client_conn *cc)
+{
+	void *cbarg = NULL;
+	char *host = NULL;
+	ev_uint16_t port = 0;
+	int one = 1;
+
+	bufferevent_getcb(cc->bev, NULL, NULL, NULL, &cbarg);
+	cc->evcon = cbarg;
+	evhttp_connection_set_closecb(cc->evcon, on_closed, cc);
+	cc->fd = bufferevent_getfd(cc->bev);
+	if (cc->fd >= 0 && (size_t)cc->fd < conn_table_size)
+		conn_table[cc->fd] = cc;
+	setsockopt(cc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	evhttp_connection_get_peer(cc->evcon, &host, &port);
+	snprintf(cc->client_ip, sizeof(cc->client_ip), "%s", host ? host : "");
+	cc->closed_ev = event_new(cc->worker->base, cc->fd, EV_CLOSED, on_peer_closed, cc);
+	cc->phase = GW_CONN_IDLE;
+	/* A new connection gets header_timeout for its first request. */
+	arm_timer(cc, limits_of(cc)->header_timeout_ms);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_client_conn *cc = arg;
+
+	switch (cc->phase) {
+	case GW_CONN_ATTACHING:
+		attach(cc);
+		break;
+	case GW_CONN_IDLE:
+		evhttp_connection_free(cc->evcon); /* idle too long: close quietly */
+		break;
+	case GW_CONN_HEAD:
+	case GW_CONN_BODY:
+		cc->reject_status = 408;
+		cc->reject_code = "request_timeout";
+		cc->phase = GW_CONN_REJECT;
+		evbuffer_drain(bufferevent_get_input(cc->bev),
+			       evbuffer_get_length(bufferevent_get_input(cc->bev)));
+		send_refusal(cc);
+		break;
+	case GW_CONN_REJECT:
+		send_refusal(cc);
+		break;
+	case GW_CONN_BUSY:
+		break;
+	}
+}
+
+struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct gw_client_conn *cc = gw_calloc(1, sizeof(*cc));
+
+	cc->worker = w;
+	cc->fd = -1;
+	cc->phase = GW_CONN_ATTACHING;
+	cc->fresh = true;
+	cc->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	cc->timer = evtimer_new(base, on_timer, cc);
+	evbuffer_add_cb(bufferevent_get_input(cc->bev), on_input, cc);
+	TAILQ_INSERT_TAIL(&w->conns, cc, link);
+	w->nconns++;
+	gw_server_connection_opened(w->server);
+	/* evhttp finishes setting the connection up after this returns; the
+	 * timer, activated now, runs before any byte can be read. */
+	event_active(cc->timer, EV_TIMEOUT, 1);
+	return cc->bev;
+}
+
+struct gw_client_conn *gw_client_conn_of(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	evutil_socket_t fd;
+	struct gw_client_conn *cc;
+
+	if (!evcon)
+		return NULL;
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	if (fd < 0 || (size_t)fd >= conn_table_size)
+		return NULL;
+	cc = conn_table[fd];
+	return cc && cc->evcon == evcon ? cc : NULL;
+}
+
+/* ---- the request's view ----------------------------------------------------- */
+
+static void on_reply_complete(struct evhttp_request *req, void *arg)
+{
+	struct gw_client_conn *cc = arg;
+	struct evbuffer *in = bufferevent_get_input(cc->bev);
+
+	cc->phase = GW_CONN_IDLE;
+	arm_timer(cc, limits_of(cc)->idle_timeout_ms);
+	if (evbuffer_get_length(in) > 0) {
+		/* A pipelined request is already buffered: check it before
+		 * evhttp's deferred read parses it. */
+		cc->phase = GW_CONN_HEAD;
+		arm_timer(cc, limits_of(cc)->header_timeout_ms);
+		head_bytes(cc, in, 0, evbuffer_get_length(in));
+	}
+}
+
+void gw_client_conn_request_begins(struct gw_client_conn *cc, struct gw_txn *txn)
+{
+	cc->phase = GW_CONN_BUSY;
+	cc->fresh = false;
+	cc->requests++;
+	cc->txn = txn;
+	evtimer_del(cc->timer);
+	evhttp_request_set_on_complete_cb(txn->req, on_reply_complete, cc);
+}
+
+void gw_client_conn_watch_close(struct gw_client_conn *cc, bool on)
+{
+	if (!cc || !cc->closed_ev)
+		return;
+	if (on)
+		event_add(cc->closed_ev, NULL);
+	else
+		event_del(cc->closed_ev);
+}
+
+void gw_client_conn_request_ends(struct gw_client_conn *cc)
+{
+	cc->txn = NULL;
+	if (cc->closed_ev)
+		event_del(cc->closed_ev);
+}
+
+void gw_client_conn_abort(struct gw_client_conn *cc)
+{
+	evhttp_connection_free(cc->evcon);
+}
+
+void gw_client_conn_close_if_idle(struct gw_client_conn *cc)
+{
+	if (cc->phase == GW_CONN_IDLE && cc->evcon)
+		evhttp_connection_free(cc->evcon);
+}

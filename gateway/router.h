@@ -46,6 +46,13 @@ bool gw_router_prefix_matches(const char *prefix, size_t prefix_len, const char 
 int gw_router_strip_prefix(const struct gw_route_conf *route, const char *path, size_t path_len,
 			   const char *query, char *out, size_t out_size);
 
+/*
+ * False when the path holds a dot segment ("/./", "/../", or "." / ".." at the
+ * end), also percent-encoded (%2e): upstreams that normalise paths would
+ * otherwise see a request outside the prefix that routed it.
+ */
+bool gw_path_is_safe(const char *path, size_t len);
+
 /* "GET, POST" for a method mask; out at least 80 bytes. */
 void gw_methods_format(unsigned methods, char *out, size_t out_size);
 

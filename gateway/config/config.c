@@ -1,2 +1,1245 @@
-/* placeholder: replaced by the implementation */
-typedef int gw_placeholder_config_t;
+/*
+ * The configuration loader (config.h): YAML tree to a validated snapshot.
+ *
+ * The loader walks the tree once, in file order, and reports every problem
+ * it meets instead of stopping at the first, so an operator fixes a file in
+ * one round. A value that fails keeps its default and the walk goes on; the
+ * snapshot is thrown away at the end if anything was reported. Checks that
+ * need the whole file (a route naming an upstream defined further down) run
+ * after the walk, so their errors come last.
+ *
+ * Messages name the key and where it is, "'timeout' in route 'checkout': 2h
+ * is out of range (1ms..1h)", and point at the offending node: the key for
+ * an unknown key, the value for a bad value, the mapping for a missing key.
+ */
+#include "config.h"
+#include "units.h"
+#include "yaml_tree.h"
+#include "../util/alloc.h"
+#include "../../modules/module.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define SEC  1000ull
+#define MIN  (60 * SEC)
+#define HOUR (60 * MIN)
+#define KIB  1024ull
+#define MIB  (1024 * KIB)
+
+#define GW_MAX_WORKERS 256
+
+/*
+ * One load in progress. It borrows the tree and the error list; the
+ * snapshot (cfg) is its own until handed to the caller. The per-route node
+ * arrays point into the tree and live only as long as the load.
+ */
+struct loader {
+	const char *file;
+	struct gw_errlist *errs;
+	struct gw_config *cfg;
+	const struct gw_node **route_names;     /* valid 'name' values, else NULL */
+	const struct gw_node **route_upstreams; /* 'upstream' values, else NULL */
+};
+
+/* ---- messages ---------------------------------------------------------- */
+
+static void error_at(struct loader *ld, const struct gw_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void bad_value(struct loader *ld, const struct gw_node *n, const char *key,
+                      const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Adds "FILE:LINE:COL: message" for node n. */
+static void error_at(struct loader *ld, const struct gw_node *n, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	gw_errlist_add(ld->errs, "%s:%u:%u: %s", ld->file, n->line, n->col, msg);
+}
+
+/* "'KEY' in WHERE: message", or "'KEY': message" at the top level. */
+static void bad_value(struct loader *ld, const struct gw_node *n, const char *key,
+                      const char *where, const char *fmt, ...)
+{
+	char msg[640];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (where)
+		error_at(ld, n, "'%s' in %s: %s", key, where, msg);
+	else
+		error_at(ld, n, "'%s': %s", key, msg);
+}
+
+static void missing_key(struct loader *ld, const struct gw_node *map, const char *key,
+                        const char *where)
+{
+	if (where)
+		error_at(ld, map, "missing required key '%s' in %s", key, where);
+	else
+		error_at(ld, map, "missing required key '%s' at top level", key);
+}
+
+/* ---- typed values ------------------------------------------------------ */
+
+static bool want_map(struct loader *ld, const struct gw_node *n, const char *key, const char *where)
+{
+	if (n->type == GW_NODE_MAP)
+		return true;
+	bad_value(ld, n, key, where, "expected a mapping, got %s", gw_node_type_name(n));
+	return false;
+}
+
+/* A list with at least one item; what names the items for the message. */
+static bool want_list(struct loader *ld, const struct gw_node *n, const char *key,
+                      const char *where, const char *what)
+{
+	if (n->type != GW_NODE_SEQ) {
+		bad_value(ld, n, key, where, "expected a list of %s, got %s", what,
+		          gw_node_type_name(n));
+		return false;
+	}
+	if (n->count == 0) {
+		bad_value(ld, n, key, where, "must not be empty");
+		return false;
+	}
+	return true;
+}
+
+/* A scalar that is not YAML's null; what names the expected value. */
+static bool want_scalar(struct loader *ld, const struct gw_node *n, const char *key,
+                        const char *where, const char *what)
+{
+	if (n->type == GW_NODE_SCALAR && !gw_node_is_null(n))
+		return true;
+	bad_value(ld, n, key, where, "expected %s, got %s", what, gw_node_type_name(n));
+	return false;
+}
+
+/* A non-empty string, duplicated into *out (freeing what was there). */
+static int get_string(struct loader *ld, const struct gw_node *n, const char *key,
+                      const char *where, char **out)
+{
+	if (!want_scalar(ld, n, key, where, "a string"))
+		return -1;
+	if (n->value[0] == '\0') {
+		bad_value(ld, n, key, where, "must not be empty");
+		return -1;
+	}
+	free(*out);
+	*out = gw_strdup(n->value);
+	return 0;
+}
+
+/*
+ * Plain decimal only. 0 when *v is set; -1 when the text is not an integer;
+ * -2 when it is one that no range here can hold (negative or over 64 bits),
+ * so the message can say "out of range" rather than "not a number".
+ */
+static int parse_uint(const char *s, uint64_t *v)
+{
+	const char *digits = s[0] == '-' ? s + 1 : s;
+	size_t n = strspn(digits, "0123456789");
+	uint64_t acc = 0;
+
+	if (n == 0 || digits[n] != '\0')
+		return -1;
+	if (digits != s)
+		return -2;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+
+		if (acc > (UINT64_MAX - d) / 10)
+			return -2;
+		acc = acc * 10 + d;
+	}
+	*v = acc;
+	return 0;
+}
+
+static int get_uint(struct loader *ld, const struct gw_node *n, const char *key, const char *where,
+                    uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	int rc;
+
+	if (!want_scalar(ld, n, key, where, "an integer"))
+		return -1;
+	rc = parse_uint(n->value, &v);
+	if (rc == -1) {
+		bad_value(ld, n, key, where, "expected an integer, got '%s'", n->value);
+		return -1;
+	}
+	if (rc == -2 || v < min || v > max) {
+		bad_value(ld, n, key, where, "%s is out of range (%llu..%llu)", n->value,
+		          (unsigned long long)min, (unsigned long long)max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * Tells overflow from nonsense after a unit parser refused text: the same
+ * text with its number replaced by 1 parses only when the unit was right,
+ * so the number itself was too large.
+ */
+static bool unit_overflowed(const char *text, int (*parse)(const char *, uint64_t *))
+{
+	size_t n = strspn(text, "0123456789");
+	char probe[16];
+	uint64_t ignored;
+
+	if (n == 0 || strlen(text + n) + 2 > sizeof(probe))
+		return false;
+	snprintf(probe, sizeof(probe), "1%s", text + n);
+	return parse(probe, &ignored) == 0;
+}
+
+/* A duration or a size (parse says which) within [min, max]. */
+static int get_unit_value(struct loader *ld, const struct gw_node *n, const char *key,
+                          const char *where, int (*parse)(const char *, uint64_t *),
+                          const char *kind, uint64_t min, uint64_t max, const char *range,
+                          uint64_t *out)
+{
+	uint64_t v;
+
+	if (!want_scalar(ld, n, key, where, kind))
+		return -1;
+	if (parse(n->value, &v) < 0) {
+		if (unit_overflowed(n->value, parse))
+			bad_value(ld, n, key, where, "%s is out of range (%s)", n->value, range);
+		else
+			bad_value(ld, n, key, where, "expected %s, got '%s'", kind, n->value);
+		return -1;
+	}
+	if (v < min || v > max) {
+		bad_value(ld, n, key, where, "%s is out of range (%s)", n->value, range);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int get_bool(struct loader *ld, const struct gw_node *n, const char *key, const char *where,
+                    bool *out)
+{
+	if (!want_scalar(ld, n, key, where, "true or false"))
+		return -1;
+	if (strcmp(n->value, "true") == 0) {
+		*out = true;
+		return 0;
+	}
+	if (strcmp(n->value, "false") == 0) {
+		*out = false;
+		return 0;
+	}
+	bad_value(ld, n, key, where, "expected true or false, got '%s'", n->value);
+	return -1;
+}
+
+/* Names: what appears in metrics, Redis keys and the admin API. */
+static bool valid_name(const char *s)
+{
+	return s[0] != '\0' &&
+	       s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")] ==
+	           '\0';
+}
+
+/* RFC 9110 token, the syntax of a header name. */
+static bool valid_token(const char *s)
+{
+	return s[0] != '\0' && s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                                   "0123456789!#$%&'*+-.^_`|~")] == '\0';
+}
+
+/* No spaces, control characters or DEL: they never occur in a path or host. */
+static bool printable_word(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/* ---- addresses --------------------------------------------------------- */
+
+static int parse_port(const char *s, bool allow_zero, unsigned *port, const char **why)
+{
+	size_t n = strspn(s, "0123456789");
+	unsigned long v;
+
+	if (n == 0 || s[n] != '\0' || n > 5) {
+		*why = n == 0 && s[0] == '\0' ? "missing port" : "invalid port";
+		return -1;
+	}
+	v = strtoul(s, NULL, 10);
+	if (v > 65535 || (v == 0 && !allow_zero)) {
+		*why = allow_zero ? "port must be 0..65535" : "port must be 1..65535";
+		return -1;
+	}
+	*port = (unsigned)v;
+	return 0;
+}
+
+static bool valid_hostname(const char *host)
+{
+	return strlen(host) <= 253 &&
+	       host[strspn(host,
+	                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")] ==
+	           '\0' &&
+	       host[0] != '.' && host[0] != '-';
+}
+
+/* getaddrinfo's first answer. Blocking: only ever called at load time. */
+static int resolve_host(const char *host, unsigned port, struct gw_sockaddr *out, const char **why)
+{
+	static _Thread_local char buf[320];
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	char service[8];
+	int rc;
+
+	snprintf(service, sizeof(service), "%u", port);
+	rc = getaddrinfo(host, service, &hints, &res);
+	if (rc != 0 || !res) {
+		snprintf(buf, sizeof(buf), "cannot resolve '%s': %s", host,
+		         rc ? gai_strerror(rc) : "no address");
+		*why = buf;
+		if (res)
+			freeaddrinfo(res);
+		return -1;
+	}
+	memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+	out->len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/*
+ * "IPv4:PORT", "[IPv6]:PORT" or "HOST:PORT". Literal addresses never touch
+ * the resolver; a dotted-digits host that is not a valid IPv4 address is
+ * refused rather than handed to getaddrinfo, which would read "10.1" as
+ * 10.0.0.1.
+ */
+static int parse_sockaddr(const char *text, bool allow_port0, struct gw_sockaddr *out,
+                          const char **why)
+{
+	char host[256];
+	const char *port_text, *end;
+	size_t hlen;
+	unsigned port;
+	bool bracketed = text[0] == '[';
+
+	memset(out, 0, sizeof(*out));
+	if (bracketed) {
+		end = strchr(text, ']');
+		if (!end) {
+			*why = "missing ']' after the IPv6 address";
+			return -1;
+		}
+		hlen = (size_t)(end - text - 1);
+		if (end[1] != ':') {
+			*why = "missing port (expected [IPv6]:PORT)";
+			return -1;
+		}
+		port_text = end + 2;
+		text++;
+	} else {
+		end = strrchr(text, ':');
+		if (!end) {
+			*why = "missing port (expected HOST:PORT)";
+			return -1;
+		}
+		hlen = (size_t)(end - text);
+		port_text = end + 1;
+		if (memchr(text, ':', hlen)) {
+			*why = "IPv6 addresses go in brackets, as in [::1]:8080";
+			return -1;
+		}
+	}
+	if (hlen == 0 || hlen >= sizeof(host)) {
+		*why = hlen ? "host name too long" : "missing host";
+		return -1;
+	}
+	memcpy(host, text, hlen);
+	host[hlen] = '\0';
+	if (parse_port(port_text, allow_port0, &port, why) < 0)
+		return -1;
+
+	if (bracketed) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+			*why = "invalid IPv6 address";
+			return -1;
+		}
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		out->len = sizeof(*sin6);
+		return 0;
+	}
+	if (host[strspn(host, "0123456789.")] == '\0') {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+			*why = "invalid IPv4 address";
+			return -1;
+		}
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		out->len = sizeof(*sin);
+		return 0;
+	}
+	if (!valid_hostname(host)) {
+		*why = "invalid host name";
+		return -1;
+	}
+	return resolve_host(host, port, out, why);
+}
+
+int gw_parse_sockaddr(const char *text, struct gw_sockaddr *out, const char **why)
+{
+	return parse_sockaddr(text, false, out, why);
+}
+
+int gw_parse_bind_sockaddr(const char *text, struct gw_sockaddr *out, const char **why)
+{
+	return parse_sockaddr(text, true, out, why);
+}
+
+/* An address value: a string, resolved now, kept as written in *text. */
+static int get_address(struct loader *ld, const struct gw_node *n, const char *key,
+                       const char *where, bool bind, char **text, struct gw_sockaddr *addr)
+{
+	const char *why = NULL;
+	int rc;
+
+	if (!want_scalar(ld, n, key, where, bind ? "an address ADDR:PORT" : "an address HOST:PORT"))
+		return -1;
+	rc = bind ? gw_parse_bind_sockaddr(n->value, addr, &why)
+	          : gw_parse_sockaddr(n->value, addr, &why);
+	if (rc < 0) {
+		bad_value(ld, n, key, where, "invalid address '%s': %s", n->value, why);
+		return -1;
+	}
+	free(*text);
+	*text = gw_strdup(n->value);
+	return 0;
+}
+
+/* ---- mappings as tables of keys ---------------------------------------- */
+
+enum field_kind {
+	FIELD_U32,      /* integer in [min, max] into a uint32_t */
+	FIELD_DURATION, /* duration in ms in [min, max] into a uint64_t */
+	FIELD_SIZE,     /* size in bytes in [min, max] into a uint64_t */
+	FIELD_BOOL,
+	FIELD_CUSTOM, /* custom() does everything */
+};
+
+/*
+ * One known key of a mapping: its type, where it goes in the object being
+ * filled, its range and its default, in one line of a table.
+ */
+struct field {
+	const char *key;
+	enum field_kind kind;
+	size_t offset;
+	uint64_t min, max, def;
+	const char *range; /* for durations and sizes, as the file spells them */
+	void (*custom)(struct loader *ld, const struct gw_node *value, const char *where,
+	               void *obj);
+};
+
+#define U32(k, type, member, lo, hi, d)                                                            \
+	{                                                                                          \
+		.key = k, .kind = FIELD_U32, .offset = offsetof(type, member), .min = lo,          \
+		.max = hi, .def = d                                                                \
+	}
+#define DURATION(k, type, member, lo, hi, d, text)                                                 \
+	{                                                                                          \
+		.key = k, .kind = FIELD_DURATION, .offset = offsetof(type, member), .min = lo,     \
+		.max = hi, .def = d, .range = text                                                 \
+	}
+#define SIZE(k, type, member, lo, hi, d, text)                                                     \
+	{                                                                                          \
+		.key = k, .kind = FIELD_SIZE, .offset = offsetof(type, member), .min = lo,         \
+		.max = hi, .def = d, .range = text                                                 \
+	}
+#define BOOL(k, type, member, d)                                                                   \
+	{                                                                                          \
+		.key = k, .kind = FIELD_BOOL, .offset = offsetof(type, member), .def = d           \
+	}
+#define CUSTOM(k, fn)                                                                              \
+	{                                                                                          \
+		.key = k, .kind = FIELD_CUSTOM, .custom = fn                                       \
+	}
+#define FIELDS_END                                                                                 \
+	{                                                                                          \
+		.key = NULL                                                                        \
+	}
+
+static void apply_defaults(const struct field *fields, void *obj)
+{
+	for (const struct field *f = fields; f->key; f++) {
+		char *p = (char *)obj + f->offset;
+
+		switch (f->kind) {
+		case FIELD_U32:
+			*(uint32_t *)p = (uint32_t)f->def;
+			break;
+		case FIELD_DURATION:
+		case FIELD_SIZE:
+			*(uint64_t *)p = f->def;
+			break;
+		case FIELD_BOOL:
+			*(bool *)p = f->def != 0;
+			break;
+		case FIELD_CUSTOM:
+			break;
+		}
+	}
+}
+
+static void parse_field(struct loader *ld, const struct field *f, const struct gw_node *value,
+                        const char *where, void *obj)
+{
+	char *p = (char *)obj + f->offset;
+	uint64_t v;
+
+	switch (f->kind) {
+	case FIELD_U32:
+		if (get_uint(ld, value, f->key, where, f->min, f->max, &v) == 0)
+			*(uint32_t *)p = (uint32_t)v;
+		break;
+	case FIELD_DURATION:
+		get_unit_value(ld, value, f->key, where, gw_parse_duration_ms,
+		               "a duration such as 250ms, 2s, 1m or 1h", f->min, f->max, f->range,
+		               (uint64_t *)p);
+		break;
+	case FIELD_SIZE:
+		get_unit_value(ld, value, f->key, where, gw_parse_size,
+		               "a size such as 512, 16k or 8m", f->min, f->max, f->range,
+		               (uint64_t *)p);
+		break;
+	case FIELD_BOOL:
+		get_bool(ld, value, f->key, where, (bool *)p);
+		break;
+	case FIELD_CUSTOM:
+		f->custom(ld, value, where, obj);
+		break;
+	}
+}
+
+/*
+ * Every key of map, through its table line, in file order. extra, when
+ * given, handles a key that the table does not know: 0 when it did, -1 for
+ * "unknown key".
+ */
+static void walk_map(struct loader *ld, const struct gw_node *map, const char *where,
+                     const struct field *fields, void *obj,
+                     int (*extra)(struct loader *ld, const struct gw_node *key,
+                                  const struct gw_node *value, const char *where, void *obj))
+{
+	for (size_t i = 0; i < map->count; i++) {
+		const struct gw_node *key = map->keys[i];
+		const struct field *f = fields;
+
+		while (f->key && strcmp(f->key, key->value) != 0)
+			f++;
+		if (f->key)
+			parse_field(ld, f, map->items[i], where, obj);
+		else if (!extra || extra(ld, key, map->items[i], where, obj) < 0)
+			error_at(ld, key, "unknown key '%s' %s%s", key->value,
+			         where ? "in " : "at top level", where ? where : "");
+	}
+}
+
+/* ---- listen ------------------------------------------------------------ */
+
+static void listen_address(struct loader *ld, const struct gw_node *value, const char *where,
+                           void *obj)
+{
+	struct gw_listen_conf *l = obj;
+
+	get_address(ld, value, "address", where, true, &l->address, &l->addr);
+}
+
+static void listen_tls(struct loader *ld, const struct gw_node *value, const char *where, void *obj)
+{
+	(void)obj;
+	bad_value(ld, value, "tls", where, "TLS listeners are not supported yet");
+}
+
+static const struct field listen_fields[] = {
+    CUSTOM("address", listen_address),
+    CUSTOM("tls", listen_tls),
+    FIELDS_END,
+};
+
+static void parse_listen_entry(struct loader *ld, const struct gw_node *n, size_t i,
+                               struct gw_listen_conf *l)
+{
+	char where[64];
+
+	if (n->type == GW_NODE_SCALAR) {
+		get_address(ld, n, "listen", NULL, true, &l->address, &l->addr);
+		return;
+	}
+	if (n->type != GW_NODE_MAP) {
+		bad_value(ld, n, "listen", NULL, "expected an address or a mapping, got %s",
+		          gw_node_type_name(n));
+		return;
+	}
+	snprintf(where, sizeof(where), "listen entry %zu", i + 1);
+	walk_map(ld, n, where, listen_fields, l, NULL);
+	if (!gw_node_get(n, "address"))
+		missing_key(ld, n, "address", where);
+}
+
+static void parse_listen(struct loader *ld, const struct gw_node *value, const char *where,
+                         void *obj)
+{
+	struct gw_config *cfg = obj;
+
+	if (value->type == GW_NODE_SCALAR && !gw_node_is_null(value)) {
+		cfg->listens = gw_calloc(1, sizeof(*cfg->listens));
+		cfg->nlistens = 1;
+		get_address(ld, value, "listen", where, true, &cfg->listens[0].address,
+		            &cfg->listens[0].addr);
+		return;
+	}
+	if (!want_list(ld, value, "listen", where, "addresses"))
+		return;
+	cfg->listens = gw_calloc(value->count, sizeof(*cfg->listens));
+	cfg->nlistens = value->count;
+	for (size_t i = 0; i < value->count; i++)
+		parse_listen_entry(ld, value->items[i], i, &cfg->listens[i]);
+}
+
+/* The listener used when the file has no 'listen' key. */
+static void default_listen(struct gw_config *cfg)
+{
+	const char *why;
+
+	cfg->listens = gw_calloc(1, sizeof(*cfg->listens));
+	cfg->nlistens = 1;
+	cfg->listens[0].address = gw_strdup("0.0.0.0:8080");
+	gw_parse_bind_sockaddr(cfg->listens[0].address, &cfg->listens[0].addr, &why);
+}
+
+/* ---- workers, access_log, limits --------------------------------------- */
+
+static unsigned online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n > GW_MAX_WORKERS ? GW_MAX_WORKERS : (unsigned)n;
+}
+
+static void parse_workers(struct loader *ld, const struct gw_node *value, const char *where,
+                          void *obj)
+{
+	struct gw_config *cfg = obj;
+	uint64_t v;
+	int rc;
+
+	if (!want_scalar(ld, value, "workers", where, "an integer or auto"))
+		return;
+	if (strcmp(value->value, "auto") == 0) {
+		cfg->workers = online_cpus();
+		return;
+	}
+	rc = parse_uint(value->value, &v);
+	if (rc == -1)
+		bad_value(ld, value, "workers", where, "expected an integer or auto, got '%s'",
+		          value->value);
+	else if (rc == -2 || v < 1 || v > GW_MAX_WORKERS)
+		bad_value(ld, value, "workers", where, "%s is out of range (1..%d, or auto)",
+		          value->value, GW_MAX_WORKERS);
+	else
+		cfg->workers = (unsigned)v;
+}
+
+static void parse_access_log(struct loader *ld, const struct gw_node *value, const char *where,
+                             void *obj)
+{
+	struct gw_config *cfg = obj;
+
+	get_string(ld, value, "access_log", where, &cfg->access_log);
+}
+
+static const struct field limits_fields[] = {
+    U32("max_connections", struct gw_limits_conf, max_connections, 1, 1000000, 10000),
+    SIZE("max_header_bytes", struct gw_limits_conf, max_header_bytes, KIB, MIB, 16 * KIB, "1k..1m"),
+    SIZE("max_body_bytes", struct gw_limits_conf, max_body_bytes, 0, 1024 * MIB, 8 * MIB,
+         "0..1024m"),
+    DURATION("header_timeout", struct gw_limits_conf, header_timeout_ms, 1, HOUR, 10 * SEC,
+             "1ms..1h"),
+    DURATION("body_timeout", struct gw_limits_conf, body_timeout_ms, 1, HOUR, 30 * SEC, "1ms..1h"),
+    DURATION("idle_timeout", struct gw_limits_conf, idle_timeout_ms, 1, HOUR, 60 * SEC, "1ms..1h"),
+    FIELDS_END,
+};
+
+static void parse_limits(struct loader *ld, const struct gw_node *value, const char *where,
+                         void *obj)
+{
+	struct gw_config *cfg = obj;
+
+	if (want_map(ld, value, "limits", where))
+		walk_map(ld, value, "limits", limits_fields, &cfg->limits, NULL);
+}
+
+/* ---- upstreams --------------------------------------------------------- */
+
+static void server_address(struct loader *ld, const struct gw_node *value, const char *where,
+                           void *obj)
+{
+	struct gw_server_conf *s = obj;
+
+	get_address(ld, value, "address", where, false, &s->address, &s->addr);
+}
+
+static const struct field server_fields[] = {
+    CUSTOM("address", server_address),
+    U32("weight", struct gw_server_conf, weight, 1, 1000, 1),
+    FIELDS_END,
+};
+
+static void parse_server(struct loader *ld, const struct gw_node *n, size_t i,
+                         const char *upstream_where, struct gw_server_conf *s)
+{
+	char where[192];
+
+	apply_defaults(server_fields, s);
+	if (n->type == GW_NODE_SCALAR) {
+		get_address(ld, n, "servers", upstream_where, false, &s->address, &s->addr);
+		return;
+	}
+	if (n->type != GW_NODE_MAP) {
+		bad_value(ld, n, "servers", upstream_where,
+		          "expected an address or a mapping, got %s", gw_node_type_name(n));
+		return;
+	}
+	snprintf(where, sizeof(where), "server %zu of %s", i + 1, upstream_where);
+	walk_map(ld, n, where, server_fields, s, NULL);
+	if (!gw_node_get(n, "address"))
+		missing_key(ld, n, "address", where);
+}
+
+static void upstream_servers(struct loader *ld, const struct gw_node *value, const char *where,
+                             void *obj)
+{
+	struct gw_upstream_conf *u = obj;
+
+	if (!want_list(ld, value, "servers", where, "servers"))
+		return;
+	u->servers = gw_calloc(value->count, sizeof(*u->servers));
+	u->nservers = value->count;
+	for (size_t i = 0; i < value->count; i++)
+		parse_server(ld, value->items[i], i, where, &u->servers[i]);
+}
+
+static const char *const balance_names[] = {
+    [GW_BALANCE_ROUND_ROBIN] = "round_robin",
+    [GW_BALANCE_LEAST_REQUEST] = "least_request",
+    [GW_BALANCE_RANDOM] = "random",
+};
+
+static void upstream_balance(struct loader *ld, const struct gw_node *value, const char *where,
+                             void *obj)
+{
+	struct gw_upstream_conf *u = obj;
+
+	if (!want_scalar(ld, value, "balance", where, "round_robin, least_request or random"))
+		return;
+	for (size_t i = 0; i < sizeof(balance_names) / sizeof(balance_names[0]); i++) {
+		if (strcmp(value->value, balance_names[i]) == 0) {
+			u->balance = (enum gw_balance)i;
+			return;
+		}
+	}
+	bad_value(ld, value, "balance", where,
+	          "expected round_robin, least_request or random, got '%s'", value->value);
+}
+
+static const struct field upstream_fields[] = {
+    CUSTOM("servers", upstream_servers),
+    CUSTOM("balance", upstream_balance),
+    DURATION("connect_timeout", struct gw_upstream_conf, connect_timeout_ms, 1, MIN, SEC,
+             "1ms..1m"),
+    U32("max_connections", struct gw_upstream_conf, max_connections, 1, 100000, 256),
+    U32("keepalive", struct gw_upstream_conf, keepalive, 0, 10000, 32),
+    FIELDS_END,
+};
+
+static void parse_upstream(struct loader *ld, const struct gw_node *key,
+                           const struct gw_node *value, struct gw_upstream_conf *u)
+{
+	char where[160];
+
+	/* Kept even when invalid, so routes naming it get no second error. */
+	u->name = gw_strdup(key->value);
+	apply_defaults(upstream_fields, u);
+	if (!valid_name(key->value))
+		error_at(ld, key, "invalid upstream name '%s' (use letters, digits, '_', '.', '-')",
+		         key->value);
+	snprintf(where, sizeof(where), "upstream '%s'", key->value);
+	if (!want_map(ld, value, key->value, "upstreams"))
+		return;
+	walk_map(ld, value, where, upstream_fields, u, NULL);
+	if (!gw_node_get(value, "servers"))
+		missing_key(ld, value, "servers", where);
+}
+
+static void parse_upstreams(struct loader *ld, const struct gw_node *value, const char *where,
+                            void *obj)
+{
+	struct gw_config *cfg = obj;
+
+	if (!want_map(ld, value, "upstreams", where))
+		return;
+	if (value->count == 0) {
+		bad_value(ld, value, "upstreams", where, "must not be empty");
+		return;
+	}
+	cfg->upstreams = gw_calloc(value->count, sizeof(*cfg->upstreams));
+	cfg->nupstreams = value->count;
+	for (size_t i = 0; i < value->count; i++) {
+		cfg->upstreams[i].index = i;
+		parse_upstream(ld, value->keys[i], value->items[i], &cfg->upstreams[i]);
+	}
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+static void route_name(struct loader *ld, const struct gw_node *value, const char *where, void *obj)
+{
+	struct gw_route_conf *r = obj;
+	const struct gw_node **names = ld->route_names;
+
+	if (get_string(ld, value, "name", where, &r->name) < 0)
+		return;
+	if (!valid_name(value->value)) {
+		bad_value(ld, value, "name", where,
+		          "invalid route name '%s' (use letters, digits, '_', '.', '-')",
+		          value->value);
+		return;
+	}
+	for (size_t i = 0; i < r->index; i++) {
+		if (names[i] && strcmp(names[i]->value, value->value) == 0) {
+			error_at(ld, value, "duplicate route name '%s' (first defined at %u:%u)",
+			         value->value, names[i]->line, names[i]->col);
+			return;
+		}
+	}
+	names[r->index] = value;
+}
+
+static void match_path_prefix(struct loader *ld, const struct gw_node *value, const char *where,
+                              void *obj)
+{
+	struct gw_route_conf *r = obj;
+
+	if (!want_scalar(ld, value, "path_prefix", where, "a path"))
+		return;
+	if (value->value[0] != '/') {
+		bad_value(ld, value, "path_prefix", where, "must start with '/', got '%s'",
+		          value->value);
+		return;
+	}
+	if (!printable_word(value->value)) {
+		bad_value(ld, value, "path_prefix", where,
+		          "must not contain spaces or control characters");
+		return;
+	}
+	free(r->path_prefix);
+	r->path_prefix = gw_strdup(value->value);
+}
+
+static void match_host(struct loader *ld, const struct gw_node *value, const char *where, void *obj)
+{
+	struct gw_route_conf *r = obj;
+
+	if (!want_scalar(ld, value, "host", where, "a host name"))
+		return;
+	if (!printable_word(value->value) || strchr(value->value, '/')) {
+		bad_value(ld, value, "host", where, "invalid host '%s'", value->value);
+		return;
+	}
+	free(r->host);
+	r->host = gw_strdup(value->value);
+}
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} method_names[] = {
+    {"GET", GW_METHOD_GET},     {"HEAD", GW_METHOD_HEAD},     {"POST", GW_METHOD_POST},
+    {"PUT", GW_METHOD_PUT},     {"DELETE", GW_METHOD_DELETE}, {"OPTIONS", GW_METHOD_OPTIONS},
+    {"PATCH", GW_METHOD_PATCH},
+};
+
+static void match_method(struct loader *ld, const struct gw_node *n, const char *where,
+                         struct gw_route_conf *r)
+{
+	if (!want_scalar(ld, n, "methods", where, "a method name"))
+		return;
+	for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++) {
+		if (strcmp(n->value, method_names[i].name) == 0) {
+			r->methods |= method_names[i].bit;
+			return;
+		}
+	}
+	if (strcmp(n->value, "CONNECT") == 0 || strcmp(n->value, "TRACE") == 0)
+		bad_value(ld, n, "methods", where,
+		          "%s is not allowed (the gateway refuses CONNECT and TRACE)", n->value);
+	else
+		bad_value(ld, n, "methods", where,
+		          "unknown method '%s' (expected GET, HEAD, POST, PUT, DELETE, OPTIONS "
+		          "or PATCH, in upper case)",
+		          n->value);
+}
+
+static void match_methods(struct loader *ld, const struct gw_node *value, const char *where,
+                          void *obj)
+{
+	if (!want_list(ld, value, "methods", where, "methods"))
+		return;
+	for (size_t i = 0; i < value->count; i++)
+		match_method(ld, value->items[i], where, obj);
+}
+
+/*
+ * Header names compare case-insensitively, so "X-Tenant" and "x-tenant" are
+ * the same condition twice even though YAML sees two different keys.
+ */
+static void match_headers(struct loader *ld, const struct gw_node *value, const char *where,
+                          void *obj)
+{
+	struct gw_route_conf *r = obj;
+	char value_where[224];
+
+	if (!want_map(ld, value, "headers", where))
+		return;
+	snprintf(value_where, sizeof(value_where), "headers of %s", where);
+	r->headers = gw_calloc(value->count ? value->count : 1, sizeof(*r->headers));
+	for (size_t i = 0; i < value->count; i++) {
+		const struct gw_node *key = value->keys[i], *v = value->items[i];
+		bool dup = false;
+
+		if (!valid_token(key->value)) {
+			bad_value(ld, key, "headers", where, "invalid header name '%s'",
+			          key->value);
+			continue;
+		}
+		for (size_t j = 0; j < i && !dup; j++) {
+			if (strcasecmp(value->keys[j]->value, key->value) == 0) {
+				error_at(ld, key, "duplicate header '%s' (first defined at %u:%u)",
+				         key->value, value->keys[j]->line, value->keys[j]->col);
+				dup = true;
+			}
+		}
+		if (dup || v->type != GW_NODE_SCALAR || gw_node_is_null(v)) {
+			if (!dup)
+				bad_value(ld, v, key->value, value_where,
+				          "expected a string, got %s", gw_node_type_name(v));
+			continue;
+		}
+		r->headers[r->nheaders].name = gw_strdup(key->value);
+		r->headers[r->nheaders++].value = gw_strdup(v->value);
+	}
+}
+
+static const struct field match_fields[] = {
+    CUSTOM("path_prefix", match_path_prefix),
+    CUSTOM("host", match_host),
+    CUSTOM("methods", match_methods),
+    CUSTOM("headers", match_headers),
+    FIELDS_END,
+};
+
+static void route_match(struct loader *ld, const struct gw_node *value, const char *where,
+                        void *obj)
+{
+	char match_where[192];
+
+	if (!want_map(ld, value, "match", where))
+		return;
+	snprintf(match_where, sizeof(match_where), "match of %s", where);
+	walk_map(ld, value, match_where, match_fields, obj, NULL);
+}
+
+static void route_upstream(struct loader *ld, const struct gw_node *value, const char *where,
+                           void *obj)
+{
+	struct gw_route_conf *r = obj;
+
+	if (want_scalar(ld, value, "upstream", where, "an upstream name"))
+		ld->route_upstreams[r->index] = value;
+}
+
+static const struct field route_fields[] = {
+    CUSTOM("name", route_name),
+    CUSTOM("match", route_match),
+    CUSTOM("upstream", route_upstream),
+    BOOL("strip_prefix", struct gw_route_conf, strip_prefix, false),
+    DURATION("timeout", struct gw_route_conf, timeout_ms, 1, HOUR, 15 * SEC, "1ms..1h"),
+    FIELDS_END,
+};
+
+/*
+ * A route key that is not core belongs to a module (modules/module.h): the
+ * module parses its own section into a zeroed block the snapshot owns.
+ */
+static int route_module_key(struct loader *ld, const struct gw_node *key,
+                            const struct gw_node *value, const char *where, void *obj)
+{
+	struct gw_route_conf *r = obj;
+	int idx = gw_module_find(key->value);
+	const struct gw_module *m;
+
+	(void)where;
+	if (idx < 0 || idx >= GW_MAX_MODULES)
+		return -1;
+	m = gw_modules[idx];
+	r->module_conf[idx] = gw_calloc(1, m->conf_size);
+	if (m->conf_parse)
+		m->conf_parse(r->module_conf[idx], value, ld->file, ld->errs);
+	return 0;
+}
+
+static void parse_route(struct loader *ld, const struct gw_node *n, struct gw_route_conf *r)
+{
+	const struct gw_node *name = gw_node_get(n, "name");
+	char where[160];
+
+	apply_defaults(route_fields, r);
+	if (n->type != GW_NODE_MAP) {
+		bad_value(ld, n, "routes", NULL, "expected a mapping for each route, got %s",
+		          gw_node_type_name(n));
+		return;
+	}
+	/* Name the route in messages by its name as soon as it has a usable one. */
+	if (name && name->type == GW_NODE_SCALAR && valid_name(name->value))
+		snprintf(where, sizeof(where), "route '%s'", name->value);
+	else
+		snprintf(where, sizeof(where), "route %zu", r->index + 1);
+	walk_map(ld, n, where, route_fields, r, route_module_key);
+	if (!name)
+		missing_key(ld, n, "name", where);
+	if (!gw_node_get(n, "upstream"))
+		missing_key(ld, n, "upstream", where);
+}
+
+static void parse_routes(struct loader *ld, const struct gw_node *value, const char *where,
+                         void *obj)
+{
+	struct gw_config *cfg = obj;
+
+	if (!want_list(ld, value, "routes", where, "routes"))
+		return;
+	cfg->routes = gw_calloc(value->count, sizeof(*cfg->routes));
+	cfg->nroutes = value->count;
+	ld->route_names = gw_calloc(value->count, sizeof(*ld->route_names));
+	ld->route_upstreams = gw_calloc(value->count, sizeof(*ld->route_upstreams));
+	for (size_t i = 0; i < value->count; i++) {
+		cfg->routes[i].index = i;
+		parse_route(ld, value->items[i], &cfg->routes[i]);
+	}
+}
+
+/* Once everything is read: upstream references, defaults, module checks. */
+static void finish_routes(struct loader *ld)
+{
+	struct gw_config *cfg = ld->cfg;
+
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		struct gw_route_conf *r = &cfg->routes[i];
+		const struct gw_node *up = ld->route_upstreams[i];
+		char where[160];
+
+		if (!r->path_prefix)
+			r->path_prefix = gw_strdup("/");
+		r->path_prefix_len = strlen(r->path_prefix);
+		if (!up)
+			continue;
+		r->upstream = (struct gw_upstream_conf *)gw_config_find_upstream(cfg, up->value);
+		if (r->upstream)
+			continue;
+		if (ld->route_names[i])
+			snprintf(where, sizeof(where), "route '%s'", ld->route_names[i]->value);
+		else
+			snprintf(where, sizeof(where), "route %zu", i + 1);
+		bad_value(ld, up, "upstream", where, "unknown upstream '%s'", up->value);
+	}
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		for (size_t m = 0; m < gw_modules_count && m < GW_MAX_MODULES; m++) {
+			const void *conf = cfg->routes[i].module_conf[m];
+
+			if (conf && gw_modules[m]->conf_check)
+				gw_modules[m]->conf_check(conf, &cfg->routes[i], ld->file,
+				                          ld->errs);
+		}
+	}
+}
+
+/* ---- the snapshot ------------------------------------------------------ */
+
+static const struct field top_fields[] = {
+    CUSTOM("listen", parse_listen),
+    CUSTOM("workers", parse_workers),
+    DURATION("drain_timeout", struct gw_config, drain_timeout_ms, 0, HOUR, 10 * SEC, "0..1h"),
+    CUSTOM("access_log", parse_access_log),
+    CUSTOM("limits", parse_limits),
+    CUSTOM("upstreams", parse_upstreams),
+    CUSTOM("routes", parse_routes),
+    FIELDS_END,
+};
+
+static void free_route(struct gw_route_conf *r)
+{
+	free(r->name);
+	free(r->path_prefix);
+	free(r->host);
+	for (size_t i = 0; i < r->nheaders; i++) {
+		free(r->headers[i].name);
+		free(r->headers[i].value);
+	}
+	free(r->headers);
+	for (size_t m = 0; m < gw_modules_count && m < GW_MAX_MODULES; m++) {
+		if (!r->module_conf[m])
+			continue;
+		if (gw_modules[m]->conf_free)
+			gw_modules[m]->conf_free(r->module_conf[m]);
+		free(r->module_conf[m]);
+	}
+}
+
+/* Frees a snapshot, complete or abandoned half-way through a load. */
+static void config_free(struct gw_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nlistens; i++) {
+		free(cfg->listens[i].address);
+		free(cfg->listens[i].tls_cert);
+		free(cfg->listens[i].tls_key);
+	}
+	free(cfg->listens);
+	for (size_t i = 0; i < cfg->nupstreams; i++) {
+		struct gw_upstream_conf *u = &cfg->upstreams[i];
+
+		for (size_t s = 0; s < u->nservers; s++)
+			free(u->servers[s].address);
+		free(u->servers);
+		free(u->name);
+	}
+	free(cfg->upstreams);
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		free_route(&cfg->routes[i]);
+	free(cfg->routes);
+	free(cfg->access_log);
+	free(cfg->file);
+	free(cfg);
+}
+
+static struct gw_config *config_from_doc(const struct gw_yaml_doc *doc, struct gw_errlist *errs)
+{
+	struct gw_config *cfg = gw_calloc(1, sizeof(*cfg));
+	struct loader ld = {.file = doc->file, .errs = errs, .cfg = cfg};
+	const struct gw_node *root = doc->root;
+	size_t errors_before = errs->count;
+
+	atomic_init(&cfg->refs, 1);
+	cfg->file = gw_strdup(doc->file);
+	cfg->workers = online_cpus();
+	cfg->access_log = gw_strdup("stdout");
+	apply_defaults(top_fields, cfg);
+	apply_defaults(limits_fields, &cfg->limits);
+
+	if (root->type != GW_NODE_MAP) {
+		error_at(&ld, root, "top level must be a mapping, got %s", gw_node_type_name(root));
+	} else {
+		walk_map(&ld, root, NULL, top_fields, cfg, NULL);
+		if (!gw_node_get(root, "listen"))
+			default_listen(cfg);
+		if (!gw_node_get(root, "upstreams"))
+			missing_key(&ld, root, "upstreams", NULL);
+		if (!gw_node_get(root, "routes"))
+			missing_key(&ld, root, "routes", NULL);
+		finish_routes(&ld);
+	}
+	free(ld.route_names);
+	free(ld.route_upstreams);
+	if (doc->nerrors || errs->count != errors_before) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+struct gw_config *gw_config_load(const char *file, struct gw_errlist *errs)
+{
+	struct gw_yaml_doc doc;
+	struct gw_config *cfg;
+
+	if (gw_yaml_load(file, &doc, errs) < 0)
+		return NULL;
+	cfg = config_from_doc(&doc, errs);
+	gw_yaml_free(&doc);
+	return cfg;
+}
+
+struct gw_config *gw_config_load_string(const char *name, const char *yaml, struct gw_errlist *errs)
+{
+	struct gw_yaml_doc doc;
+	struct gw_config *cfg;
+
+	if (gw_yaml_load_string(name, yaml, strlen(yaml), &doc, errs) < 0)
+		return NULL;
+	cfg = config_from_doc(&doc, errs);
+	gw_yaml_free(&doc);
+	return cfg;
+}
+
+struct gw_config *gw_config_ref(struct gw_config *config)
+{
+	if (config)
+		atomic_fetch_add_explicit(&config->refs, 1, memory_order_relaxed);
+	return config;
+}
+
+void gw_config_unref(struct gw_config *config)
+{
+	/* acq_rel: the last owner must see every write made through the others. */
+	if (config && atomic_fetch_sub_explicit(&config->refs, 1, memory_order_acq_rel) == 1)
+		config_free(config);
+}
+
+const struct gw_upstream_conf *gw_config_find_upstream(const struct gw_config *config,
+                                                       const char *name)
+{
+	if (!config || !name)
+		return NULL;
+	for (size_t i = 0; i < config->nupstreams; i++)
+		if (config->upstreams[i].name && strcmp(config->upstreams[i].name, name) == 0)
+			return &config->upstreams[i];
+	return NULL;
+}

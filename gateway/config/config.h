@@ -145,7 +145,13 @@ void gw_config_unref(struct gw_config *config);
 const struct gw_upstream_conf *gw_config_find_upstream(const struct gw_config *config,
 						       const char *name);
 
-/* Parses "IP:PORT" or "[IPv6]:PORT" or "HOST:PORT" (resolved now). 0 or -1. */
+/*
+ * Parses "IP:PORT" or "[IPv6]:PORT" or "HOST:PORT" (resolved now, first
+ * answer of getaddrinfo), port 1..65535. 0, or -1 with *why set to a short
+ * reason (static or thread-local storage: valid until the next call).
+ */
 int gw_parse_sockaddr(const char *text, struct gw_sockaddr *out, const char **why);
+/* Same for an address to bind to: port 0 (any port) is accepted too. */
+int gw_parse_bind_sockaddr(const char *text, struct gw_sockaddr *out, const char **why);
 
 #endif

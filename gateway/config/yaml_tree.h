@@ -32,15 +32,25 @@ struct gw_node {
 	size_t count;
 };
 
+/* Deepest nesting of mappings and lists accepted (the root counts as 1). */
+#define GW_YAML_MAX_DEPTH 32
+
 struct gw_yaml_doc {
 	char *file; /* as given, used in messages */
 	struct gw_node *root;
+	/*
+	 * Problems already added to errs that still left a usable tree (a
+	 * duplicate key, of which the first one is kept; an anchor). The
+	 * document is invalid all the same: the caller may walk the tree to
+	 * report more errors, but must then fail.
+	 */
+	unsigned nerrors;
 };
 
 /*
- * Parses FILE. On success returns 0 and fills *doc. On failure returns -1 and
- * adds "FILE:LINE:COL: message" lines to errs (an unreadable file gives
- * "FILE: message").
+ * Parses FILE. On success returns 0 and fills *doc (check doc->nerrors). On
+ * failure returns -1, leaves nothing to free, and adds "FILE:LINE:COL:
+ * message" lines to errs (an unreadable file gives "FILE: message").
  */
 int gw_yaml_load(const char *file, struct gw_yaml_doc *doc, struct gw_errlist *errs);
 /* Same, from a memory buffer; name is used in messages. */
@@ -50,7 +60,10 @@ void gw_yaml_free(struct gw_yaml_doc *doc);
 
 /* The value of key in a map node, or NULL. */
 const struct gw_node *gw_node_get(const struct gw_node *map, const char *key);
-/* Human name of a node type for messages: "a string", "a mapping", "a list". */
+/* Human name of a node type for messages: "a string", "a mapping", "a list";
+ * "an empty value" for a YAML null (nothing, "~" or "null", unquoted). */
 const char *gw_node_type_name(const struct gw_node *node);
+/* True for an unquoted empty, "~" or "null" scalar: YAML's null. */
+bool gw_node_is_null(const struct gw_node *node);
 
 #endif

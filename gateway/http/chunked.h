@@ -8,6 +8,7 @@
 #ifndef GW_HTTP_CHUNKED_H
 #define GW_HTTP_CHUNKED_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct evbuffer;

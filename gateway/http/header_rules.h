@@ -23,4 +23,15 @@ void gw_request_id_new(char out[33]);
  * bytes without spaces or quotes; otherwise the gateway makes a new one. */
 bool gw_request_id_acceptable(const char *value, size_t len);
 
+/*
+ * Iterates over the elements of a comma-separated header value (RFC 9110
+ * 5.6.1): *pos advances from value towards end; each call stores the next
+ * non-empty element, OWS trimmed, in *elem / *elem_len and returns true, or
+ * returns false when none is left. Empty elements ("a, ,b") are skipped.
+ */
+bool gw_http_list_next(const char **pos, const char *end, const char **elem, size_t *elem_len);
+
+/* True when the comma-separated value contains token (case-insensitive). */
+bool gw_http_list_has(const char *value, size_t len, const char *token, size_t token_len);
+
 #endif

@@ -35,6 +35,9 @@ struct gw_request_head {
 	size_t method_len;
 	const char *target;
 	size_t target_len;
+	const char *path; /* origin-form part of the target: the target itself, or what follows
+			     the authority of an absolute-form target (may be empty), or "*" */
+	size_t path_len;
 	int version_major;
 	int version_minor;
 	bool has_content_length;
@@ -83,5 +86,39 @@ enum gw_head_verdict gw_request_head_check(const char *buf, size_t len, uint64_t
 /* Offset just past the end of the head ("\r\n\r\n", or "\n\n" so that a
  * bare-LF head is found and refused), or 0 when not found in buf. */
 size_t gw_request_head_end(const char *buf, size_t len);
+
+/*
+ * Character classes of RFC 9110/9112, shared by the gateway's HTTP parsers
+ * (one table lookup per byte).
+ */
+enum gw_http_cclass_bits {
+	GW_HTTP_TCHAR = 1,  /* token: ALPHA DIGIT !#$%&'*+-.^_`|~ */
+	GW_HTTP_FIELD = 2,  /* field value / reason phrase: VCHAR SP HTAB obs-text */
+	GW_HTTP_TARGET = 4, /* request target: VCHAR (0x21..0x7e) */
+	GW_HTTP_HOST = 8,   /* uri-host [":" port]: unreserved sub-delims pct ":" "[" "]" */
+};
+
+extern const unsigned char gw_http_cclass[256];
+
+static inline bool gw_http_is(char c, unsigned int cls)
+{
+	return gw_http_cclass[(unsigned char)c] & cls;
+}
+
+static inline unsigned char gw_http_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* ASCII case-insensitive equality of a (alen bytes) and b (blen bytes). */
+static inline bool gw_http_ieq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (alen != blen)
+		return false;
+	for (size_t i = 0; i < alen; i++)
+		if (gw_http_lower((unsigned char)a[i]) != gw_http_lower((unsigned char)b[i]))
+			return false;
+	return true;
+}
 
 #endif

@@ -1,2 +1,133 @@
-/* placeholder: replaced by the implementation */
-typedef int gw_placeholder_pool_t;
+#include "pool.h"
+#include "balancer.h"
+
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "../util/alloc.h"
+#include "../worker.h"
+
+struct gw_pool *gw_pool_new(struct gw_worker *w, const struct gw_upstream_conf *conf,
+			    unsigned nworkers)
+{
+	struct gw_pool *pool = gw_calloc(1, sizeof(*pool));
+
+	pool->worker = w;
+	pool->conf = conf;
+	pool->nservers = conf->nservers;
+	pool->servers = gw_calloc(conf->nservers, sizeof(*pool->servers));
+	pool->usable = gw_calloc(conf->nservers, sizeof(*pool->usable));
+	pool->inflight = gw_calloc(conf->nservers, sizeof(*pool->inflight));
+	/* The process-wide limit, split evenly: no lock on the request path. */
+	pool->max_open = (conf->max_connections + nworkers - 1) / nworkers;
+	pool->balancer = gw_balancer_new(conf, gw_worker_random(w));
+	for (size_t i = 0; i < conf->nservers; i++) {
+		struct gw_pool_server *s = &pool->servers[i];
+		s->pool = pool;
+		s->index = i;
+		s->conf = &conf->servers[i];
+		TAILQ_INIT(&s->idle);
+		TAILQ_INIT(&s->waiters);
+		pool->usable[i] = true;
+	}
+	return pool;
+}
+
+void gw_pool_free(struct gw_pool *pool)
+{
+	for (size_t i = 0; i < pool->nservers; i++) {
+		struct gw_upconn *c;
+		while ((c = TAILQ_FIRST(&pool->servers[i].idle)) != NULL)
+			gw_upconn_close(c);
+	}
+	gw_balancer_free(pool->balancer);
+	free(pool->servers);
+	free(pool->usable);
+	free(pool->inflight);
+	free(pool);
+}
+
+int gw_pool_pick(struct gw_pool *pool)
+{
+	if (pool->nservers == 1)
+		return pool->usable[0] ? 0 : -1;
+	return gw_balancer_pick(pool->balancer, pool->usable, pool->inflight);
+}
+
+struct gw_upconn *gw_pool_get(struct gw_pool *pool, size_t idx, struct gw_pool_waiter *waiter)
+{
+	struct gw_pool_server *s = &pool->servers[idx];
+	struct gw_upconn *c = TAILQ_FIRST(&s->idle);
+
+	if (c) {
+		TAILQ_REMOVE(&s->idle, c, link);
+		s->nidle--;
+		c->state = GW_UPCONN_WAITING;
+		event_del(c->timer_ev);
+		return c;
+	}
+	if (s->nopen < pool->max_open) {
+		c = gw_upconn_connect(s);
+		if (c)
+			return c;
+		/* socket() or connect() failed at once: let the caller see a
+		 * connect failure through a connection that is never made. */
+		return NULL;
+	}
+	waiter->queued = true;
+	TAILQ_INSERT_TAIL(&s->waiters, waiter, link);
+	return NULL;
+}
+
+void gw_pool_cancel_wait(struct gw_pool *pool, size_t idx, struct gw_pool_waiter *waiter)
+{
+	if (!waiter->queued)
+		return;
+	TAILQ_REMOVE(&pool->servers[idx].waiters, waiter, link);
+	waiter->queued = false;
+}
+
+static struct gw_pool_waiter *next_waiter(struct gw_pool_server *s)
+{
+	struct gw_pool_waiter *w = TAILQ_FIRST(&s->waiters);
+
+	if (w) {
+		TAILQ_REMOVE(&s->waiters, w, link);
+		w->queued = false;
+	}
+	return w;
+}
+
+void gw_pool_release(struct gw_upconn *c)
+{
+	struct gw_pool_server *s = c->server;
+	struct gw_pool_waiter *w = next_waiter(s);
+
+	if (w) {
+		c->state = GW_UPCONN_WAITING;
+		event_del(c->timer_ev);
+		event_del(c->read_ev);
+		w->ready(w, c);
+		return;
+	}
+	if (s->nidle >= s->pool->conf->keepalive || s->pool->worker->draining) {
+		gw_upconn_close(c);
+		return;
+	}
+	gw_upconn_make_idle(c);
+	TAILQ_INSERT_HEAD(&s->idle, c, link); /* most recently used first: warmest */
+	s->nidle++;
+}
+
+void gw_pool_closed(struct gw_pool_server *s)
+{
+	struct gw_pool_waiter *w;
+	struct gw_upconn *c;
+
+	if (TAILQ_EMPTY(&s->waiters) || s->nopen >= s->pool->max_open)
+		return;
+	w = next_waiter(s);
+	c = gw_upconn_connect(s);
+	w->ready(w, c); /* c may be NULL: the waiter reports a connect failure */
+}

@@ -1,0 +1,99 @@
+/*
+ * The gateway's guard on each client connection, around evhttp.
+ *
+ * evhttp parses leniently and has a single inactivity timer, so the gateway
+ * watches every connection itself:
+ *   - it sees every byte of a request head before evhttp does (an evbuffer
+ *     callback on the connection's input) and checks it strictly
+ *     (http/request_head.h); a bad head is answered 4xx/5xx with
+ *     Connection: close and never reaches evhttp's parser or an upstream;
+ *   - it enforces real deadlines: header_timeout from the first byte of a
+ *     head to its end (a slowloris that trickles a line a second is cut off
+ *     on time), body_timeout for the body, idle_timeout between requests;
+ *   - it counts connections for limits.max_connections;
+ *   - it notices a client that goes away while its request waits for an
+ *     upstream (EV_CLOSED), so that upstream work is cancelled.
+ *
+ * Phases of a connection:
+ *
+ *   IDLE --first byte--> HEAD --head ok--> BODY --evhttp delivers--> BUSY
+ *     ^                   |  \--bad head/too slow--> REJECT (answer, close)
+ *     +----reply sent-----+-------------------------------------------+
+ *
+ * Ownership: created by evhttp's bufferevent callback, freed when evhttp
+ * frees the connection (its close callback). The worker lists it.
+ */
+#ifndef GW_CLIENT_CONN_H
+#define GW_CLIENT_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/util.h>
+
+struct bufferevent;
+struct event;
+struct event_base;
+struct evhttp_connection;
+struct evhttp_request;
+struct gw_worker;
+struct gw_txn;
+
+enum gw_conn_phase {
+	GW_CONN_ATTACHING = 0, /* accepted; evhttp not yet done setting it up */
+	GW_CONN_IDLE,          /* waiting for the first byte of a request */
+	GW_CONN_HEAD,          /* reading a request head */
+	GW_CONN_BODY,          /* head checked; evhttp reads the body */
+	GW_CONN_BUSY,          /* request delivered; a transaction owns it */
+	GW_CONN_REJECT,        /* answering a refused request, then closing */
+};
+
+struct gw_client_conn {
+	struct gw_worker *worker;
+	struct bufferevent *bev;         /* owned by evhttp */
+	struct evhttp_connection *evcon; /* owned by evhttp */
+	evutil_socket_t fd;
+	enum gw_conn_phase phase;
+	bool fresh; /* no request seen yet on this connection */
+
+	struct event *timer;     /* owned: deadlines, and deferred work */
+	struct event *closed_ev; /* owned: EV_CLOSED while BUSY */
+
+	char *head_buf; /* owned: copy of a head arriving in pieces */
+	size_t head_len, head_cap;
+	uint64_t body_raw_bytes; /* chunked body bytes seen (limit check) */
+	bool body_chunked;
+	bool head_complete_in_buffer;
+
+	int reject_status; /* GW_CONN_REJECT: what to answer */
+	const char *reject_code;
+
+	struct gw_txn *txn; /* the request being served, or NULL */
+	unsigned requests;  /* served on this connection */
+	char client_ip[48];
+
+	TAILQ_ENTRY(gw_client_conn) link; /* in worker->conns */
+};
+
+/* evhttp_set_bevcb callback: arg is the worker. */
+struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg);
+
+/* The connection a request arrived on. */
+struct gw_client_conn *gw_client_conn_of(struct evhttp_request *req);
+
+/* The request was delivered to the gateway: stop head/body deadlines. */
+void gw_client_conn_request_begins(struct gw_client_conn *cc, struct gw_txn *txn);
+/* Watch for the client going away while the request waits (EV_CLOSED). */
+void gw_client_conn_watch_close(struct gw_client_conn *cc, bool on);
+/* The transaction is done with the connection (reply finished or aborted). */
+void gw_client_conn_request_ends(struct gw_client_conn *cc);
+/* Closes the connection now (client gone, reply impossible). */
+void gw_client_conn_abort(struct gw_client_conn *cc);
+/* Closes it now if no request is in progress (drain). */
+void gw_client_conn_close_if_idle(struct gw_client_conn *cc);
+
+/* Process-wide table from socket to connection, sized at start-up. */
+void gw_client_conn_table_init(void);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * One request's life, start to end, in one place:
+ *
+ *   evhttp delivers a checked request -> route -> admit (modules) -> pick a
+ *   server and get a pooled connection -> send the request with the gateway's
+ *   header rules -> relay the response (whole, or streamed with backpressure)
+ *   -> access log.
+ *
+ * Deadlines: the route timeout covers everything up to the response head
+ * (504 upstream_timeout); while a body streams, the same duration bounds the
+ * silence between two pieces, so a long download is not cut off while it
+ * makes progress.
+ *
+ * Ownership: a transaction is created by gw_txn_handle and frees itself when
+ * the reply is finished or the client is gone. It holds a reference to the
+ * config snapshot it started on.
+ */
+#ifndef GW_TXN_H
+#define GW_TXN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "upstream/pool.h"
+
+struct evhttp_request;
+struct event;
+struct gw_worker;
+struct gw_client_conn;
+
+struct gw_txn {
+	struct gw_worker *worker;
+	struct gw_client_conn *cc;  /* NULL once the connection is gone */
+	struct evhttp_request *req; /* NULL once evhttp has freed it */
+	struct gw_config *config;   /* reference */
+	const struct gw_route_conf *route;
+	struct gw_pool *pool;
+
+	int server_idx;
+	struct gw_upconn *up; /* the connection of the current try */
+	bool up_reused;
+	bool try_active; /* counted in pool->inflight[server_idx] */
+	unsigned stale_retries;
+	struct gw_pool_waiter waiter;
+	struct event *deadline_ev; /* owned */
+
+	uint64_t start_us;
+	uint64_t deadline_ms;
+	unsigned method;
+	bool head_request;
+	bool client_http10;
+	char request_id[33];
+
+	/* reply */
+	int status;
+	uint64_t bytes_sent;
+	bool reply_started;
+	bool client_gone;
+	const char *error_code;
+	struct evbuffer *held_body; /* HTTP/1.0 client, unknown length: whole body */
+};
+
+/* evhttp_set_gencb callback: arg is the worker. */
+void gw_txn_handle(struct evhttp_request *req, void *arg);
+/* The client connection closed while the transaction ran. */
+void gw_txn_client_gone(struct gw_txn *txn);
+
+#endif

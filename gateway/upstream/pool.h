@@ -1,0 +1,79 @@
+/*
+ * Per-worker connection pools, one per upstream.
+ *
+ * Each server slot keeps its idle keep-alive connections (at most
+ * `keepalive`), counts its open ones (at most its share of
+ * `max_connections`: the limit is per server for the whole process and is
+ * split evenly over workers so that no lock is needed), and queues the
+ * requests waiting for a connection when the limit is reached. A waiting
+ * request is bounded by its route timeout.
+ *
+ * Ownership: the worker owns its pools; a pool owns its servers' connections
+ * and balancer. Waiters belong to their transactions.
+ */
+#ifndef GW_UPSTREAM_POOL_H
+#define GW_UPSTREAM_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "../config/config.h"
+#include "upconn.h"
+
+struct gw_worker;
+struct gw_balancer;
+struct gw_pool;
+
+struct gw_pool_waiter {
+	void (*ready)(struct gw_pool_waiter *w, struct gw_upconn *c);
+	bool queued;
+	TAILQ_ENTRY(gw_pool_waiter) link;
+};
+
+TAILQ_HEAD(gw_upconn_list, gw_upconn);
+TAILQ_HEAD(gw_waiter_list, gw_pool_waiter);
+
+struct gw_pool_server {
+	struct gw_pool *pool;
+	size_t index;
+	const struct gw_server_conf *conf;
+	struct gw_upconn_list idle;
+	unsigned nidle;
+	unsigned nopen; /* connecting, idle and busy */
+	struct gw_waiter_list waiters;
+};
+
+struct gw_pool {
+	struct gw_worker *worker;
+	const struct gw_upstream_conf *conf;
+	struct gw_pool_server *servers;
+	size_t nservers;
+	unsigned max_open; /* per server, this worker's share */
+	struct gw_balancer *balancer;
+	bool *usable;       /* per server: may take new tries */
+	uint32_t *inflight; /* per server: tries in progress from this worker */
+};
+
+struct gw_pool *gw_pool_new(struct gw_worker *w, const struct gw_upstream_conf *conf,
+			    unsigned nworkers);
+void gw_pool_free(struct gw_pool *pool);
+
+/* Server index for a new try, or -1 when none can take it. */
+int gw_pool_pick(struct gw_pool *pool);
+/*
+ * A connection to server idx: an idle one, or a new one while under the
+ * limit (returned still connecting: requests written to it go out once
+ * connected). NULL when at the limit: the waiter is queued and its ready
+ * callback gets a connection later, unless gw_pool_cancel_wait comes first.
+ */
+struct gw_upconn *gw_pool_get(struct gw_pool *pool, size_t idx, struct gw_pool_waiter *waiter);
+void gw_pool_cancel_wait(struct gw_pool *pool, size_t idx, struct gw_pool_waiter *waiter);
+
+/* Called by upconn: a response completed and the connection can carry
+ * another request; it goes to a waiter, to the idle list, or is closed. */
+void gw_pool_release(struct gw_upconn *c);
+/* Called by upconn when a connection closes: frees a slot for a waiter. */
+void gw_pool_closed(struct gw_pool_server *server);
+
+#endif
