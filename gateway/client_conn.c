@@ -224,7 +224,8 @@ static void head_copy_reset(struct gw_client_conn *cc)
 
 /* Appends n bytes at offset of buf to the copy, up to the head limit + 4
  * (enough to see that the limit is passed). */
-static void head_copy_add(struct gw_client_conn *cc, struct evbuffer *buf, size_t offset, size_t n)
+static size_t head_copy_add(struct gw_client_conn *cc, struct evbuffer *buf, size_t offset,
+			    size_t n)
 {
 	size_t cap = (size_t)limits_of(cc)->max_header_bytes + 4;
 	struct evbuffer_ptr pos;
@@ -232,7 +233,7 @@ static void head_copy_add(struct gw_client_conn *cc, struct evbuffer *buf, size_
 	if (cc->head_len + n > cap)
 		n = cap - cc->head_len;
 	if (n == 0)
-		return;
+		return 0;
 	if (cc->head_len + n > cc->head_cap) {
 		size_t want = cc->head_cap ? cc->head_cap : 1024;
 		while (want < cc->head_len + n)
@@ -243,11 +244,61 @@ static void head_copy_add(struct gw_client_conn *cc, struct evbuffer *buf, size_
 	evbuffer_ptr_set(buf, &pos, offset, EVBUFFER_PTR_SET);
 	evbuffer_copyout_from(buf, &pos, cc->head_buf + cc->head_len, n);
 	cc->head_len += n;
+	return n;
 }
 
-/* Checks a head; p/len are what is known of it, extra counts bytes that
- * arrived but were not copied. Returns true while more bytes are needed. */
-static bool check_head(struct gw_client_conn *cc, const char *p, size_t len, size_t extra)
+/* Follows a chunked body's framing over n bytes at offset of buf. */
+static void body_bytes(struct gw_client_conn *cc, struct evbuffer *buf, size_t offset, size_t n);
+
+static void body_scan(struct gw_client_conn *cc, const char *p, size_t n)
+{
+	size_t used = 0;
+
+	if (!cc->body_chunked || cc->phase != GW_CONN_BODY || n == 0)
+		return;
+	switch (gw_chunk_scan_feed(&cc->body_scan, p, n, limits_of(cc)->max_body_bytes, &used)) {
+	case GW_CSCAN_MORE:
+		break;
+	case GW_CSCAN_FINISHED:
+		cc->body_chunked = false; /* what follows is the next request */
+		break;
+	case GW_CSCAN_BAD:
+		refuse(cc, 400, "bad_request");
+		break;
+	case GW_CSCAN_TOO_LARGE:
+		refuse(cc, 413, "body_too_large");
+		break;
+	}
+}
+
+static void body_bytes(struct gw_client_conn *cc, struct evbuffer *buf, size_t offset, size_t n)
+{
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec vec[8];
+
+	/* Walks the buffer's chains without copying. */
+	while (n > 0 && cc->body_chunked && cc->phase == GW_CONN_BODY) {
+		int nvec;
+
+		if (evbuffer_ptr_set(buf, &pos, offset, EVBUFFER_PTR_SET) < 0)
+			return;
+		nvec = evbuffer_peek(buf, (ev_ssize_t)n, &pos, vec, 8);
+		for (int i = 0; i < nvec && i < 8 && n > 0; i++) {
+			size_t take = vec[i].iov_len < n ? vec[i].iov_len : n;
+			body_scan(cc, vec[i].iov_base, take);
+			offset += take;
+			n -= take;
+		}
+		if (nvec <= 0)
+			return;
+	}
+}
+
+/* Checks a head; p/len are what is known of it; the extra bytes at
+ * extra_off of buf arrived too but are not in p. Returns true while more
+ * bytes are needed. */
+static bool check_head(struct gw_client_conn *cc, const char *p, size_t len, struct evbuffer *buf,
+		       size_t extra_off, size_t extra)
 {
 	const struct gw_limits_conf *lim = limits_of(cc);
 	struct gw_request_head head;
@@ -267,31 +318,45 @@ static bool check_head(struct gw_client_conn *cc, const char *p, size_t len, siz
 		return false;
 	}
 	cc->phase = GW_CONN_BODY;
-	cc->body_chunked = head.chunked;
-	cc->body_raw_bytes = len - head.head_len + extra;
-	if (head.chunked && cc->body_raw_bytes > lim->max_body_bytes) {
-		refuse(cc, 413, "body_too_large");
-		return false;
-	}
 	arm_timer(cc, lim->body_timeout_ms);
+	cc->body_chunked = head.chunked;
+	memset(&cc->body_scan, 0, sizeof(cc->body_scan));
+	body_scan(cc, p + head.head_len, len - head.head_len);
+	body_bytes(cc, buf, extra_off, extra);
 	return false;
 }
 
 /* New bytes (n at offset) while a head is read. */
 static void head_bytes(struct gw_client_conn *cc, struct evbuffer *buf, size_t offset, size_t n)
 {
+	size_t copied;
+
 	if (cc->head_len == 0 && offset == 0) {
 		size_t len = evbuffer_get_length(buf);
+		unsigned char lead[4];
+		size_t skip = 0;
+
+		/* RFC 9112 2.2: empty lines before a request line are ignored
+		 * (evhttp would refuse them, so they go before it looks). */
+		evbuffer_copyout(buf, lead, len < 4 ? len : 4);
+		while (skip + 1 < len && skip < 4 && lead[skip] == '\r' && lead[skip + 1] == '\n')
+			skip += 2;
+		if (skip) {
+			evbuffer_drain(buf, skip);
+			len -= skip;
+			if (len == 0)
+				return;
+		}
 		size_t cap = (size_t)limits_of(cc)->max_header_bytes + 4;
 		size_t want = len < cap ? len : cap;
 		const char *p = (const char *)evbuffer_pullup(buf, (ev_ssize_t)want);
 
-		if (check_head(cc, p, want, len - want))
+		if (check_head(cc, p, want, buf, want, len - want))
 			head_copy_add(cc, buf, 0, want);
 		return;
 	}
-	head_copy_add(cc, buf, offset, n);
-	if (!check_head(cc, cc->head_buf, cc->head_len, 0))
+	copied = head_copy_add(cc, buf, offset, n);
+	if (!check_head(cc, cc->head_buf, cc->head_len, buf, offset + copied, n - copied))
 		head_copy_reset(cc);
 }
 
@@ -316,11 +381,7 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 		head_bytes(cc, buf, info->orig_size, info->n_added);
 		break;
 	case GW_CONN_BODY:
-		if (cc->body_chunked) {
-			cc->body_raw_bytes += info->n_added;
-			if (cc->body_raw_bytes > limits_of(cc)->max_body_bytes)
-				refuse(cc, 413, "body_too_large");
-		}
+		body_bytes(cc, buf, info->orig_size, info->n_added);
 		break;
 	case GW_CONN_REJECT:
 		evbuffer_drain(buf, evbuffer_get_length(buf));

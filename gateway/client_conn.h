@@ -32,6 +32,8 @@
 
 #include <event2/util.h>
 
+#include "http/chunked_scan.h"
+
 struct bufferevent;
 struct event;
 struct event_base;
@@ -62,9 +64,8 @@ struct gw_client_conn {
 
 	char *head_buf; /* owned: copy of a head arriving in pieces */
 	size_t head_len, head_cap;
-	uint64_t body_raw_bytes; /* chunked body bytes seen (limit check) */
-	bool body_chunked;
-	bool head_complete_in_buffer;
+	struct gw_chunk_scan body_scan; /* a chunked body's framing, checked */
+	bool body_chunked;              /* and not finished yet */
 
 	int reject_status; /* GW_CONN_REJECT: what to answer */
 	const char *reject_code;

@@ -35,7 +35,7 @@ static int format_body(const struct gw_error_reply *e, char *out, size_t size)
 			e->request_id);
 }
 
-void gw_reply_error(struct evhttp_request *req, const struct gw_error_reply *e)
+size_t gw_reply_error(struct evhttp_request *req, const struct gw_error_reply *e)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	struct evbuffer *body = evbuffer_new();
@@ -59,8 +59,10 @@ void gw_reply_error(struct evhttp_request *req, const struct gw_error_reply *e)
 		evbuffer_add(body, text, (size_t)n);
 	else
 		evhttp_add_header(out, "Content-Length", "0");
+	n = (int)evbuffer_get_length(body);
 	evhttp_send_reply(req, e->status, gw_reply_reason(e->status), body);
 	evbuffer_free(body);
+	return (size_t)n;
 }
 
 size_t gw_reply_error_raw(const struct gw_error_reply *e, char *out, size_t out_size)

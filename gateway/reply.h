@@ -20,8 +20,8 @@ struct gw_error_reply {
 	int retry_after_s;      /* > 0: Retry-After */
 };
 
-/* Sends it through evhttp. */
-void gw_reply_error(struct evhttp_request *req, const struct gw_error_reply *e);
+/* Sends it through evhttp. Returns the body bytes sent. */
+size_t gw_reply_error(struct evhttp_request *req, const struct gw_error_reply *e);
 /* Formats it as raw HTTP/1.1 bytes (for connections evhttp has not parsed a
  * request on yet). Returns the length, or 0 when out is too small. */
 size_t gw_reply_error_raw(const struct gw_error_reply *e, char *out, size_t out_size);

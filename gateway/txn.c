@@ -143,10 +143,8 @@ static void fail_request(struct gw_txn *txn, int status, const char *code, const
 
 	txn->status = status;
 	txn->error_code = code;
-	if (txn->req) {
-		gw_reply_error(txn->req, &e);
-		txn->bytes_sent = 0;
-	}
+	if (txn->req)
+		txn->bytes_sent = gw_reply_error(txn->req, &e);
 	txn_end(txn);
 }
 
@@ -405,7 +403,8 @@ static int write_request(struct gw_txn *txn, struct evbuffer *out)
 	const struct evkeyval *h;
 	int n;
 
-	n = gw_router_strip_prefix(txn->route, uri, path_len, query, target, sizeof(target));
+	n = gw_router_strip_prefix(txn->route, uri, path_len, query ? query + 1 : NULL, target,
+				   sizeof(target));
 	if (n < 0)
 		return -1;
 	evbuffer_add(out, method_name(txn->method), strlen(method_name(txn->method)));
@@ -549,6 +548,11 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 	txn->method = (unsigned)evhttp_request_get_command(req);
 	txn->head_request = txn->method == GW_METHOD_HEAD;
 	txn->client_http10 = req->major == 1 && req->minor == 0;
+	if (req->major == 1 && req->minor > 1)
+		req->minor = 1; /* HTTP/1.2 and up are served as 1.1 */
+	/* An absolute-form target is not a forward-proxy request here (the
+	 * check against Host is done); keep-alive rules stay those of HTTP. */
+	req->flags &= ~EVHTTP_PROXY_REQUEST;
 	txn->deadline_ev = evtimer_new(w->base, on_deadline, txn);
 	w->inflight++;
 	pick_request_id(txn);

@@ -6,7 +6,7 @@
  * one round. A value that fails keeps its default and the walk goes on; the
  * snapshot is thrown away at the end if anything was reported. Checks that
  * need the whole file (a route naming an upstream defined further down) run
- * after the walk, so their errors come last.
+ * after the walk; the errors are then sorted into file order.
  *
  * Messages name the key and where it is, "'timeout' in route 'checkout': 2h
  * is out of range (1ms..1h)", and point at the offending node: the key for
@@ -19,6 +19,7 @@
 #include "../../modules/module.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -1080,7 +1081,9 @@ static void finish_routes(struct loader *ld)
 		if (!r->path_prefix)
 			r->path_prefix = gw_strdup("/");
 		r->path_prefix_len = strlen(r->path_prefix);
-		if (!up)
+		/* Without usable upstreams, every reference would be one more error
+		 * saying the same thing as the one already reported. */
+		if (!up || !cfg->upstreams)
 			continue;
 		r->upstream = (struct gw_upstream_conf *)gw_config_find_upstream(cfg, up->value);
 		if (r->upstream)
@@ -1195,27 +1198,81 @@ static struct gw_config *config_from_doc(const struct gw_yaml_doc *doc, struct g
 	return cfg;
 }
 
+/* An error message and where it points, for sorting. */
+struct sorted_error {
+	unsigned long line, col;
+	size_t seq;
+	char *text;
+};
+
+static int sorted_error_cmp(const void *pa, const void *pb)
+{
+	const struct sorted_error *a = pa, *b = pb;
+
+	if (a->line != b->line)
+		return a->line < b->line ? -1 : 1;
+	if (a->col != b->col)
+		return a->col < b->col ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/*
+ * Puts errors[first..] in file order. They are found in several passes (the
+ * YAML reader, the walk, the checks made at the end, the modules), but an
+ * operator reads them against the file, top to bottom. Errors at the same
+ * place keep the order they were found in; a message without a position
+ * goes last.
+ */
+static void sort_errors(struct gw_errlist *errs, size_t first, const char *file)
+{
+	size_t n = errs->count - first, flen = strlen(file);
+	struct sorted_error *e;
+
+	if (n < 2)
+		return;
+	e = gw_malloc(n * sizeof(*e));
+	for (size_t i = 0; i < n; i++) {
+		char *text = errs->items[first + i], *end;
+
+		e[i] = (struct sorted_error){
+		    .line = ULONG_MAX, .col = ULONG_MAX, .seq = i, .text = text};
+		if (strncmp(text, file, flen) != 0 || text[flen] != ':')
+			continue;
+		e[i].line = strtoul(text + flen + 1, &end, 10);
+		if (*end == ':')
+			e[i].col = strtoul(end + 1, NULL, 10);
+	}
+	qsort(e, n, sizeof(*e), sorted_error_cmp);
+	for (size_t i = 0; i < n; i++)
+		errs->items[first + i] = e[i].text;
+	free(e);
+}
+
 struct gw_config *gw_config_load(const char *file, struct gw_errlist *errs)
 {
 	struct gw_yaml_doc doc;
-	struct gw_config *cfg;
+	struct gw_config *cfg = NULL;
+	size_t first = errs->count;
 
-	if (gw_yaml_load(file, &doc, errs) < 0)
-		return NULL;
-	cfg = config_from_doc(&doc, errs);
-	gw_yaml_free(&doc);
+	if (gw_yaml_load(file, &doc, errs) == 0) {
+		cfg = config_from_doc(&doc, errs);
+		gw_yaml_free(&doc);
+	}
+	sort_errors(errs, first, file);
 	return cfg;
 }
 
 struct gw_config *gw_config_load_string(const char *name, const char *yaml, struct gw_errlist *errs)
 {
 	struct gw_yaml_doc doc;
-	struct gw_config *cfg;
+	struct gw_config *cfg = NULL;
+	size_t first = errs->count;
 
-	if (gw_yaml_load_string(name, yaml, strlen(yaml), &doc, errs) < 0)
-		return NULL;
-	cfg = config_from_doc(&doc, errs);
-	gw_yaml_free(&doc);
+	if (gw_yaml_load_string(name, yaml, strlen(yaml), &doc, errs) == 0) {
+		cfg = config_from_doc(&doc, errs);
+		gw_yaml_free(&doc);
+	}
+	sort_errors(errs, first, name);
 	return cfg;
 }
 

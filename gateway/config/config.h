@@ -132,7 +132,8 @@ struct gw_config {
 
 /*
  * Loads and validates FILE. Returns a snapshot with one reference, or NULL
- * after adding every error found ("FILE:LINE:COL: message") to errs.
+ * after adding every error found ("FILE:LINE:COL: message") to errs, in
+ * file order (line, then column).
  */
 struct gw_config *gw_config_load(const char *file, struct gw_errlist *errs);
 /* Same from memory (tests); name appears in messages. */

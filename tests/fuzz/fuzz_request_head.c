@@ -9,6 +9,7 @@
  * whatever follows it or however it was cut (every prefix is INCOMPLETE).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,10 +17,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void require(int cond)
+/* An invariant: when it does not hold, say which and crash for libFuzzer. */
+#define require(cond) require_at((cond), #cond, __LINE__)
+
+static void require_at(int cond, const char *what, int line)
 {
-	if (!cond)
+	if (!cond) {
+		fprintf(stderr, "invariant failed at line %d: %s\n", line, what);
 		abort();
+	}
 }
 
 static int inside(const char *p, size_t n, const char *buf, size_t len)

@@ -637,9 +637,16 @@ class GatewayTestCase(unittest.TestCase):
     maxDiff = 4000
 
     def start_stub(self, name="stub", mode="echo", **opts):
+        """A started stub, stopped after the test; the test fails if the
+        gateway sent it bytes it could not parse as HTTP/1.1 requests."""
         s = StubUpstream(name).set(mode, **opts).start()
-        self.addCleanup(s.stop)
+        self.addCleanup(self._stop_stub, s)
         return s
+
+    def _stop_stub(self, s):
+        s.stop()
+        if s.errors:
+            self.fail("upstream stub %s could not parse what the gateway sent: %r" % (s.name, s.errors))
 
     def start_gateway(self, upstreams, routes, port=None, check_alive=True, **conf):
         """Starts the gateway with make_config(...); returns the Gateway."""

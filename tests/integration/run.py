@@ -13,6 +13,7 @@ import argparse
 import faulthandler
 import os
 import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -95,13 +96,34 @@ def flatten(suite):
             yield item
 
 
+def snapshot_binary(path):
+    """Copies the binary into the run's temporary directory so that a rebuild
+    during the run cannot change (or half-write) what the tests execute.
+    Retries for a few seconds while the file is being linked."""
+    dest = os.path.join(gwtest.tmp_dir(), "gateway")
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            shutil.copy2(path, dest)
+            probe = subprocess.run([dest, "-v"], capture_output=True, timeout=5)
+            if probe.returncode == 0:
+                return dest
+            why = "`gateway -v` exited %d" % probe.returncode
+        except (OSError, subprocess.SubprocessError) as e:
+            why = str(e)
+        if time.monotonic() > deadline:
+            print("cannot run %s (%s); testing it as is" % (path, why), flush=True)
+            return path
+        time.sleep(0.5)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gateway", required=True, help="absolute path of the gateway binary")
     ap.add_argument("-k", dest="select", default=None, help="run tests whose id contains this")
     args = ap.parse_args()
 
-    gwtest.GATEWAY = os.path.abspath(args.gateway)
+    gwtest.GATEWAY = snapshot_binary(os.path.abspath(args.gateway))
     os.environ["GATEWAY"] = gwtest.GATEWAY
     loader = unittest.TestLoader()
     discovered = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)

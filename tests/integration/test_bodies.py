@@ -61,6 +61,13 @@ class RequestBodyTests(GatewayTestCase):
         self.assertStatus(c.read_response(), 200)
         self.assertEqual(self.stub.requests[-1].body, b"hello")
 
+    def test_post_empty_body_keeps_content_length_0(self):
+        """POST with Content-Length: 0 reaches the upstream with Content-Length: 0."""
+        r = self.fetch(self.gw, "POST", "/empty", body=b"")
+        self.assertStatus(r, 200)
+        got = self.stub.requests[-1]
+        self.assertEqual((got.header_all("Content-Length"), got.body_len), (["0"], 0), repr(got.headers))
+
     def test_put_and_patch_bodies_forwarded(self):
         """PUT and PATCH bodies are forwarded with Content-Length like POST."""
         for method in ("PUT", "PATCH", "DELETE"):

@@ -29,6 +29,8 @@ Behaviours (set(mode, **options); switchable at any time, read per request):
   two_cl      a response with two different Content-Length values; the
               connection is then kept open, so reuse by the gateway shows
   503         503 with a small body
+  raw         writes `data` (exact bytes, anything at all) after reading the
+              request; then closes unless keep_open=True
 
 Options for every mode: delay (seconds before the response head; a peer
 close during the delay is noticed and recorded, see peer_closes), headers
@@ -221,7 +223,7 @@ class StubUpstream:
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._lsock.bind((host, port))
-        self._lsock.listen(128)
+        self._lsock.listen(1024)
         self.host, self.port = self._lsock.getsockname()
         self._thread = None
 
@@ -264,7 +266,7 @@ class StubUpstream:
     def set(self, mode="echo", **options):
         """Switch behaviour for the following requests (see module doc)."""
         if mode not in ("hello", "echo", "fixed", "size", "close", "rst",
-                        "bad_status", "two_cl", "503"):
+                        "bad_status", "two_cl", "503", "raw"):
             raise ValueError("unknown stub mode %r" % mode)
         beh = dict(options)
         beh["mode"] = mode
@@ -436,6 +438,9 @@ class StubUpstream:
             if mode == "rst":
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
+        if mode == "raw":
+            sock.sendall(beh.get("data", b""))
+            return bool(beh.get("keep_open", False))
         if mode == "bad_status":
             sock.sendall(b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok")
             return not close

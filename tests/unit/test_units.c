@@ -65,9 +65,9 @@ END_TEST
 START_TEST(duration_refuses_malformed_text)
 {
 	static const char *const bad[] = {
-		"",      "s",      "ms",   "-1s",  "+1s",  " 1s",  "1s ", "1 s",  "1.5s", "1,5s",
-		"0x10s", "1S",     "1MS",  "1sec", "1d",   "1us",  "1ns", "1ms1", "1sm",  "s1",
-		"1e3ms", "1h30m",  "\t1s", "1s\n", "１s",  "inf",  "nan", "-0",   "+0",   "0.0",
+	    "",      "s",     "ms",   "-1s",  "+1s", " 1s", "1s ", "1 s",  "1.5s", "1,5s",
+	    "0x10s", "1S",    "1MS",  "1sec", "1d",  "1us", "1ns", "1ms1", "1sm",  "s1",
+	    "1e3ms", "1h30m", "\t1s", "1s\n", "１s", "inf", "nan", "-0",   "+0",   "0.0",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -106,9 +106,9 @@ END_TEST
 START_TEST(size_refuses_malformed_text)
 {
 	static const char *const bad[] = {
-		"",    "k",     "m",   "-1",    "+1",  " 1",   "1 ",  "1 k", "1.5k", "0x10",
-		"1g",  "1G",    "1kb", "1KiB",  "1b",  "1mk",  "k1",  "1e3", "1,5",  "\n1",
-		"1t",  "1\t",   "-0",  "0.0",   "1kk", "1mm",
+	    "",     "k",   "m",  "-1",  "+1",   " 1",  "1 ",  "1 k", "1.5k",
+	    "0x10", "1g",  "1G", "1kb", "1KiB", "1b",  "1mk", "k1",  "1e3",
+	    "1,5",  "\n1", "1t", "1\t", "-0",   "0.0", "1kk", "1mm",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -135,14 +135,14 @@ static Suite *units_suite(void)
 		const char *name;
 		const TTest *test;
 	} cases[] = {
-		{"duration_units_scale_to_milliseconds", duration_units_scale_to_milliseconds},
-		{"duration_bare_zero_is_the_only_unitless_value",
-		 duration_bare_zero_is_the_only_unitless_value},
-		{"duration_refuses_malformed_text", duration_refuses_malformed_text},
-		{"duration_largest_values_and_overflow", duration_largest_values_and_overflow},
-		{"size_plain_bytes_and_binary_suffixes", size_plain_bytes_and_binary_suffixes},
-		{"size_refuses_malformed_text", size_refuses_malformed_text},
-		{"size_largest_values_and_overflow", size_largest_values_and_overflow},
+	    {"duration_units_scale_to_milliseconds", duration_units_scale_to_milliseconds},
+	    {"duration_bare_zero_is_the_only_unitless_value",
+	     duration_bare_zero_is_the_only_unitless_value},
+	    {"duration_refuses_malformed_text", duration_refuses_malformed_text},
+	    {"duration_largest_values_and_overflow", duration_largest_values_and_overflow},
+	    {"size_plain_bytes_and_binary_suffixes", size_plain_bytes_and_binary_suffixes},
+	    {"size_refuses_malformed_text", size_refuses_malformed_text},
+	    {"size_largest_values_and_overflow", size_largest_values_and_overflow},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages the gateway needs to build, run and test.
+# Usage: tests/deps.sh run|test     (as root, or through sudo)
+set -euo pipefail
+
+run_pkgs="gcc meson ninja-build pkg-config libevent-dev libssl-dev libyaml-dev libhiredis-dev check python3 curl"
+test_pkgs="$run_pkgs redis-server"
+
+case "${1:-run}" in
+run) pkgs=$run_pkgs ;;
+test) pkgs=$test_pkgs ;;
+*) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing:$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
