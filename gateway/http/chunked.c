@@ -20,8 +20,8 @@
 #include <string.h>
 #include <sys/types.h>
 
-#define GW_CHUNKED_LINE_MAX 1024 /* size line or trailer line, CRLF included */
-#define MOVE_STEP	    ((size_t)1 << 30) /* evbuffer_remove_buffer returns an int */
+#define GW_CHUNKED_LINE_MAX 1024              /* size line or trailer line, CRLF included */
+#define MOVE_STEP           ((size_t)1 << 30) /* evbuffer_remove_buffer returns an int */
 
 void gw_chunked_init(struct gw_chunked *c)
 {
@@ -171,8 +171,8 @@ static enum step on_trailer(struct gw_chunked *c, struct evbuffer *in)
 }
 
 /* Moves payload, at most *budget bytes; chains change hands, bytes stay put. */
-static enum step on_data(struct gw_chunked *c, struct evbuffer *in,
-				      struct evbuffer *out, size_t *budget)
+static enum step on_data(struct gw_chunked *c, struct evbuffer *in, struct evbuffer *out,
+                         size_t *budget)
 {
 	size_t avail = evbuffer_get_length(in);
 	size_t n = *budget;
@@ -202,7 +202,7 @@ static enum step on_data(struct gw_chunked *c, struct evbuffer *in,
  * budget still finishes in the same call.
  */
 enum gw_chunked_result gw_chunked_decode(struct gw_chunked *c, struct evbuffer *in,
-					 struct evbuffer *out, size_t max_out)
+                                         struct evbuffer *out, size_t max_out)
 {
 	size_t budget = max_out;
 	enum step r;

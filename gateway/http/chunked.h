@@ -28,15 +28,15 @@ struct gw_chunked {
 };
 
 enum gw_chunked_result {
-	GW_CHUNKED_MORE = 0,     /* consumed what it could; needs more input */
-	GW_CHUNKED_FINISHED,     /* last chunk and trailers consumed */
-	GW_CHUNKED_INVALID,      /* bad size line (not hex, "0x", sign, overflow, too long) */
+	GW_CHUNKED_MORE = 0, /* consumed what it could; needs more input */
+	GW_CHUNKED_FINISHED, /* last chunk and trailers consumed */
+	GW_CHUNKED_INVALID,  /* bad size line (not hex, "0x", sign, overflow, too long) */
 };
 
 void gw_chunked_init(struct gw_chunked *c);
 /* Decodes from in into out; at most max_out payload bytes are moved per call
  * (backpressure). Bytes after the final CRLF stay in in. */
 enum gw_chunked_result gw_chunked_decode(struct gw_chunked *c, struct evbuffer *in,
-					 struct evbuffer *out, size_t max_out);
+                                         struct evbuffer *out, size_t max_out);
 
 #endif

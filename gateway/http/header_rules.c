@@ -88,7 +88,7 @@ static bool is_fixed_hop_by_hop(const char *name, size_t n)
 }
 
 bool gw_header_is_hop_by_hop(const char *name, size_t name_len, const char *connection_value,
-			     size_t connection_len)
+                             size_t connection_len)
 {
 	if (is_fixed_hop_by_hop(name, name_len))
 		return true;

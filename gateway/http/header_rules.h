@@ -14,7 +14,7 @@
  * (connection_value may be NULL). Case-insensitive.
  */
 bool gw_header_is_hop_by_hop(const char *name, size_t name_len, const char *connection_value,
-			     size_t connection_len);
+                             size_t connection_len);
 
 /* Writes 32 lowercase hex digits (128 random bits) and a NUL into out[33]. */
 void gw_request_id_new(char out[33]);

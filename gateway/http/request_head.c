@@ -19,29 +19,29 @@
  */
 #define CC_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
 #define CC_DIGIT(c) ((c) >= '0' && (c) <= '9')
-#define CC_TCHAR(c)                                                                               \
-	(CC_ALPHA(c) || CC_DIGIT(c) || (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' ||    \
+#define CC_TCHAR(c)                                                                                \
+	(CC_ALPHA(c) || CC_DIGIT(c) || (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' ||     \
 	 (c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' ||      \
 	 (c) == '^' || (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')
 #define CC_FIELD(c)  ((c) == '\t' || ((c) >= 0x20 && (c) != 0x7f))
 #define CC_TARGET(c) ((c) > 0x20 && (c) < 0x7f)
-#define CC_HOST(c)                                                                                \
-	(CC_ALPHA(c) || CC_DIGIT(c) || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~' ||    \
+#define CC_HOST(c)                                                                                 \
+	(CC_ALPHA(c) || CC_DIGIT(c) || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~' ||     \
 	 (c) == '!' || (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' || (c) == ')' ||      \
 	 (c) == '*' || (c) == '+' || (c) == ',' || (c) == ';' || (c) == '=' || (c) == ':' ||       \
 	 (c) == '[' || (c) == ']' || (c) == '%')
-#define CC(c)                                                                                     \
-	((CC_TCHAR(c) ? GW_HTTP_TCHAR : 0) | (CC_FIELD(c) ? GW_HTTP_FIELD : 0) |                  \
+#define CC(c)                                                                                      \
+	((CC_TCHAR(c) ? GW_HTTP_TCHAR : 0) | (CC_FIELD(c) ? GW_HTTP_FIELD : 0) |                   \
 	 (CC_TARGET(c) ? GW_HTTP_TARGET : 0) | (CC_HOST(c) ? GW_HTTP_HOST : 0))
-#define CC_ROW(b)                                                                                 \
-	CC((b) + 0), CC((b) + 1), CC((b) + 2), CC((b) + 3), CC((b) + 4), CC((b) + 5),             \
-		CC((b) + 6), CC((b) + 7), CC((b) + 8), CC((b) + 9), CC((b) + 10), CC((b) + 11),   \
-		CC((b) + 12), CC((b) + 13), CC((b) + 14), CC((b) + 15)
+#define CC_ROW(b)                                                                                  \
+	CC((b) + 0), CC((b) + 1), CC((b) + 2), CC((b) + 3), CC((b) + 4), CC((b) + 5), CC((b) + 6), \
+	    CC((b) + 7), CC((b) + 8), CC((b) + 9), CC((b) + 10), CC((b) + 11), CC((b) + 12),       \
+	    CC((b) + 13), CC((b) + 14), CC((b) + 15)
 
 const unsigned char gw_http_cclass[256] = {
-	CC_ROW(0x00), CC_ROW(0x10), CC_ROW(0x20), CC_ROW(0x30), CC_ROW(0x40), CC_ROW(0x50),
-	CC_ROW(0x60), CC_ROW(0x70), CC_ROW(0x80), CC_ROW(0x90), CC_ROW(0xa0), CC_ROW(0xb0),
-	CC_ROW(0xc0), CC_ROW(0xd0), CC_ROW(0xe0), CC_ROW(0xf0),
+    CC_ROW(0x00), CC_ROW(0x10), CC_ROW(0x20), CC_ROW(0x30), CC_ROW(0x40), CC_ROW(0x50),
+    CC_ROW(0x60), CC_ROW(0x70), CC_ROW(0x80), CC_ROW(0x90), CC_ROW(0xa0), CC_ROW(0xb0),
+    CC_ROW(0xc0), CC_ROW(0xd0), CC_ROW(0xe0), CC_ROW(0xf0),
 };
 
 #define CL_MAX_DIGITS 18 /* 10^18 - 1 fits in uint64_t with room to spare */
@@ -87,7 +87,7 @@ static size_t span(const char *buf, size_t p, size_t end, unsigned int cls)
  * accepted form is exactly ten bytes, so there is nothing to search.
  */
 static enum gw_head_verdict parse_version(struct scan *s, size_t p, struct gw_request_head *h,
-					  const char **why)
+                                          const char **why)
 {
 	const char *v = s->buf + p;
 
@@ -117,7 +117,7 @@ static enum gw_head_verdict parse_version(struct scan *s, size_t p, struct gw_re
  * refused as RFC 9110 4.2.4 asks, and so is anything else outside the class.
  */
 static enum gw_head_verdict parse_authority(struct gw_request_head *h, size_t skip,
-					    const char **why)
+                                            const char **why)
 {
 	const char *a = h->target + skip;
 	size_t n = h->target_len - skip;
@@ -168,7 +168,7 @@ static bool method_is(const struct gw_request_head *h, const char *m, size_t n)
  * "wrong separator".
  */
 static enum gw_head_verdict parse_request_line(struct scan *s, struct gw_request_head *h,
-					       const char **why)
+                                               const char **why)
 {
 	const char *b = s->buf;
 	size_t p = span(b, 0, s->end, GW_HTTP_TCHAR);
@@ -214,7 +214,7 @@ static enum gw_head_verdict parse_request_line(struct scan *s, struct gw_request
 
 /* Content-Length: 1 to 18 digits and nothing else (no sign, no list). */
 static enum gw_head_verdict take_content_length(struct gw_request_head *h, const char *v, size_t n,
-						const char **why)
+                                                const char **why)
 {
 	uint64_t cl = 0;
 
@@ -233,7 +233,7 @@ static enum gw_head_verdict take_content_length(struct gw_request_head *h, const
 }
 
 static enum gw_head_verdict take_transfer_encoding(struct gw_request_head *h, struct fields *f,
-						   const char *v, size_t n, const char **why)
+                                                   const char *v, size_t n, const char **why)
 {
 	if (f->te_seen)
 		return refuse(why, "repeated Transfer-Encoding");
@@ -259,8 +259,8 @@ static enum gw_head_verdict take_host(struct fields *f, const char *v, size_t n,
 /* Only three header names matter to framing and routing; the length test
  * rejects almost every other header before any byte comparison. */
 static enum gw_head_verdict take_field(struct gw_request_head *h, struct fields *f,
-				       const char *name, size_t name_len, const char *v, size_t n,
-				       const char **why)
+                                       const char *name, size_t name_len, const char *v, size_t n,
+                                       const char **why)
 {
 	switch (name_len) {
 	case 4:
@@ -285,7 +285,7 @@ static enum gw_head_verdict take_field(struct gw_request_head *h, struct fields 
  * "Transfer-Encoding : chunked" and ": x" are refused here.
  */
 static enum gw_head_verdict parse_field_line(struct scan *s, struct gw_request_head *h,
-					     struct fields *f, const char **why)
+                                             struct fields *f, const char **why)
 {
 	const char *b = s->buf;
 	size_t name = s->pos;
@@ -328,7 +328,7 @@ static enum gw_head_verdict parse_field_line(struct scan *s, struct gw_request_h
  * line was parsed; it stays the reported host when Host agrees with it.
  */
 static enum gw_head_verdict check_head(struct gw_request_head *h, const struct fields *f,
-				       uint64_t max_body_bytes, const char **why)
+                                       uint64_t max_body_bytes, const char **why)
 {
 	if (h->version_minor >= 1 && !f->host_seen)
 		return refuse(why, "HTTP/1.1 request without Host");
@@ -356,7 +356,7 @@ static enum gw_head_verdict check_head(struct gw_request_head *h, const struct f
  * refused, as is whitespace between the request line and the first field).
  */
 static enum gw_head_verdict parse_fields(struct scan *s, struct gw_request_head *h,
-					 struct fields *f, const char **why)
+                                         struct fields *f, const char **why)
 {
 	const char *b = s->buf;
 	enum gw_head_verdict v;
@@ -385,8 +385,8 @@ static enum gw_head_verdict parse_fields(struct scan *s, struct gw_request_head 
 }
 
 enum gw_head_verdict gw_request_head_check(const char *buf, size_t len, uint64_t max_header_bytes,
-					   uint64_t max_body_bytes, struct gw_request_head *head,
-					   const char **why)
+                                           uint64_t max_body_bytes, struct gw_request_head *head,
+                                           const char **why)
 {
 	struct scan s = {.buf = buf, .pos = 0, .end = len, .over = false};
 	struct fields f = {0};

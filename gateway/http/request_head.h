@@ -80,8 +80,8 @@ struct gw_request_head {
  * *why is set to a short static reason for logs when the verdict is an error.
  */
 enum gw_head_verdict gw_request_head_check(const char *buf, size_t len, uint64_t max_header_bytes,
-					   uint64_t max_body_bytes, struct gw_request_head *head,
-					   const char **why);
+                                           uint64_t max_body_bytes, struct gw_request_head *head,
+                                           const char **why);
 
 /* Offset just past the end of the head ("\r\n\r\n", or "\n\n" so that a
  * bare-LF head is found and refused), or 0 when not found in buf. */

@@ -55,7 +55,7 @@ static size_t span(const char *buf, size_t p, size_t end, unsigned int cls)
  * (size_t)-1 for a bare CR or any other byte.
  */
 #define EOL_MORE ((size_t)0)
-#define EOL_BAD	 ((size_t)-1)
+#define EOL_BAD  ((size_t)-1)
 
 static size_t line_end(const struct scan *s, size_t p)
 {
@@ -197,7 +197,7 @@ static bool take_field(struct framing *fr, const struct gw_header_ref *f)
  * that the count limit applies to every line.
  */
 static enum gw_response_parse parse_field_line(struct scan *s, struct gw_response_head *h,
-					       struct framing *fr)
+                                               struct framing *fr)
 {
 	const char *b = s->buf;
 	size_t name = s->pos;
@@ -239,7 +239,7 @@ static enum gw_response_parse parse_field_line(struct scan *s, struct gw_respons
  * 5.2 lets a proxy answer 502 instead).
  */
 static enum gw_response_parse parse_fields(struct scan *s, struct gw_response_head *h,
-					   struct framing *fr)
+                                           struct framing *fr)
 {
 	enum gw_response_parse r;
 
@@ -279,7 +279,7 @@ static bool status_has_no_body(int status)
  * runs until the upstream closes.
  */
 static enum gw_response_parse decide_framing(struct gw_response_head *h, const struct framing *fr,
-					     bool head_request)
+                                             bool head_request)
 {
 	if (fr->has_te && h->version_minor == 0)
 		return GW_RESPONSE_INVALID; /* RFC 9112 6.1: faulty framing */
@@ -304,7 +304,7 @@ static enum gw_response_parse decide_framing(struct gw_response_head *h, const s
 }
 
 enum gw_response_parse gw_response_head_parse(const char *buf, size_t len, size_t max_head,
-					      bool head_request, struct gw_response_head *head)
+                                              bool head_request, struct gw_response_head *head)
 {
 	struct scan s = {.buf = buf, .pos = 0, .end = len, .over = false};
 	struct framing fr = {0};

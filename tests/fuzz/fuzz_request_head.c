@@ -34,7 +34,7 @@ static int inside(const char *p, size_t n, const char *buf, size_t len)
 }
 
 static void check_ok(const char *buf, size_t len, uint64_t max_head, uint64_t max_body,
-		     const struct gw_request_head *h)
+                     const struct gw_request_head *h)
 {
 	struct gw_request_head again;
 
@@ -55,14 +55,14 @@ static void check_ok(const char *buf, size_t len, uint64_t max_head, uint64_t ma
 
 	/* what follows the head does not change the verdict */
 	require(gw_request_head_check(buf, h->head_len, max_head, max_body, &again, NULL) ==
-		GW_HEAD_OK);
+	        GW_HEAD_OK);
 	require(again.head_len == h->head_len && again.content_length == h->content_length &&
-		again.host == h->host && again.path == h->path);
+	        again.host == h->host && again.path == h->path);
 	/* a head cut short is incomplete, never an error */
 	require(gw_request_head_check(buf, h->head_len - 1, max_head, max_body, &again, NULL) ==
-		GW_HEAD_INCOMPLETE);
+	        GW_HEAD_INCOMPLETE);
 	require(gw_request_head_check(buf, h->head_len / 2, max_head, max_body, &again, NULL) ==
-		GW_HEAD_INCOMPLETE);
+	        GW_HEAD_INCOMPLETE);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -39,7 +39,7 @@ static int inside(const char *p, size_t n, const char *buf, size_t len)
 }
 
 static void check_head(const char *buf, size_t len, size_t max_head, bool head_request,
-		       const struct gw_response_head *h)
+                       const struct gw_response_head *h)
 {
 	static struct gw_response_head again;
 
@@ -58,7 +58,8 @@ static void check_head(const char *buf, size_t len, size_t max_head, bool head_r
 			require(gw_http_is(f->name[j], GW_HTTP_TCHAR));
 		for (size_t j = 0; j < f->value_len; j++)
 			require(gw_http_is(f->value[j], GW_HTTP_FIELD));
-		require(f->value_len == 0 || (f->value[0] != ' ' && f->value[f->value_len - 1] != ' '));
+		require(f->value_len == 0 ||
+		        (f->value[0] != ' ' && f->value[f->value_len - 1] != ' '));
 	}
 	if (h->framing == GW_BODY_CLOSE)
 		require(!h->keep_alive);
@@ -66,12 +67,12 @@ static void check_head(const char *buf, size_t len, size_t max_head, bool head_r
 		require(h->framing == GW_BODY_NONE);
 
 	require(gw_response_head_parse(buf, h->head_len, max_head, head_request, &again) ==
-		GW_RESPONSE_DONE);
+	        GW_RESPONSE_DONE);
 	require(again.head_len == h->head_len && again.framing == h->framing &&
-		again.keep_alive == h->keep_alive && again.nheaders == h->nheaders &&
-		again.content_length == h->content_length);
+	        again.keep_alive == h->keep_alive && again.nheaders == h->nheaders &&
+	        again.content_length == h->content_length);
 	require(gw_response_head_parse(buf, h->head_len - 1, max_head, head_request, &again) ==
-		GW_RESPONSE_INCOMPLETE);
+	        GW_RESPONSE_INCOMPLETE);
 }
 
 struct decoded {

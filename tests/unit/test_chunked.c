@@ -75,7 +75,7 @@ END_TEST
 START_TEST(test_byte_by_byte)
 {
 	static const char body[] = "5;a=b\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n"
-				   "0\r\nX-Trailer: 1\r\n\r\n";
+	                           "0\r\nX-Trailer: 1\r\n\r\n";
 	size_t n = sizeof(body) - 1;
 
 	for (size_t i = 0; i + 1 < n; i++)
@@ -89,16 +89,17 @@ END_TEST
 START_TEST(test_extensions_skipped)
 {
 	ck_assert_int_eq(feed_str("5;name=value;q=\"quoted str\"\r\nhello\r\n"
-				  "3 ;x\r\nabc\r\n0;last\r\n\r\n"),
-			 GW_CHUNKED_FINISHED);
+	                          "3 ;x\r\nabc\r\n0;last\r\n\r\n"),
+	                 GW_CHUNKED_FINISHED);
 	assert_out("helloabc");
 }
 END_TEST
 
 START_TEST(test_trailers_consumed)
 {
-	ck_assert_int_eq(feed_str("2\r\nhi\r\n0\r\nX-Checksum: abc\r\nServer-Timing: db;dur=3\r\n\r\n"),
-			 GW_CHUNKED_FINISHED);
+	ck_assert_int_eq(
+	    feed_str("2\r\nhi\r\n0\r\nX-Checksum: abc\r\nServer-Timing: db;dur=3\r\n\r\n"),
+	    GW_CHUNKED_FINISHED);
 	assert_out("hi");
 	ck_assert_uint_eq(evbuffer_get_length(fx.in), 0);
 }
@@ -112,26 +113,27 @@ END_TEST
 
 START_TEST(test_upper_and_lower_hex_and_leading_zeros)
 {
-	ck_assert_int_eq(feed_str("00000000000000000000A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n"),
-			 GW_CHUNKED_FINISHED);
+	ck_assert_int_eq(
+	    feed_str("00000000000000000000A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n"),
+	    GW_CHUNKED_FINISHED);
 	ck_assert_uint_eq(evbuffer_get_length(fx.out), 20);
 }
 END_TEST
 
 static const char *const bad_size_lines[] = {
-	"0x5\r\nhello\r\n", /* C-style prefix */
-	"-5\r\nhello\r\n",  /* sign */
-	"+5\r\nhello\r\n",  /* sign */
-	" 5\r\nhello\r\n",  /* leading space */
-	"5 \r\nhello\r\n",  /* trailing space without extension */
-	"\r\nhello\r\n",    /* no digits */
-	";x\r\nhello\r\n",  /* extension without size */
-	"5g\r\nhello\r\n",  /* not hex */
-	"5\nhello\r\n",     /* bare LF */
-	"5\r\r\nhello\r\n", /* CR in the line */
-	"10000000000000000\r\n",  /* 2^64: overflow */
-	"fffffffffffffffff\r\n",  /* 17 significant digits: overflow */
-	"5;a\x01\r\nhello\r\n",   /* control byte in extension */
+    "0x5\r\nhello\r\n",      /* C-style prefix */
+    "-5\r\nhello\r\n",       /* sign */
+    "+5\r\nhello\r\n",       /* sign */
+    " 5\r\nhello\r\n",       /* leading space */
+    "5 \r\nhello\r\n",       /* trailing space without extension */
+    "\r\nhello\r\n",         /* no digits */
+    ";x\r\nhello\r\n",       /* extension without size */
+    "5g\r\nhello\r\n",       /* not hex */
+    "5\nhello\r\n",          /* bare LF */
+    "5\r\r\nhello\r\n",      /* CR in the line */
+    "10000000000000000\r\n", /* 2^64: overflow */
+    "fffffffffffffffff\r\n", /* 17 significant digits: overflow */
+    "5;a\x01\r\nhello\r\n",  /* control byte in extension */
 };
 
 START_TEST(test_bad_size_line_invalid)
@@ -252,7 +254,7 @@ START_TEST(test_bytes_after_end_preserved)
 	static const char next[] = "HTTP/1.1 200 OK\r\n";
 
 	ck_assert_int_eq(feed_str("3\r\nabc\r\n0\r\nT: 1\r\n\r\nHTTP/1.1 200 OK\r\n"),
-			 GW_CHUNKED_FINISHED);
+	                 GW_CHUNKED_FINISHED);
 	assert_out("abc");
 	ck_assert_uint_eq(evbuffer_get_length(fx.in), sizeof(next) - 1);
 	ck_assert(memcmp(evbuffer_pullup(fx.in, -1), next, sizeof(next) - 1) == 0);
@@ -316,7 +318,7 @@ static Suite *chunked_suite(void)
 	tc = tcase_create("bad_size_line_invalid");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_bad_size_line_invalid, 0,
-			    (int)(sizeof(bad_size_lines) / sizeof(bad_size_lines[0])));
+	                    (int)(sizeof(bad_size_lines) / sizeof(bad_size_lines[0])));
 	suite_add_tcase(s, tc);
 	add(s, "largest_size_accepted", test_largest_size_accepted);
 	add(s, "missing_crlf_after_data_invalid", test_missing_crlf_after_data_invalid);

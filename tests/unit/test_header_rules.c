@@ -13,16 +13,17 @@
 static bool hop(const char *name, const char *connection)
 {
 	return gw_header_is_hop_by_hop(name, strlen(name), connection,
-				       connection ? strlen(connection) : 0);
+	                               connection ? strlen(connection) : 0);
 }
 
 START_TEST(test_fixed_set_case_insensitive)
 {
 	static const char *const names[] = {
-		"Connection",        "connection",        "CONNECTION",       "Keep-Alive",
-		"keep-alive",        "Proxy-Connection",  "proxy-connection", "TE",
-		"te",                "Trailer",           "TRAILER",          "Transfer-Encoding",
-		"transfer-encoding", "Upgrade",           "uPgRaDe",
+	    "Connection",        "connection", "CONNECTION",
+	    "Keep-Alive",        "keep-alive", "Proxy-Connection",
+	    "proxy-connection",  "TE",         "te",
+	    "Trailer",           "TRAILER",    "Transfer-Encoding",
+	    "transfer-encoding", "Upgrade",    "uPgRaDe",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -33,9 +34,9 @@ END_TEST
 START_TEST(test_end_to_end_headers_kept)
 {
 	static const char *const names[] = {
-		"Content-Type", "Content-Length", "Host",        "X-Forwarded-For", "traceparent",
-		"X-Request-ID", "Tee",            "Connections", "Trailers",        "Keep-Alive2",
-		"T",            "",
+	    "Content-Type", "Content-Length", "Host", "X-Forwarded-For",
+	    "traceparent",  "X-Request-ID",   "Tee",  "Connections",
+	    "Trailers",     "Keep-Alive2",    "T",    "",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

@@ -22,149 +22,145 @@ struct head_case {
 };
 
 static const struct head_case cases[] = {
-	/* good requests */
-	{"GET origin-form", RAW("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"), GW_HEAD_OK},
-	{"POST with Content-Length",
-	 RAW("POST /api HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n"), GW_HEAD_OK},
-	{"HEAD", RAW("HEAD /x?y=1 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"), GW_HEAD_OK},
-	{"POST chunked", RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"),
-	 GW_HEAD_OK},
-	{"TE chunked in capitals",
-	 RAW("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: CHUNKED\r\n\r\n"), GW_HEAD_OK},
-	{"HTTP/1.0 without Host", RAW("GET / HTTP/1.0\r\n\r\n"), GW_HEAD_OK},
-	{"HTTP/1.0 with Host", RAW("GET / HTTP/1.0\r\nHost: a\r\n\r\n"), GW_HEAD_OK},
-	{"OPTIONS *", RAW("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_OK},
-	{"unknown method passes", RAW("PURGE /x HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_OK},
-	{"Content-Length with OWS", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\t 4 \r\n\r\n"),
-	 GW_HEAD_OK},
-	{"HTAB and obs-text in value", RAW("GET / HTTP/1.1\r\nHost: a\r\nX: a\tb \xc3\xa9\r\n\r\n"),
-	 GW_HEAD_OK},
-	{"empty value", RAW("GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\n\r\n"), GW_HEAD_OK},
-	{"HTTP/1.2 served as 1.1", RAW("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), GW_HEAD_OK},
-	{"Host with port", RAW("GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n"), GW_HEAD_OK},
-	{"absolute-form, matching Host",
-	 RAW("GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n"), GW_HEAD_OK},
-	{"absolute-form, Host differs in case only",
-	 RAW("GET HTTP://A.Example/x HTTP/1.1\r\nHost: a.example\r\n\r\n"), GW_HEAD_OK},
-	{"absolute-form https", RAW("GET https://a.example:8443?q HTTP/1.1\r\nHost: a.example:8443\r\n\r\n"),
-	 GW_HEAD_OK},
-	{"absolute-form, HTTP/1.0 without Host", RAW("GET http://a.example/ HTTP/1.0\r\n\r\n"),
-	 GW_HEAD_OK},
+    /* good requests */
+    {"GET origin-form", RAW("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"), GW_HEAD_OK},
+    {"POST with Content-Length", RAW("POST /api HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n"),
+     GW_HEAD_OK},
+    {"HEAD", RAW("HEAD /x?y=1 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"), GW_HEAD_OK},
+    {"POST chunked", RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"),
+     GW_HEAD_OK},
+    {"TE chunked in capitals",
+     RAW("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: CHUNKED\r\n\r\n"), GW_HEAD_OK},
+    {"HTTP/1.0 without Host", RAW("GET / HTTP/1.0\r\n\r\n"), GW_HEAD_OK},
+    {"HTTP/1.0 with Host", RAW("GET / HTTP/1.0\r\nHost: a\r\n\r\n"), GW_HEAD_OK},
+    {"OPTIONS *", RAW("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_OK},
+    {"unknown method passes", RAW("PURGE /x HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_OK},
+    {"Content-Length with OWS", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\t 4 \r\n\r\n"),
+     GW_HEAD_OK},
+    {"HTAB and obs-text in value", RAW("GET / HTTP/1.1\r\nHost: a\r\nX: a\tb \xc3\xa9\r\n\r\n"),
+     GW_HEAD_OK},
+    {"empty value", RAW("GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\n\r\n"), GW_HEAD_OK},
+    {"HTTP/1.2 served as 1.1", RAW("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), GW_HEAD_OK},
+    {"Host with port", RAW("GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n"), GW_HEAD_OK},
+    {"absolute-form, matching Host",
+     RAW("GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n"), GW_HEAD_OK},
+    {"absolute-form, Host differs in case only",
+     RAW("GET HTTP://A.Example/x HTTP/1.1\r\nHost: a.example\r\n\r\n"), GW_HEAD_OK},
+    {"absolute-form https",
+     RAW("GET https://a.example:8443?q HTTP/1.1\r\nHost: a.example:8443\r\n\r\n"), GW_HEAD_OK},
+    {"absolute-form, HTTP/1.0 without Host", RAW("GET http://a.example/ HTTP/1.0\r\n\r\n"),
+     GW_HEAD_OK},
 
-	/* Content-Length and Transfer-Encoding: smuggling */
-	{"two different Content-Length",
-	 RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"repeated equal Content-Length",
-	 RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\ncontent-length: 4\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Content-Length: +4", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +4\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Content-Length: -1", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Content-Length list 1, 1", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Content-Length with inner space",
-	 RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"Content-Length empty", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Content-Length 19 digits",
-	 RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0000000000000000001\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Content-Length hex", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x4\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Content-Length with Transfer-Encoding",
-	 RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Transfer-Encoding gzip", RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Transfer-Encoding chunked, gzip",
-	 RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Transfer-Encoding gzip, chunked",
-	 RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Transfer-Encoding twice",
-	 RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"Transfer-Encoding in HTTP/1.0",
-	 RAW("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"space before colon", RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
+    /* Content-Length and Transfer-Encoding: smuggling */
+    {"two different Content-Length",
+     RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"repeated equal Content-Length",
+     RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\ncontent-length: 4\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Content-Length: +4", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +4\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Content-Length: -1", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Content-Length list 1, 1", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Content-Length with inner space",
+     RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"Content-Length empty", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Content-Length 19 digits",
+     RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0000000000000000001\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Content-Length hex", RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x4\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Content-Length with Transfer-Encoding",
+     RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Transfer-Encoding gzip", RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Transfer-Encoding chunked, gzip",
+     RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Transfer-Encoding gzip, chunked",
+     RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Transfer-Encoding twice",
+     RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"Transfer-Encoding in HTTP/1.0", RAW("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"space before colon", RAW("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
 
-	/* header syntax */
-	{"empty header name", RAW("GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"space inside header name", RAW("GET / HTTP/1.1\r\nHost: a\r\nX Y: x\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"line without colon", RAW("GET / HTTP/1.1\r\nHost: a\r\nJunk\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"NUL in value", RAW("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"CR in value", RAW("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"DEL in value", RAW("GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"obs-fold", RAW("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n  b\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"whitespace before first header",
-	 RAW("GET / HTTP/1.1\r\n Host: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"bare LF line ends", RAW("GET / HTTP/1.1\nHost: a\n\n"), GW_HEAD_BAD_REQUEST},
-	{"bare LF after a header", RAW("GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"bare LF as the empty line", RAW("GET / HTTP/1.1\r\nHost: a\r\n\n"), GW_HEAD_BAD_REQUEST},
-	{"bare CR as the empty line", RAW("GET / HTTP/1.1\r\nHost: a\r\n\rX"), GW_HEAD_BAD_REQUEST},
-	{"bare CR after the request line", RAW("GET / HTTP/1.1\rHost: a\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
+    /* header syntax */
+    {"empty header name", RAW("GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"space inside header name", RAW("GET / HTTP/1.1\r\nHost: a\r\nX Y: x\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"line without colon", RAW("GET / HTTP/1.1\r\nHost: a\r\nJunk\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"NUL in value", RAW("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"CR in value", RAW("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"DEL in value", RAW("GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"obs-fold", RAW("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n  b\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"whitespace before first header", RAW("GET / HTTP/1.1\r\n Host: a\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"bare LF line ends", RAW("GET / HTTP/1.1\nHost: a\n\n"), GW_HEAD_BAD_REQUEST},
+    {"bare LF after a header", RAW("GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"bare LF as the empty line", RAW("GET / HTTP/1.1\r\nHost: a\r\n\n"), GW_HEAD_BAD_REQUEST},
+    {"bare CR as the empty line", RAW("GET / HTTP/1.1\r\nHost: a\r\n\rX"), GW_HEAD_BAD_REQUEST},
+    {"bare CR after the request line", RAW("GET / HTTP/1.1\rHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
 
-	/* Host */
-	{"HTTP/1.1 without Host", RAW("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"two Host", RAW("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"two equal Host", RAW("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"Host with a space", RAW("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"Host with a path", RAW("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"absolute-form, different Host",
-	 RAW("GET http://evil.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"absolute-form without Host in 1.1", RAW("GET http://a.example/ HTTP/1.1\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"absolute-form with userinfo",
-	 RAW("GET http://u@a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"absolute-form with empty authority", RAW("GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"other scheme", RAW("GET ftp://a/x HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    /* Host */
+    {"HTTP/1.1 without Host", RAW("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"two Host", RAW("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"two equal Host", RAW("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"Host with a space", RAW("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"Host with a path", RAW("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"absolute-form, different Host",
+     RAW("GET http://evil.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"absolute-form without Host in 1.1", RAW("GET http://a.example/ HTTP/1.1\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"absolute-form with userinfo",
+     RAW("GET http://u@a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"absolute-form with empty authority", RAW("GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"other scheme", RAW("GET ftp://a/x HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
 
-	/* request line */
-	{"target with space", RAW("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"two spaces after method", RAW("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"two spaces before version", RAW("GET /  HTTP/1.1\r\nHost: a\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"tab as separator", RAW("GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"control byte in target", RAW("GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"non-ASCII byte in target", RAW("GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"relative target", RAW("GET a/b HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"asterisk with GET", RAW("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"method with a non-token byte", RAW("GE(T / HTTP/1.1\r\nHost: a\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"empty line before request line", RAW("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
-	 GW_HEAD_BAD_REQUEST},
-	{"HTTP/0.9 request", RAW("GET /\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"HTTP/0.9 version", RAW("GET / HTTP/0.9\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"lower-case http/1.1", RAW("GET / http/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"HTTP/1.10", RAW("GET / HTTP/1.10\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"HTTP/1 without minor", RAW("GET / HTTP/1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
-	{"HTTP/2.0", RAW("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), GW_HEAD_VERSION},
-	{"HTTP/3.0", RAW("GET / HTTP/3.0\r\nHost: a\r\n\r\n"), GW_HEAD_VERSION},
-	{"CONNECT", RAW("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"),
-	 GW_HEAD_METHOD},
-	{"TRACE", RAW("TRACE / HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_METHOD},
+    /* request line */
+    {"target with space", RAW("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"two spaces after method", RAW("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"two spaces before version", RAW("GET /  HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"tab as separator", RAW("GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"control byte in target", RAW("GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"non-ASCII byte in target", RAW("GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"relative target", RAW("GET a/b HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"asterisk with GET", RAW("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"method with a non-token byte", RAW("GE(T / HTTP/1.1\r\nHost: a\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"empty line before request line", RAW("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+     GW_HEAD_BAD_REQUEST},
+    {"HTTP/0.9 request", RAW("GET /\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"HTTP/0.9 version", RAW("GET / HTTP/0.9\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"lower-case http/1.1", RAW("GET / http/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"HTTP/1.10", RAW("GET / HTTP/1.10\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"HTTP/1 without minor", RAW("GET / HTTP/1\r\nHost: a\r\n\r\n"), GW_HEAD_BAD_REQUEST},
+    {"HTTP/2.0", RAW("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), GW_HEAD_VERSION},
+    {"HTTP/3.0", RAW("GET / HTTP/3.0\r\nHost: a\r\n\r\n"), GW_HEAD_VERSION},
+    {"CONNECT", RAW("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"),
+     GW_HEAD_METHOD},
+    {"TRACE", RAW("TRACE / HTTP/1.1\r\nHost: a\r\n\r\n"), GW_HEAD_METHOD},
 
-	/* limits and incomplete input */
-	{"Content-Length over max_body_bytes",
-	 RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n"),
-	 GW_HEAD_BODY_TOO_LARGE},
-	{"Content-Length equal to max_body_bytes",
-	 RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n"), GW_HEAD_OK},
-	{"empty buffer", RAW(""), GW_HEAD_INCOMPLETE},
-	{"request line cut", RAW("GET /index.ht"), GW_HEAD_INCOMPLETE},
-	{"version cut", RAW("GET / HTTP/1."), GW_HEAD_INCOMPLETE},
-	{"header cut", RAW("GET / HTTP/1.1\r\nHost: a\r\nAcc"), GW_HEAD_INCOMPLETE},
-	{"final CR without LF yet", RAW("GET / HTTP/1.1\r\nHost: a\r\n\r"), GW_HEAD_INCOMPLETE},
+    /* limits and incomplete input */
+    {"Content-Length over max_body_bytes",
+     RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n"), GW_HEAD_BODY_TOO_LARGE},
+    {"Content-Length equal to max_body_bytes",
+     RAW("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n"), GW_HEAD_OK},
+    {"empty buffer", RAW(""), GW_HEAD_INCOMPLETE},
+    {"request line cut", RAW("GET /index.ht"), GW_HEAD_INCOMPLETE},
+    {"version cut", RAW("GET / HTTP/1."), GW_HEAD_INCOMPLETE},
+    {"header cut", RAW("GET / HTTP/1.1\r\nHost: a\r\nAcc"), GW_HEAD_INCOMPLETE},
+    {"final CR without LF yet", RAW("GET / HTTP/1.1\r\nHost: a\r\n\r"), GW_HEAD_INCOMPLETE},
 };
 
 START_TEST(test_table_verdicts)
@@ -172,13 +168,14 @@ START_TEST(test_table_verdicts)
 	const struct head_case *c = &cases[_i];
 	struct gw_request_head h;
 	const char *why = NULL;
-	enum gw_head_verdict v = gw_request_head_check(c->raw, c->len, MAX_HEAD, MAX_BODY, &h, &why);
+	enum gw_head_verdict v =
+	    gw_request_head_check(c->raw, c->len, MAX_HEAD, MAX_BODY, &h, &why);
 
 	ck_assert_msg(v == c->want, "case \"%s\": verdict %d, want %d (why: %s)", c->name, v,
-		      c->want, why ? why : "-");
+	              c->want, why ? why : "-");
 	if (v == GW_HEAD_OK)
 		ck_assert_msg(h.head_len == c->len, "case \"%s\": head_len %zu, want %zu", c->name,
-			      h.head_len, c->len);
+		              h.head_len, c->len);
 	if (v != GW_HEAD_OK && v != GW_HEAD_INCOMPLETE)
 		ck_assert_msg(why != NULL && why[0] != '\0', "case \"%s\": no reason", c->name);
 }
@@ -192,7 +189,7 @@ static enum gw_head_verdict check(const char *s, size_t len, struct gw_request_h
 START_TEST(test_fields_reported)
 {
 	static const char req[] = "POST /api/checkout?x=1 HTTP/1.1\r\nHost: Shop.example\r\n"
-				  "Content-Length: 12\r\nX-Tenant: acme\r\n\r\n";
+	                          "Content-Length: 12\r\nX-Tenant: acme\r\n\r\n";
 	struct gw_request_head h;
 
 	ck_assert_int_eq(check(req, sizeof(req) - 1, &h), GW_HEAD_OK);
@@ -215,7 +212,8 @@ END_TEST
 
 START_TEST(test_chunked_reported)
 {
-	static const char req[] = "PUT /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char req[] =
+	    "PUT /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
 	struct gw_request_head h;
 
 	ck_assert_int_eq(check(req, sizeof(req) - 1, &h), GW_HEAD_OK);
@@ -226,7 +224,8 @@ END_TEST
 
 START_TEST(test_absolute_form_reports_authority_and_path)
 {
-	static const char req[] = "GET http://A.example:8080/p/q?r HTTP/1.1\r\nHost: a.example:8080\r\n\r\n";
+	static const char req[] =
+	    "GET http://A.example:8080/p/q?r HTTP/1.1\r\nHost: a.example:8080\r\n\r\n";
 	static const char bare[] = "GET https://a.example HTTP/1.1\r\nHost: a.example\r\n\r\n";
 	struct gw_request_head h;
 
@@ -268,9 +267,10 @@ END_TEST
 START_TEST(test_head_len_exact_with_body_and_pipelined_bytes)
 {
 	static const char req[] = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n"
-				  "body"
-				  "GET /next HTTP/1.1\r\n\x01garbage";
-	static const size_t head = sizeof("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n") - 1;
+	                          "body"
+	                          "GET /next HTTP/1.1\r\n\x01garbage";
+	static const size_t head =
+	    sizeof("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n") - 1;
 	struct gw_request_head h;
 
 	ck_assert_int_eq(check(req, sizeof(req) - 1, &h), GW_HEAD_OK);
@@ -284,7 +284,7 @@ END_TEST
 START_TEST(test_every_prefix_of_good_head_is_incomplete)
 {
 	static const char req[] = "GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\n"
-				  "Content-Length: 10\r\nX: y\t\r\n\r\n";
+	                          "Content-Length: 10\r\nX: y\t\r\n\r\n";
 	struct gw_request_head h;
 
 	for (size_t n = 0; n < sizeof(req) - 1; n++) {
@@ -305,7 +305,7 @@ START_TEST(test_bad_line_refused_before_head_ends)
 	struct gw_request_head h;
 
 	ck_assert_int_eq(check(RAW("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\nX"), &h),
-			 GW_HEAD_BAD_REQUEST);
+	                 GW_HEAD_BAD_REQUEST);
 	ck_assert_int_eq(check(RAW("GET /\r\n"), &h), GW_HEAD_BAD_REQUEST);
 }
 END_TEST
@@ -349,7 +349,7 @@ START_TEST(test_incomplete_head_over_limit_is_431)
 
 	/* cut in the middle of the filler: no end of head, but over the limit */
 	ck_assert_int_eq(gw_request_head_check(buf, MAX_HEAD + 1, MAX_HEAD, MAX_BODY, &h, &why),
-			 GW_HEAD_HEADERS_TOO_LARGE);
+	                 GW_HEAD_HEADERS_TOO_LARGE);
 	ck_assert_ptr_nonnull(why);
 	/* exactly at the limit it may still end: incomplete */
 	ck_assert_int_eq(check(buf, MAX_HEAD, &h), GW_HEAD_INCOMPLETE);
@@ -365,7 +365,7 @@ START_TEST(test_head_exactly_at_limit_is_ok)
 
 	ck_assert_int_eq(gw_request_head_check(buf, len, len, MAX_BODY, &h, NULL), GW_HEAD_OK);
 	ck_assert_int_eq(gw_request_head_check(buf, len, len - 1, MAX_BODY, &h, NULL),
-			 GW_HEAD_HEADERS_TOO_LARGE);
+	                 GW_HEAD_HEADERS_TOO_LARGE);
 	free(buf);
 }
 END_TEST
@@ -390,7 +390,7 @@ START_TEST(test_content_length_over_max_body_is_413)
 	static const char req[] = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n";
 
 	ck_assert_int_eq(gw_request_head_check(RAW(req), MAX_HEAD, 100, &h, NULL),
-			 GW_HEAD_BODY_TOO_LARGE);
+	                 GW_HEAD_BODY_TOO_LARGE);
 	ck_assert_int_eq(gw_request_head_check(RAW(req), MAX_HEAD, 101, &h, NULL), GW_HEAD_OK);
 	ck_assert_uint_eq(h.content_length, 101);
 }
@@ -400,10 +400,10 @@ START_TEST(test_largest_content_length_parsed)
 {
 	struct gw_request_head h;
 	static const char req[] =
-		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999999\r\n\r\n";
+	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999999\r\n\r\n";
 
 	ck_assert_int_eq(gw_request_head_check(RAW(req), MAX_HEAD, UINT64_MAX, &h, NULL),
-			 GW_HEAD_OK);
+	                 GW_HEAD_OK);
 	ck_assert_uint_eq(h.content_length, 999999999999999999ULL);
 }
 END_TEST
@@ -414,12 +414,12 @@ START_TEST(test_why_may_be_null_and_is_cleared_on_ok)
 	const char *why = "stale";
 
 	ck_assert_int_eq(gw_request_head_check(RAW("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), MAX_HEAD,
-					       MAX_BODY, &h, &why),
-			 GW_HEAD_OK);
+	                                       MAX_BODY, &h, &why),
+	                 GW_HEAD_OK);
 	ck_assert_ptr_null(why);
-	ck_assert_int_eq(gw_request_head_check(RAW("GET / HTTP/2.0\r\n\r\n"), MAX_HEAD, MAX_BODY,
-					       &h, NULL),
-			 GW_HEAD_VERSION);
+	ck_assert_int_eq(
+	    gw_request_head_check(RAW("GET / HTTP/2.0\r\n\r\n"), MAX_HEAD, MAX_BODY, &h, NULL),
+	    GW_HEAD_VERSION);
 }
 END_TEST
 

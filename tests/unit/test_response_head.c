@@ -26,149 +26,169 @@ struct resp_case {
 };
 
 static const struct resp_case cases[] = {
-	/* valid responses and their framing */
-	{"200 with Content-Length", RAW("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"), false,
-	 GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 5},
-	{"204 has no body", RAW("HTTP/1.1 204 No Content\r\n\r\n"), false, GW_RESPONSE_DONE, 204,
-	 GW_BODY_NONE, true, 0},
-	{"304 with Content-Length has no body",
-	 RAW("HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n"), false, GW_RESPONSE_DONE,
-	 304, GW_BODY_NONE, true, 0},
-	{"response to HEAD has no body", RAW("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"), true,
-	 GW_RESPONSE_DONE, 200, GW_BODY_NONE, true, 0},
-	{"response to HEAD, chunked, has no body",
-	 RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), true, GW_RESPONSE_DONE, 200,
-	 GW_BODY_NONE, true, 0},
-	{"100 Continue", RAW("HTTP/1.1 100 Continue\r\n\r\n"), false, GW_RESPONSE_DONE, 100,
-	 GW_BODY_NONE, true, 0},
-	{"101 is never kept alive", RAW("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
-	 false, GW_RESPONSE_DONE, 101, GW_BODY_NONE, false, 0},
-	{"HTTP/1.0 close-delimited", RAW("HTTP/1.0 200 OK\r\n\r\n"), false, GW_RESPONSE_DONE, 200,
-	 GW_BODY_CLOSE, false, 0},
-	{"HTTP/1.0 keep-alive with length",
-	 RAW("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\n\r\n"), false,
-	 GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 3},
-	{"HTTP/1.0 with length, no keep-alive", RAW("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n"),
-	 false, GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, false, 3},
-	{"HTTP/1.0 keep-alive but close-delimited",
-	 RAW("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n"), false, GW_RESPONSE_DONE, 200,
-	 GW_BODY_CLOSE, false, 0},
-	{"HTTP/1.1 Connection: close", RAW("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
-	 false, GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, false, 0},
-	{"HTTP/1.1 close in a list",
-	 RAW("HTTP/1.1 200 OK\r\nConnection: Keep-Alive, CLOSE\r\nContent-Length: 0\r\n\r\n"),
-	 false, GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, false, 0},
-	{"HTTP/1.1 other Connection tokens keep alive",
-	 RAW("HTTP/1.1 200 OK\r\nConnection: x-foo\r\nContent-Length: 0\r\n\r\n"), false,
-	 GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 0},
-	{"HTTP/1.1 without length is close-delimited", RAW("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n"),
-	 false, GW_RESPONSE_DONE, 200, GW_BODY_CLOSE, false, 0},
-	{"two equal Content-Length", RAW("HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n"),
-	 false, GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 7},
-	{"Content-Length list of equal values", RAW("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n"),
-	 false, GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 7},
-	{"chunked", RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), false,
-	 GW_RESPONSE_DONE, 200, GW_BODY_CHUNKED, true, 0},
-	{"chunked in capitals", RAW("HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n"), false,
-	 GW_RESPONSE_DONE, 200, GW_BODY_CHUNKED, true, 0},
-	{"chunked wins over Content-Length, no keep-alive",
-	 RAW("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n"), false,
-	 GW_RESPONSE_DONE, 200, GW_BODY_CHUNKED, false, 0},
-	{"status line without reason", RAW("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"), false,
-	 GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 0},
-	{"status line with empty reason", RAW("HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n"), false,
-	 GW_RESPONSE_DONE, 503, GW_BODY_LENGTH, true, 0},
-	{"bare LF line ends", RAW("HTTP/1.1 200 OK\nContent-Length: 2\n\n"), false, GW_RESPONSE_DONE,
-	 200, GW_BODY_LENGTH, true, 2},
-	{"599 is a status", RAW("HTTP/1.1 599 Custom\r\nContent-Length: 0\r\n\r\n"), false,
-	 GW_RESPONSE_DONE, 599, GW_BODY_LENGTH, true, 0},
+    /* valid responses and their framing */
+    {"200 with Content-Length", RAW("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 5},
+    {"204 has no body", RAW("HTTP/1.1 204 No Content\r\n\r\n"), false, GW_RESPONSE_DONE, 204,
+     GW_BODY_NONE, true, 0},
+    {"304 with Content-Length has no body",
+     RAW("HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n"), false, GW_RESPONSE_DONE, 304,
+     GW_BODY_NONE, true, 0},
+    {"response to HEAD has no body", RAW("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"), true,
+     GW_RESPONSE_DONE, 200, GW_BODY_NONE, true, 0},
+    {"response to HEAD, chunked, has no body",
+     RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), true, GW_RESPONSE_DONE, 200,
+     GW_BODY_NONE, true, 0},
+    {"100 Continue", RAW("HTTP/1.1 100 Continue\r\n\r\n"), false, GW_RESPONSE_DONE, 100,
+     GW_BODY_NONE, true, 0},
+    {"101 is never kept alive", RAW("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
+     false, GW_RESPONSE_DONE, 101, GW_BODY_NONE, false, 0},
+    {"HTTP/1.0 close-delimited", RAW("HTTP/1.0 200 OK\r\n\r\n"), false, GW_RESPONSE_DONE, 200,
+     GW_BODY_CLOSE, false, 0},
+    {"HTTP/1.0 keep-alive with length",
+     RAW("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 3},
+    {"HTTP/1.0 with length, no keep-alive", RAW("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n"),
+     false, GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, false, 3},
+    {"HTTP/1.0 keep-alive but close-delimited",
+     RAW("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n"), false, GW_RESPONSE_DONE, 200,
+     GW_BODY_CLOSE, false, 0},
+    {"HTTP/1.1 Connection: close",
+     RAW("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, false, 0},
+    {"HTTP/1.1 close in a list",
+     RAW("HTTP/1.1 200 OK\r\nConnection: Keep-Alive, CLOSE\r\nContent-Length: 0\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, false, 0},
+    {"HTTP/1.1 other Connection tokens keep alive",
+     RAW("HTTP/1.1 200 OK\r\nConnection: x-foo\r\nContent-Length: 0\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 0},
+    {"HTTP/1.1 without length is close-delimited", RAW("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n"),
+     false, GW_RESPONSE_DONE, 200, GW_BODY_CLOSE, false, 0},
+    {"two equal Content-Length",
+     RAW("HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 7},
+    {"Content-Length list of equal values", RAW("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n"),
+     false, GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 7},
+    {"chunked", RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 200, GW_BODY_CHUNKED, true, 0},
+    {"chunked in capitals", RAW("HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 200, GW_BODY_CHUNKED, true, 0},
+    {"chunked wins over Content-Length, no keep-alive",
+     RAW("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 200, GW_BODY_CHUNKED, false, 0},
+    {"status line without reason", RAW("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 200, GW_BODY_LENGTH, true, 0},
+    {"status line with empty reason", RAW("HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 503, GW_BODY_LENGTH, true, 0},
+    {"bare LF line ends", RAW("HTTP/1.1 200 OK\nContent-Length: 2\n\n"), false, GW_RESPONSE_DONE,
+     200, GW_BODY_LENGTH, true, 2},
+    {"599 is a status", RAW("HTTP/1.1 599 Custom\r\nContent-Length: 0\r\n\r\n"), false,
+     GW_RESPONSE_DONE, 599, GW_BODY_LENGTH, true, 0},
 
-	/* invalid framing */
-	{"two different Content-Length",
-	 RAW("HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n"), false,
-	 GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"Content-Length list of different values", RAW("HTTP/1.1 200 OK\r\nContent-Length: 7, 8\r\n\r\n"),
-	 false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"Content-Length with sign", RAW("HTTP/1.1 200 OK\r\nContent-Length: +7\r\n\r\n"), false,
-	 GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"Content-Length empty", RAW("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n"), false,
-	 GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"Content-Length 19 digits", RAW("HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456789\r\n\r\n"),
-	 false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"different Content-Length on a 204", RAW("HTTP/1.1 204 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
-	 false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"Transfer-Encoding gzip", RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), false,
-	 GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"Transfer-Encoding chunked, gzip",
-	 RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), false,
-	 GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"Transfer-Encoding gzip, chunked",
-	 RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), false,
-	 GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"chunked twice",
-	 RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
-	 false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"Transfer-Encoding empty", RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n\r\n"), false,
-	 GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"Transfer-Encoding in HTTP/1.0", RAW("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
-	 false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    /* invalid framing */
+    {"two different Content-Length",
+     RAW("HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n"), false,
+     GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"Content-Length list of different values",
+     RAW("HTTP/1.1 200 OK\r\nContent-Length: 7, 8\r\n\r\n"), false, GW_RESPONSE_INVALID, 0,
+     GW_BODY_NONE, false, 0},
+    {"Content-Length with sign", RAW("HTTP/1.1 200 OK\r\nContent-Length: +7\r\n\r\n"), false,
+     GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"Content-Length empty", RAW("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n"), false,
+     GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"Content-Length 19 digits",
+     RAW("HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456789\r\n\r\n"), false,
+     GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"different Content-Length on a 204",
+     RAW("HTTP/1.1 204 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), false,
+     GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"Transfer-Encoding gzip", RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), false,
+     GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"Transfer-Encoding chunked, gzip",
+     RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), false, GW_RESPONSE_INVALID,
+     0, GW_BODY_NONE, false, 0},
+    {"Transfer-Encoding gzip, chunked",
+     RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), false, GW_RESPONSE_INVALID,
+     0, GW_BODY_NONE, false, 0},
+    {"chunked twice",
+     RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
+     false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"Transfer-Encoding empty", RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n\r\n"), false,
+     GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"Transfer-Encoding in HTTP/1.0", RAW("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+     false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
 
-	/* bad status lines */
-	{"two-digit status", RAW("HTTP/1.1 20 OK\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"four-digit status", RAW("HTTP/1.1 2000 OK\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"letters as status", RAW("HTTP/1.1 abc\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"status 600", RAW("HTTP/1.1 600 X\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"status 099", RAW("HTTP/1.1 099 X\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"HTTP/2", RAW("HTTP/2 200\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"HTTP/1.2", RAW("HTTP/1.2 200 OK\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"lower-case http", RAW("http/1.1 200 OK\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"two spaces before status", RAW("HTTP/1.1  200 OK\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"garbage", RAW("hello world\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"garbage detected early", RAW("<ht"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"control byte in reason", RAW("HTTP/1.1 200 O\x01K\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"bare CR after status line", RAW("HTTP/1.1 200 OK\rX: y\r\n\r\n"), false,
-	 GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    /* bad status lines */
+    {"two-digit status", RAW("HTTP/1.1 20 OK\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE,
+     false, 0},
+    {"four-digit status", RAW("HTTP/1.1 2000 OK\r\n\r\n"), false, GW_RESPONSE_INVALID, 0,
+     GW_BODY_NONE, false, 0},
+    {"letters as status", RAW("HTTP/1.1 abc\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE,
+     false, 0},
+    {"status 600", RAW("HTTP/1.1 600 X\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE,
+     false, 0},
+    {"status 099", RAW("HTTP/1.1 099 X\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE,
+     false, 0},
+    {"HTTP/2", RAW("HTTP/2 200\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"HTTP/1.2", RAW("HTTP/1.2 200 OK\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false,
+     0},
+    {"lower-case http", RAW("http/1.1 200 OK\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE,
+     false, 0},
+    {"two spaces before status", RAW("HTTP/1.1  200 OK\r\n\r\n"), false, GW_RESPONSE_INVALID, 0,
+     GW_BODY_NONE, false, 0},
+    {"garbage", RAW("hello world\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"garbage detected early", RAW("<ht"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"control byte in reason", RAW("HTTP/1.1 200 O\x01K\r\n\r\n"), false, GW_RESPONSE_INVALID, 0,
+     GW_BODY_NONE, false, 0},
+    {"bare CR after status line", RAW("HTTP/1.1 200 OK\rX: y\r\n\r\n"), false, GW_RESPONSE_INVALID,
+     0, GW_BODY_NONE, false, 0},
 
-	/* bad header lines */
-	{"obs-fold", RAW("HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n"), false,
-	 GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"space before colon", RAW("HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n"), false,
-	 GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"empty header name", RAW("HTTP/1.1 200 OK\r\n: x\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"NUL in value", RAW("HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"bare CR in value", RAW("HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
-	{"bare CR as empty line", RAW("HTTP/1.1 200 OK\r\nX: a\r\n\rZ"), false, GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    /* bad header lines */
+    {"obs-fold", RAW("HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n"), false,
+     GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"space before colon", RAW("HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n"), false,
+     GW_RESPONSE_INVALID, 0, GW_BODY_NONE, false, 0},
+    {"empty header name", RAW("HTTP/1.1 200 OK\r\n: x\r\n\r\n"), false, GW_RESPONSE_INVALID, 0,
+     GW_BODY_NONE, false, 0},
+    {"NUL in value", RAW("HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n"), false, GW_RESPONSE_INVALID, 0,
+     GW_BODY_NONE, false, 0},
+    {"bare CR in value", RAW("HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n"), false, GW_RESPONSE_INVALID, 0,
+     GW_BODY_NONE, false, 0},
+    {"bare CR as empty line", RAW("HTTP/1.1 200 OK\r\nX: a\r\n\rZ"), false, GW_RESPONSE_INVALID, 0,
+     GW_BODY_NONE, false, 0},
 
-	/* incomplete */
-	{"empty buffer", RAW(""), false, GW_RESPONSE_INCOMPLETE, 0, GW_BODY_NONE, false, 0},
-	{"prefix of the version", RAW("HTT"), false, GW_RESPONSE_INCOMPLETE, 0, GW_BODY_NONE, false, 0},
-	{"status line cut", RAW("HTTP/1.1 20"), false, GW_RESPONSE_INCOMPLETE, 0, GW_BODY_NONE, false, 0},
-	{"reason cut", RAW("HTTP/1.1 200 O"), false, GW_RESPONSE_INCOMPLETE, 0, GW_BODY_NONE, false, 0},
-	{"headers cut", RAW("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"), false,
-	 GW_RESPONSE_INCOMPLETE, 0, GW_BODY_NONE, false, 0},
-	{"final CR without LF yet", RAW("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r"), false,
-	 GW_RESPONSE_INCOMPLETE, 0, GW_BODY_NONE, false, 0},
+    /* incomplete */
+    {"empty buffer", RAW(""), false, GW_RESPONSE_INCOMPLETE, 0, GW_BODY_NONE, false, 0},
+    {"prefix of the version", RAW("HTT"), false, GW_RESPONSE_INCOMPLETE, 0, GW_BODY_NONE, false, 0},
+    {"status line cut", RAW("HTTP/1.1 20"), false, GW_RESPONSE_INCOMPLETE, 0, GW_BODY_NONE, false,
+     0},
+    {"reason cut", RAW("HTTP/1.1 200 O"), false, GW_RESPONSE_INCOMPLETE, 0, GW_BODY_NONE, false, 0},
+    {"headers cut", RAW("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"), false, GW_RESPONSE_INCOMPLETE,
+     0, GW_BODY_NONE, false, 0},
+    {"final CR without LF yet", RAW("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r"), false,
+     GW_RESPONSE_INCOMPLETE, 0, GW_BODY_NONE, false, 0},
 };
 
 START_TEST(test_table_results)
 {
 	const struct resp_case *c = &cases[_i];
 	struct gw_response_head *h = malloc(sizeof(*h));
-	enum gw_response_parse r = gw_response_head_parse(c->raw, c->len, MAX_HEAD, c->head_request, h);
+	enum gw_response_parse r =
+	    gw_response_head_parse(c->raw, c->len, MAX_HEAD, c->head_request, h);
 
 	ck_assert_msg(r == c->want, "case \"%s\": result %d, want %d", c->name, r, c->want);
 	if (r == GW_RESPONSE_DONE) {
 		ck_assert_msg(h->head_len == c->len, "case \"%s\": head_len %zu", c->name,
-			      h->head_len);
+		              h->head_len);
 		ck_assert_msg(h->status == c->status, "case \"%s\": status %d", c->name, h->status);
 		ck_assert_msg(h->framing == c->framing, "case \"%s\": framing %d, want %d", c->name,
-			      h->framing, c->framing);
+		              h->framing, c->framing);
 		ck_assert_msg(h->keep_alive == c->keep_alive, "case \"%s\": keep_alive %d", c->name,
-			      h->keep_alive);
+		              h->keep_alive);
 		if (h->framing == GW_BODY_LENGTH)
 			ck_assert_msg(h->content_length == c->content_length,
-				      "case \"%s\": content_length %llu", c->name,
-				      (unsigned long long)h->content_length);
+			              "case \"%s\": content_length %llu", c->name,
+			              (unsigned long long)h->content_length);
 	}
 	free(h);
 }
@@ -184,7 +204,7 @@ static enum gw_response_parse parse(const char *s, size_t len)
 START_TEST(test_headers_and_reason_reported)
 {
 	static const char r[] = "HTTP/1.1 404 Not Found\r\nContent-Type:  text/plain \r\n"
-				"X-Empty:\r\nContent-Length: 3\r\n\r\nabc";
+	                        "X-Empty:\r\nContent-Length: 3\r\n\r\nabc";
 
 	ck_assert_int_eq(parse(RAW(r)), GW_RESPONSE_DONE);
 	ck_assert_int_eq(head.version_minor, 1);
@@ -245,11 +265,12 @@ END_TEST
 
 START_TEST(test_incomplete_head_over_limit_is_too_large)
 {
-	static const char r[] = "HTTP/1.1 200 OK\r\nX-Pad: 0123456789012345678901234567890123456789";
+	static const char r[] =
+	    "HTTP/1.1 200 OK\r\nX-Pad: 0123456789012345678901234567890123456789";
 
 	ck_assert_int_eq(gw_response_head_parse(RAW(r), 32, false, &head), GW_RESPONSE_TOO_LARGE);
 	ck_assert_int_eq(gw_response_head_parse(RAW(r), sizeof(r) - 1, false, &head),
-			 GW_RESPONSE_INCOMPLETE);
+	                 GW_RESPONSE_INCOMPLETE);
 }
 END_TEST
 
@@ -278,15 +299,16 @@ START_TEST(test_too_many_headers_is_too_large)
 	char *bad = many_headers(GW_RESPONSE_MAX_HEADERS + 1, &len);
 
 	ck_assert_int_eq(gw_response_head_parse(bad, len, 1 << 20, false, &head),
-			 GW_RESPONSE_TOO_LARGE);
+	                 GW_RESPONSE_TOO_LARGE);
 	free(bad);
 }
 END_TEST
 
 START_TEST(test_largest_content_length)
 {
-	ck_assert_int_eq(parse(RAW("HTTP/1.1 200 OK\r\nContent-Length: 999999999999999999\r\n\r\n")),
-			 GW_RESPONSE_DONE);
+	ck_assert_int_eq(
+	    parse(RAW("HTTP/1.1 200 OK\r\nContent-Length: 999999999999999999\r\n\r\n")),
+	    GW_RESPONSE_DONE);
 	ck_assert_uint_eq(head.content_length, 999999999999999999ULL);
 }
 END_TEST
