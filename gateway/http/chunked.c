@@ -20,8 +20,7 @@
 #include <string.h>
 #include <sys/types.h>
 
-#define GW_CHUNKED_LINE_MAX 1024              /* size line or trailer line, CRLF included */
-#define MOVE_STEP           ((size_t)1 << 30) /* evbuffer_remove_buffer returns an int */
+#define MOVE_STEP ((size_t)1 << 30) /* evbuffer_remove_buffer returns an int */
 
 void gw_chunked_init(struct gw_chunked *c)
 {

@@ -13,6 +13,8 @@
 
 struct evbuffer;
 
+#define GW_CHUNKED_LINE_MAX 1024
+
 enum gw_chunked_state {
 	GW_CHUNKED_SIZE = 0, /* reading "HEX[;ext]\r\n" */
 	GW_CHUNKED_DATA,
@@ -35,7 +37,12 @@ enum gw_chunked_result {
 
 void gw_chunked_init(struct gw_chunked *c);
 /* Decodes from in into out; at most max_out payload bytes are moved per call
- * (backpressure). Bytes after the final CRLF stay in in. */
+ * (backpressure). Bytes after the final CRLF stay in in.
+ * GW_CHUNKED_MORE also means "max_out reached": call again once out has
+ * drained if in still holds bytes. Framing is consumed even when max_out is
+ * spent, so the call that moves the last payload byte can already finish.
+ * Size lines and trailer lines are limited to GW_CHUNKED_LINE_MAX bytes (CRLF
+ * included); lines end in CRLF; trailer lines must look like "name: value". */
 enum gw_chunked_result gw_chunked_decode(struct gw_chunked *c, struct evbuffer *in,
                                          struct evbuffer *out, size_t max_out);
 

@@ -18,7 +18,7 @@ static int hex_value(unsigned char c)
 
 /*
  * A byte-at-a-time state machine over RFC 9112 section 7.1:
- *   chunk = 1*HEXDIG [ ext ] CRLF data CRLF ; last = 1*"0" [ ext ] CRLF
+ *   chunk = 1*HEXDIG CRLF data CRLF ; last = 1*"0" CRLF
  *   trailer *( field-line CRLF ) CRLF
  * Payload runs are skipped in one step, so the cost is per framing byte.
  * Sizes are refused above 15 hex digits (no overflow) and bare LF is refused
@@ -54,15 +54,6 @@ enum gw_chunk_scan_result gw_chunk_scan_feed(struct gw_chunk_scan *s, const char
 			} else {
 				goto bad;
 			}
-			i++;
-			break;
-		case GW_CSCAN_EXT:
-			if (++s->line_len > GW_CSCAN_MAX_LINE)
-				goto bad;
-			if (c == '\r')
-				s->state = GW_CSCAN_SIZE_LF;
-			else if (c == '\n' || (c < 0x20 && c != '\t') || c == 0x7f)
-				goto bad;
 			i++;
 			break;
 		case GW_CSCAN_SIZE_LF:

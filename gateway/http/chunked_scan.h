@@ -14,7 +14,6 @@
 
 enum gw_chunk_scan_state {
 	GW_CSCAN_SIZE = 0,   /* hex digits of a chunk size */
-	GW_CSCAN_EXT,        /* ";ext" up to CR */
 	GW_CSCAN_SIZE_LF,    /* LF after the size line's CR */
 	GW_CSCAN_DATA,       /* payload */
 	GW_CSCAN_DATA_CR,    /* CR after payload */

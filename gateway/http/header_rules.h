@@ -20,7 +20,8 @@ bool gw_header_is_hop_by_hop(const char *name, size_t name_len, const char *conn
 void gw_request_id_new(char out[33]);
 
 /* A client-supplied X-Request-ID is kept when it is 1..128 printable ASCII
- * bytes without spaces or quotes; otherwise the gateway makes a new one. */
+ * bytes without spaces or quotes; otherwise the gateway makes a new one.
+ * Backslash is refused too: the id goes into JSON bodies and logs. */
 bool gw_request_id_acceptable(const char *value, size_t len);
 
 /*

@@ -78,6 +78,21 @@ struct gw_request_head {
  *   is too large, not incomplete)
  *
  * *why is set to a short static reason for logs when the verdict is an error.
+ *
+ * How the rules are applied (request_head.c):
+ * - the head is read once, left to right, never past max_header_bytes; the
+ *   first problem found wins, and a bad line is refused as soon as it is
+ *   complete, even before the head has ended. Every proper prefix of a good
+ *   head is GW_HEAD_INCOMPLETE, so cutting the input differently never
+ *   changes the verdict
+ * - GW_HEAD_URI_TOO_LONG: the limit is reached while the target is still
+ *   being read (a target longer than max_header_bytes always is)
+ * - "HTTP/0.x" is a bad request like the version-less HTTP/0.9 form (SPEC 4);
+ *   other majors but 1 are GW_HEAD_VERSION
+ * - Transfer-Encoding in an HTTP/1.0 request is refused (RFC 9112 6.1)
+ * - Host and absolute-form authorities: host[:port] bytes only (no space,
+ *   "/", "@" ...); the reported host is the authority for absolute-form
+ * - leading empty lines are not skipped here: the caller drops them first
  */
 enum gw_head_verdict gw_request_head_check(const char *buf, size_t len, uint64_t max_header_bytes,
                                            uint64_t max_body_bytes, struct gw_request_head *head,

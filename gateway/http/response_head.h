@@ -61,8 +61,15 @@ enum gw_response_parse {
  * (last coding) invalid; both -> chunked wins and keep_alive is false.
  * keep_alive: HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with
  * "Connection: keep-alive"; never for GW_BODY_CLOSE.
+ * Details (response_head.c): the only Transfer-Encoding accepted is a single
+ * "chunked" (the gateway drops the header when forwarding, so "gzip, chunked"
+ * would reach the client undeclared); Transfer-Encoding in an HTTP/1.0
+ * response is invalid (RFC 9112 6.1); Content-Length may also be a list of
+ * equal values ("5, 5"); a 101 is never keep_alive; obs-fold is invalid.
+ * Bytes are judged as they come: garbage is INVALID after its first bytes,
+ * and every proper prefix of a valid head is INCOMPLETE.
  */
 enum gw_response_parse gw_response_head_parse(const char *buf, size_t len, size_t max_head,
-					      bool head_request, struct gw_response_head *head);
+                                              bool head_request, struct gw_response_head *head);
 
 #endif

@@ -12,6 +12,7 @@ Nothing here sleeps for a fixed time to wait for a condition: every wait is a
 poll with a deadline.
 """
 
+import atexit
 import hashlib
 import json
 import os
@@ -161,8 +162,57 @@ def run_gateway_cmd(args, timeout=10):
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+class BlackHole:
+    """A loopback address whose SYNs go unanswered: a listening socket that
+    never accepts, its tiny backlog filled, so a connect() just hangs."""
+
+    def __init__(self):
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(0)
+        self.port = self.lsock.getsockname()[1]
+        self.address = "127.0.0.1:%d" % self.port
+        self.fillers = []
+        for _ in range(20):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self.fillers.append(s)
+            if self._hangs():
+                return
+        raise AssertionError("could not fill the backlog of a black-hole socket")
+
+    def _hangs(self):
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.settimeout(0.2)
+        try:
+            probe.connect(("127.0.0.1", self.port))
+            return False
+        except socket.timeout:
+            return True
+        finally:
+            probe.close()
+
+    def close(self):
+        for s in self.fillers:
+            s.close()
+        self.lsock.close()
+
+
 # ---------------------------------------------------------------------------
 # the gateway process
+
+_LIVE = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    """Never leave a gateway running after the test process ends."""
+    for gw in list(_LIVE):
+        gw.kill()
 
 class GatewayStartError(AssertionError):
     pass
@@ -187,6 +237,7 @@ class Gateway:
     def start(self, timeout=START_TIMEOUT):
         self.proc = subprocess.Popen([GATEWAY, "-c", self.config_path], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _LIVE.add(self)
         for stream, sink in ((self.proc.stdout, self._out), (self.proc.stderr, self._err)):
             t = threading.Thread(target=self._pump, args=(stream, sink), daemon=True)
             t.start()
@@ -257,12 +308,14 @@ class Gateway:
                 self.kill()
         self.returncode = self.proc.wait()
         self._join_pumps()
+        _LIVE.discard(self)
         return self.returncode
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        _LIVE.discard(self)
 
     def _join_pumps(self):
         for t in self._threads:

@@ -130,6 +130,19 @@ class CliTests(GatewayTestCase):
                  if re.search(r"in use|EADDRINUSE", l, re.I) and str(port) in l]
         self.assertTrue(cause, "no stderr line names the address in use (port %d): %r" % (port, p.stderr))
 
+    def test_start_fails_cleanly_on_unwritable_access_log(self):
+        """access_log in a directory that does not exist: non-zero exit (no
+        signal) and a stderr line naming the path."""
+        bad = gwtest.tmp_dir() + "/no/such/dir/access.log"
+        text = HEAD.replace("{port}", str(free_port())) + "access_log: %s\n" % bad + BASE_TAIL
+        path = write_file(text, "badlog")
+        try:
+            p = run_gateway_cmd(["-c", path], timeout=5)
+        except subprocess.TimeoutExpired:
+            self.fail("gateway kept running with an access log it cannot open")
+        self.assertGreater(p.returncode, 0, "exit status; stderr %r" % p.stderr)
+        self.assertIn("/no/such/dir/access.log", p.stderr)
+
     def test_start_fails_on_invalid_config(self):
         """`gateway -c` with an invalid file exits non-zero with the located error."""
         path = write_file(HEAD.replace('{port}', str(free_port())) + "bogus_key: 1\n" + BASE_TAIL, "badstart")

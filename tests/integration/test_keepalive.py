@@ -38,6 +38,36 @@ class ClientKeepAliveTests(GatewayTestCase):
         self.assertStatus(r, 200)
         self.assertClosed(c, what=" for a Connection: close request")
 
+    def test_client_connection_close_not_forwarded_to_pool(self):
+        """Three clients each sending `Connection: close`: the gateway's upstream
+        connection is still reused (the client's hop-by-hop close is not passed
+        on), so the stub sees 1 TCP connection."""
+        for i in range(3):
+            c = self.connect(self.gw)
+            c.request("GET", "/cc/%d" % i, [("Connection", "close")])
+            self.assertStatus(c.read_response(), 200)
+        self.assertEqual(self.stub.connections, 1, "upstream connections; Connection headers seen upstream: %r"
+                         % [r.header_all("Connection") for r in self.stub.requests])
+
+    def test_pipelined_burst_answered_in_order(self):
+        """Ten requests (a POST with a body in the middle) sent in one packet:
+        ten answers, in order."""
+        reqs = []
+        for i in range(10):
+            if i == 5:
+                reqs.append(b"POST /pl/5 HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 3\r\n\r\nabc")
+            else:
+                reqs.append(b"GET /pl/%d HTTP/1.1\r\nHost: gw.test\r\n\r\n" % i)
+        c = self.connect(self.gw)
+        c.send(b"".join(reqs))
+        paths = []
+        for i in range(10):
+            r = c.read_response()
+            self.assertStatus(r, 200, "pipelined response %d" % i)
+            paths.append(r.json()["path"])
+        self.assertEqual(paths, ["/pl/%d" % i for i in range(10)])
+        self.assertEqual(self.stub.requests[5].body, b"abc")
+
     def test_http10_closed_after_response(self):
         """An HTTP/1.0 request without keep-alive: the connection closes after it."""
         c = self.connect(self.gw)

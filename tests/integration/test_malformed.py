@@ -68,6 +68,10 @@ ROWS = [
     ("tls_client_hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32)) + b"\x00\x02\x13\x01",
      400, "bad_request", True, False),
     ("leading_empty_line_ignored", b"\r\nGET /ok HTTP/1.1\r\n" + H + b"\r\n", 200, None, False, True),
+    ("transfer_encoding_mixed_case", b"POST /ok HTTP/1.1\r\n" + H + b"Transfer-Encoding: Chunked\r\n\r\n"
+     b"2\r\nhi\r\n0\r\n\r\n", 200, None, False, True),
+    ("content_length_leading_zeros", b"POST /ok HTTP/1.1\r\n" + H + b"Content-Length: 002\r\n\r\nhi",
+     200, None, False, True),
     ("chunk_size_with_0x", b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
      b"0x5\r\nhello\r\n0\r\n\r\n", 400, "bad_request", True, False),
     ("chunk_size_not_hex", b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"

@@ -109,6 +109,25 @@ class RoutingTests(GatewayTestCase):
             self.assertEqual(self.c.requests[-1].target, expected, "upstream target for %s" % sent)
         self.assertNoRoute("/svcx")
 
+    def test_options_and_patch_forwarded(self):
+        """OPTIONS and PATCH (outside evhttp's default method set) are proxied."""
+        for method in ("OPTIONS", "PATCH", "PUT", "DELETE"):
+            self.assertEqual(self.served_by(method, "/api/m"), "a", method)
+            self.assertEqual(self.a.requests[-1].method, method)
+
+    def test_unknown_method_forwarded_or_refused_as_gateway_error(self):
+        """An extension method (PURGE) on a route without a method list is either
+        forwarded as PURGE, or refused with a gateway error (X-Gateway-Error +
+        JSON), never with a bare library error page."""
+        n = len(self.a.requests)
+        r = self.fetch(self.gw, "PURGE", "/api/cache")
+        if r.status == 200:
+            self.assertEqual(self.a.requests[-1].method, "PURGE")
+        else:
+            self.assertIsNotNone(r.header("X-Gateway-Error"), "non-gateway error: %s" % r.describe())
+            self.assertEqual(r.json().get("error"), r.header("X-Gateway-Error"))
+            self.assertEqual(len(self.a.requests), n)
+
     def test_path_without_strip_is_forwarded_unchanged(self):
         """Without strip_prefix the upstream sees the exact target sent."""
         self.served_by("GET", "/api/a%2Fb/c?x=%41")

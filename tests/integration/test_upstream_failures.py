@@ -3,7 +3,7 @@ route timeout (504), and what is (not) reused afterwards."""
 
 import time
 
-from gwtest import GatewayTestCase, free_port, route, upstream
+from gwtest import BlackHole, GatewayTestCase, free_port, route, upstream
 
 
 class UpstreamFailureTests(GatewayTestCase):
@@ -14,6 +14,21 @@ class UpstreamFailureTests(GatewayTestCase):
         r = self.fetch(gw, "GET", "/x")
         self.assertGatewayError(r, 502, "upstream_unavailable")
         self.assertLess(time.monotonic() - t0, 2.0, "refused connect took too long")
+
+    def test_connect_timeout_502(self):
+        """A server that never completes the TCP handshake, connect_timeout
+        300ms, route timeout 5s: 502 upstream_unavailable after ~0.3s, not a
+        wait for the route timeout."""
+        hole = BlackHole()
+        self.addCleanup(hole.close)
+        gw = self.start_gateway({"u": upstream(hole.address, connect_timeout="300ms")},
+                                [route("r", "u", timeout="5s")])
+        t0 = time.monotonic()
+        r = self.fetch(gw, "GET", "/x", timeout=8)
+        took = time.monotonic() - t0
+        self.assertGatewayError(r, 502, "upstream_unavailable")
+        self.assertGreaterEqual(took, 0.25, "502 before connect_timeout: %.2fs" % took)
+        self.assertLess(took, 2.0, "connect_timeout not applied: %.2fs" % took)
 
     def test_refused_keeps_client_connection(self):
         """After a 502 for a refused upstream the client connection still works."""

@@ -542,6 +542,24 @@ static void gw_test_add_tcase(Suite *s, const char *name, const TTest *test)
 
 #define GW_TCASE(s, fn) gw_test_add_tcase(s, #fn, fn)
 
+START_TEST(test_path_with_dot_segments_is_unsafe)
+{
+	static const char *const unsafe[] = {
+		"/a/../b", "/..", "/a/..", "/.", "/a/./b", "/a/.", "/a/%2e%2e/b", "/a/%2E./b",
+		"/a/.%2e", "/%2e", "/a/%2e/b",
+	};
+	static const char *const safe[] = {
+		"/", "/a/b", "/a/..b", "/a/b..", "/a/.b", "/...", "/a/%2e%2e%2e", "/a.b/c",
+		"/%2f", "/a/%2ex",
+	};
+
+	for (size_t i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++)
+		ck_assert_msg(!gw_path_is_safe(unsafe[i], strlen(unsafe[i])), "%s", unsafe[i]);
+	for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+		ck_assert_msg(gw_path_is_safe(safe[i], strlen(safe[i])), "%s", safe[i]);
+}
+END_TEST
+
 static Suite *gw_router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -570,6 +588,7 @@ static Suite *gw_router_suite(void)
 	GW_TCASE(s, test_strip_prefix_buffer_too_small_fails);
 	GW_TCASE(s, test_methods_format_lists_names_in_order);
 	GW_TCASE(s, test_methods_format_truncates_at_whole_names);
+	GW_TCASE(s, test_path_with_dot_segments_is_unsafe);
 	return s;
 }
 
