@@ -11,10 +11,9 @@
  * file says minus the offending part (a duplicate key: the first is kept;
  * an anchor: the node is kept without it); they are counted in
  * doc->nerrors so the caller can still report the errors of the rest of the
- * file. Others leave no trustworthy tree (an alias, nesting too deep, a
- * second document, a syntax error); the builder then reports what it can
- * and the load fails. A libyaml error ends the event stream, so it is
- * always the last error reported.
+ * file. Others leave no trustworthy tree (an alias, a second document); the
+ * builder then reports what it can and the load fails. A libyaml error or
+ * nesting too deep ends the reading, so nothing after it is reported.
  */
 #include "yaml_tree.h"
 #include "../util/alloc.h"
@@ -41,7 +40,7 @@ struct builder {
 	struct gw_errlist *errs;
 	unsigned nerrors; /* errors that left a usable tree */
 	bool broken;      /* errors that did not */
-	bool failed;      /* libyaml gave up: no more events */
+	bool failed;      /* no more events: libyaml gave up, or the builder did */
 };
 
 static void report(struct builder *b, size_t line0, size_t col0, const char *fmt, ...)
@@ -171,24 +170,6 @@ static void check_anchor(struct builder *b, const yaml_char_t *anchor, const yam
 		return;
 	report(b, mark->line, mark->column, "anchors are not allowed (&%s)", (const char *)anchor);
 	b->nerrors++;
-}
-
-/*
- * Consumes the events of a collection whose start event was already read,
- * without building anything: used past the depth limit.
- */
-static void skip_collection(struct builder *b)
-{
-	size_t open = 1;
-	yaml_event_t ev;
-
-	while (open > 0 && next_event(b, &ev) == 0) {
-		if (ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_SEQUENCE_START_EVENT)
-			open++;
-		else if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT)
-			open--;
-		yaml_event_delete(&ev);
-	}
 }
 
 static struct gw_node *parse_node(struct builder *b, yaml_event_t *ev, unsigned depth);
@@ -358,10 +339,15 @@ static struct gw_node *parse_node(struct builder *b, yaml_event_t *ev, unsigned 
 	check_anchor(b, anchor, &start.start_mark);
 	yaml_event_delete(ev);
 	if (depth > GW_YAML_MAX_DEPTH) {
+		/*
+		 * Stop reading here rather than skip the rest of the subtree:
+		 * libyaml's scanner does work proportional to the flow depth for
+		 * every token, so a few hundred KiB of "[[[[..." would keep it busy
+		 * for minutes. Nothing after this point is reported.
+		 */
 		report(b, start.start_mark.line, start.start_mark.column,
 		       "nesting deeper than %d levels", GW_YAML_MAX_DEPTH);
-		b->broken = true;
-		skip_collection(b);
+		b->failed = true;
 		return NULL;
 	}
 	if (start.type == YAML_SEQUENCE_START_EVENT) {

@@ -8,9 +8,10 @@
  * peer that never sends LF costs at most that much scanning per call and is
  * refused once that many bytes are buffered.
  *
- * Strictness is the point: a size line is 1 to n hex digits and nothing else
- * before an optional extension (no "0x", no sign, no spaces, no overflow),
- * lines end in CRLF, and the CRLF after each chunk's data must be there.
+ * Strictness is the point: a size line is hex digits only (leading zeros
+ * allowed, value below 2^64; no "0x", no sign, no spaces but the BWS before
+ * an extension's ";"), lines end in CRLF, and the CRLF after each chunk's
+ * data must be there.
  * A lenient decoder here would let an upstream desynchronise the connection.
  */
 #include "chunked.h"

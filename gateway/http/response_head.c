@@ -82,6 +82,8 @@ static enum gw_response_parse parse_status_line(struct scan *s, struct gw_respon
 	size_t n = avail < 7 ? avail : 7;
 	size_t p, eol;
 
+	if (avail == 0)
+		return GW_RESPONSE_INCOMPLETE; /* buf may be NULL (empty evbuffer pullup) */
 	if (memcmp(b, prefix, n) != 0)
 		return GW_RESPONSE_INVALID;
 	if (avail < 13)
@@ -193,8 +195,9 @@ static bool take_field(struct framing *fr, const struct gw_header_ref *f)
 
 /*
  * One header line at s->pos: NAME ":" OWS VALUE OWS EOL, the name running
- * straight into the colon. The reference is stored before it is judged so
- * that the count limit applies to every line.
+ * straight into the colon. It is written into the next free slot of
+ * h->headers (the caller made sure there is one) and counted only once the
+ * whole line is known to be valid.
  */
 static enum gw_response_parse parse_field_line(struct scan *s, struct gw_response_head *h,
                                                struct framing *fr)

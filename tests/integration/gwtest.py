@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal as _signal
 import socket
 import subprocess
@@ -30,7 +31,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "stubs"))
 
-import stub_upstream  # noqa: E402
 from stub_upstream import StubUpstream, generated_body, generated_sha256  # noqa: E402,F401
 
 # Path of the binary under test; run.py sets it from --gateway.
@@ -210,9 +210,12 @@ _LIVE = set()
 
 @atexit.register
 def _kill_leftovers():
-    """Never leave a gateway running after the test process ends."""
+    """Never leave a gateway (or the temporary directory) behind when the
+    test process ends."""
     for gw in list(_LIVE):
         gw.kill()
+    if _TMPDIR:
+        shutil.rmtree(_TMPDIR, ignore_errors=True)
 
 class GatewayStartError(AssertionError):
     pass
@@ -453,6 +456,7 @@ class Conn:
         self.eof = False
         self.reset = False
         self.closed_locally = False
+        self.throttle = None  # (seconds, bytes): a slow reader, see _fill
 
     # ----- sending ----------------------------------------------------
     def send(self, data, ignore_errors=False):
@@ -492,9 +496,13 @@ class Conn:
         if left <= 0:
             raise ResponseTimeout("timeout waiting for %s; received so far: %r"
                                   % (what, bytes(self.buf[:500])))
-        self.sock.settimeout(left)
+        size = 262144
+        if self.throttle:
+            time.sleep(self.throttle[0])
+            size = self.throttle[1]
+        self.sock.settimeout(max(left, 0.001))
         try:
-            data = self.sock.recv(262144)
+            data = self.sock.recv(size)
         except socket.timeout:
             raise ResponseTimeout("timeout waiting for %s; received so far: %r"
                                   % (what, bytes(self.buf[:500])))

@@ -61,6 +61,19 @@ class AccessLogTests(GatewayTestCase):
         self.assertEqual(len(recs), 10)
         self.assertEqual(len({r["request_id"] for r in recs}), 10)
 
+    def test_refused_requests_logged(self):
+        """Requests the gateway refuses (400 two Host headers, 405 TRACE) are
+        logged too: one line each, with their status."""
+        gw = self.gateway()
+        for data in (b"GET /api/a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                     b"TRACE /api/a HTTP/1.1\r\nHost: a\r\n\r\n"):
+            c = self.connect(gw)
+            c.send(data)
+            c.read_response()
+        recs = gw.access_records(2, timeout=3)
+        self.assertEqual(sorted(r.get("status") for r in recs), [400, 405], repr(recs))
+        self.assertEqual(self.stub.requests, [])
+
     def test_duration_reflects_upstream_time(self):
         """A 300 ms upstream delay shows as duration_ms >= 250."""
         self.stub.set("echo", delay=0.3)

@@ -1,8 +1,10 @@
 """Command line: -v, -t on valid and invalid files, start-up failures."""
 
+import os
 import re
 import socket
 import subprocess
+import tempfile
 
 import gwtest
 from gwtest import GatewayTestCase, free_port, run_gateway_cmd, write_file
@@ -74,6 +76,12 @@ INVALID = [
      11, None),
     ("bad_listen_address", 'listen:\n  - "127.0.0.1:notaport"\nworkers: 1\n' + BASE_TAIL, 2, None),
     ("unknown_route_key", HEAD + BASE_TAIL + "    retries_please: 3\n", 11, 5),
+    ("duplicate_upstream_name", HEAD + 'upstreams:\n  u:\n    servers: ["127.0.0.1:9001"]\n'
+     '  u:\n    servers: ["127.0.0.1:9002"]\n'
+     "routes:\n  - name: r\n    match: { path_prefix: / }\n    upstream: u\n", 7, None),
+    ("duplicate_top_level_key", HEAD + "workers: 2\n" + BASE_TAIL, 4, None),
+    ("max_connections_zero", HEAD + "limits:\n  max_connections: 0\n" + BASE_TAIL, 5, None),
+    ("negative_timeout", HEAD + BASE_TAIL + "    timeout: -1s\n", 11, None),
     ("yaml_syntax_error", HEAD + "limits: { max_connections: 5\n" + BASE_TAIL, None, None),
 ]
 
@@ -94,6 +102,23 @@ class CliTests(GatewayTestCase):
         p = run_gateway_cmd(["-t", "-c", path])
         self.assertEqual(p.returncode, 0, "stdout %r stderr %r" % (p.stdout, p.stderr))
         self.assertTrue(gwtest.connect_refused(port), "-t must not start listening")
+
+    def test_default_config_path(self):
+        """Without -c the gateway reads conf/gateway.yaml (relative to the
+        working directory): -t exits 0 for a valid one, and 1 with
+        "conf/gateway.yaml:LINE:COL:" for an invalid one."""
+        work = tempfile.mkdtemp(dir=gwtest.tmp_dir())
+        os.mkdir(os.path.join(work, "conf"))
+        conf = os.path.join(work, "conf", "gateway.yaml")
+        with open(conf, "w") as f:
+            f.write(HEAD.replace("{port}", str(free_port())) + BASE_TAIL)
+        p = subprocess.run([gwtest.GATEWAY, "-t"], cwd=work, capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0, "stderr %r" % p.stderr)
+        with open(conf, "w") as f:
+            f.write(HEAD.replace("{port}", str(free_port())) + "bogus_key: 1\n" + BASE_TAIL)
+        p = subprocess.run([gwtest.GATEWAY, "-t"], cwd=work, capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 1, "stderr %r" % p.stderr)
+        self.assertRegex(p.stderr, r"conf/gateway\.yaml:4:1: ")
 
     def test_check_missing_file_exits_1(self):
         """-t on a file that does not exist: exit 1 and a message naming the file."""

@@ -4,12 +4,10 @@ These prove that the stub behaviours and the raw client work, so that a
 failing gateway test points at the gateway and not at the test tools.
 """
 
-import socket
-import struct
 import time
 import unittest
 
-from gwtest import Conn, ProtocolError, build_request, generated_sha256, to_yaml
+from gwtest import Conn, ProtocolError, generated_sha256, to_yaml
 from stub_upstream import StubUpstream
 
 

@@ -129,6 +129,22 @@ class PoolTests(GatewayTestCase):
         self.assertEqual(statuses, [200, 200, 200])
         self.assertEqual(stub.max_open, 1, "concurrent upstream connections with max_connections: 1")
 
+    def test_queue_for_busy_server_bounded_by_route_timeout(self):
+        """upstream max_connections: 1, stub delay 3s, route timeout 500ms, three
+        concurrent requests: all three get 504 upstream_timeout within 2s
+        (queued requests do not wait beyond their deadline)."""
+        stub = self.start_stub("busy", "echo", delay=3)
+        gw = self.simple_gateway(stub, upstream_opts={"max_connections": 1}, route_opts={"timeout": "500ms"})
+        conns = [self.connect(gw) for _ in range(3)]
+        t0 = time.monotonic()
+        for i, c in enumerate(conns):
+            c.request("GET", "/q/%d" % i)
+        for i, c in enumerate(conns):
+            self.assertGatewayError(c.read_response(timeout=4), 504, "upstream_timeout")
+        took = time.monotonic() - t0
+        self.assertLess(took, 2.0, "queued requests answered after %.2fs" % took)
+        self.assertEqual(stub.max_open, 1)
+
     def test_two_workers_serve_concurrent_clients(self):
         """workers: 2, 20 concurrent client connections x 5 requests: all 200."""
         stub = self.start_stub("w2")

@@ -4,7 +4,7 @@ target size (414), max_connections."""
 import threading
 import time
 
-from gwtest import Conn, GatewayTestCase, poll_until
+from gwtest import Conn, GatewayTestCase, generated_sha256, poll_until
 
 H = b"Host: gw.test\r\n"
 
@@ -91,6 +91,44 @@ class TimeoutTests(GatewayTestCase):
             n += 1
             time.sleep(0.25)  # pacing between requests, well under idle_timeout
         self.assertGreaterEqual(n, 8)
+
+
+class SlowButProgressingTests(GatewayTestCase):
+    """header/body/idle timeouts are 1s here; none of them may cut work that is
+    progressing or waiting on the upstream."""
+
+    LIMITS = {"header_timeout": "1s", "body_timeout": "1s", "idle_timeout": "1s"}
+
+    def test_slow_upstream_not_cut_by_client_timeouts(self):
+        """An upstream that takes 1.8s (route timeout 5s) is waited for: 200."""
+        stub = self.start_stub("slowup", "echo", delay=1.8)
+        gw = self.simple_gateway(stub, route_opts={"timeout": "5s"}, limits=self.LIMITS)
+        r = self.fetch(gw, "GET", "/x", timeout=6)
+        self.assertStatus(r, 200, "a 1.8s upstream with 1s client-side timeouts")
+
+    def test_slow_reader_download_completes(self):
+        """A client reading a 16 MiB body at ~4 MiB/s (about 4s, far beyond
+        every 1s timeout) still gets all of it."""
+        size = 16 << 20
+        stub = self.start_stub("dl", "size", size=size, piece=256 * 1024)
+        gw = self.simple_gateway(stub, route_opts={"timeout": "30s"}, limits=self.LIMITS)
+        c = self.connect(gw, timeout=30)
+        c.request("GET", "/big")
+        c.throttle = (0.03, 128 * 1024)
+        r = c.read_response(timeout=30, store=False)
+        self.assertStatus(r, 200)
+        self.assertEqual((r.body_len, r.body_sha256), (size, generated_sha256(size)),
+                         "slow download cut short or corrupted")
+
+    def test_upstream_body_with_pauses_completes(self):
+        """An upstream that streams its body with 0.6s pauses (3s in all) is
+        relayed whole (the pauses are upstream waits, not client idleness)."""
+        size = 6 * 65536
+        stub = self.start_stub("drip", "size", size=size, piece=65536, gap=0.6, chunked=True)
+        gw = self.simple_gateway(stub, route_opts={"timeout": "30s"}, limits=self.LIMITS)
+        r = self.fetch(gw, "GET", "/drip", timeout=10)
+        self.assertStatus(r, 200)
+        self.assertEqual((r.body_len, r.body_sha256), (size, generated_sha256(size)))
 
 
 class SizeLimitTests(GatewayTestCase):

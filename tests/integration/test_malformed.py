@@ -72,6 +72,13 @@ ROWS = [
      b"2\r\nhi\r\n0\r\n\r\n", 200, None, False, True),
     ("content_length_leading_zeros", b"POST /ok HTTP/1.1\r\n" + H + b"Content-Length: 002\r\n\r\nhi",
      200, None, False, True),
+    # README "Request handling": chunk extensions and dot segments are refused
+    # (a documented deviation: RFC 9112 7.1.1 says to ignore extensions).
+    ("chunk_extension_refused", b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+     b"5;ext=1\r\nhello\r\n0\r\n\r\n", 400, "bad_request", True, False),
+    ("dot_segments_in_path", b"GET /ok/../admin HTTP/1.1\r\n" + H + b"\r\n", 400, "bad_request", True, False),
+    ("encoded_dot_segments_in_path", b"GET /ok/%2e%2E/admin HTTP/1.1\r\n" + H + b"\r\n",
+     400, "bad_request", True, False),
     ("chunk_size_with_0x", b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
      b"0x5\r\nhello\r\n0\r\n\r\n", 400, "bad_request", True, False),
     ("chunk_size_not_hex", b"POST /a HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"

@@ -423,6 +423,16 @@ START_TEST(test_why_may_be_null_and_is_cleared_on_ok)
 }
 END_TEST
 
+START_TEST(test_empty_null_buffer_is_incomplete)
+{
+	struct gw_request_head h;
+
+	ck_assert_int_eq(gw_request_head_check(NULL, 0, MAX_HEAD, MAX_BODY, &h, NULL),
+	                 GW_HEAD_INCOMPLETE);
+	ck_assert_uint_eq(gw_request_head_end(NULL, 0), 0);
+}
+END_TEST
+
 START_TEST(test_head_end_crlf)
 {
 	static const char s[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
@@ -498,6 +508,7 @@ static Suite *request_head_suite(void)
 	add(s, "content_length_over_max_body_is_413", test_content_length_over_max_body_is_413);
 	add(s, "largest_content_length_parsed", test_largest_content_length_parsed);
 	add(s, "why_may_be_null_and_is_cleared_on_ok", test_why_may_be_null_and_is_cleared_on_ok);
+	add(s, "empty_null_buffer_is_incomplete", test_empty_null_buffer_is_incomplete);
 	add(s, "head_end_crlf", test_head_end_crlf);
 	add(s, "head_end_bare_lf_forms", test_head_end_bare_lf_forms);
 	add(s, "head_end_not_found", test_head_end_not_found);

@@ -304,6 +304,13 @@ START_TEST(test_too_many_headers_is_too_large)
 }
 END_TEST
 
+START_TEST(test_empty_null_buffer_is_incomplete)
+{
+	ck_assert_int_eq(gw_response_head_parse(NULL, 0, MAX_HEAD, false, &head),
+	                 GW_RESPONSE_INCOMPLETE);
+}
+END_TEST
+
 START_TEST(test_largest_content_length)
 {
 	ck_assert_int_eq(
@@ -338,6 +345,7 @@ static Suite *response_head_suite(void)
 	    test_incomplete_head_over_limit_is_too_large);
 	add(s, "too_many_headers_is_too_large", test_too_many_headers_is_too_large);
 	add(s, "largest_content_length", test_largest_content_length);
+	add(s, "empty_null_buffer_is_incomplete", test_empty_null_buffer_is_incomplete);
 	return s;
 }
 
