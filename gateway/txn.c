@@ -64,7 +64,7 @@ static void set_deadline(struct gw_txn *txn, uint64_t ms)
 {
 	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 
-	evtimer_add(txn->deadline_ev, &tv);
+	evtimer_add(&txn->deadline_ev, &tv);
 }
 
 /* ---- end of a transaction ---------------------------------------------- */
@@ -121,7 +121,7 @@ static void txn_end(struct gw_txn *txn)
 		gw_client_conn_request_ends(txn->cc);
 		txn->cc->txn = NULL;
 	}
-	event_free(txn->deadline_ev);
+	event_del(&txn->deadline_ev);
 	if (txn->held_body)
 		evbuffer_free(txn->held_body);
 	txn->worker->inflight--;
@@ -553,7 +553,7 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 	/* An absolute-form target is not a forward-proxy request here (the
 	 * check against Host is done); keep-alive rules stay those of HTTP. */
 	req->flags &= ~EVHTTP_PROXY_REQUEST;
-	txn->deadline_ev = evtimer_new(w->base, on_deadline, txn);
+	evtimer_assign(&txn->deadline_ev, w->base, on_deadline, txn);
 	w->inflight++;
 	pick_request_id(txn);
 	if (txn->cc)

@@ -21,11 +21,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <event2/event_struct.h>
+
 #include "config/config.h"
 #include "upstream/pool.h"
 
 struct evhttp_request;
-struct event;
 struct gw_worker;
 struct gw_client_conn;
 
@@ -43,7 +44,7 @@ struct gw_txn {
 	bool try_active; /* counted in pool->inflight[server_idx] */
 	unsigned stale_retries;
 	struct gw_pool_waiter waiter;
-	struct event *deadline_ev; /* owned */
+	struct event deadline_ev; /* embedded: no allocation per request */
 
 	uint64_t start_us;
 	uint64_t deadline_ms;
