@@ -98,7 +98,7 @@ static enum gw_response_parse parse_status_line(struct scan *s, struct gw_respon
 	h->reason = b + p;
 	if (b[p] == ' ') {
 		h->reason = b + 13;
-		p = span(b, 13, s->end, GW_HTTP_FIELD);
+		p = gw_http_span(b, 13, s->end, GW_HTTP_FIELD);
 	}
 	h->reason_len = (size_t)(b + p - h->reason);
 	eol = line_end(s, p);
@@ -219,7 +219,7 @@ static enum gw_response_parse parse_field_line(struct scan *s, struct gw_respons
 	while (p < s->end && is_ows(b[p]))
 		p++;
 	value = p;
-	p = span(b, p, s->end, GW_HTTP_FIELD);
+	p = gw_http_span(b, p, s->end, GW_HTTP_FIELD);
 	eol = line_end(s, p);
 	if (eol == EOL_MORE)
 		return GW_RESPONSE_INCOMPLETE;

@@ -6,7 +6,8 @@
  * the rest of the gateway relies on: a good head ends in CRLF CRLF exactly
  * at head_len, agrees with gw_request_head_end, points only inside the
  * buffer, respects the limits and framing rules, and is judged the same
- * whatever follows it or however it was cut (every prefix is INCOMPLETE).
+ * whatever follows it or however it was cut (every prefix is INCOMPLETE);
+ * and the SSE2 span agrees with the byte-class table.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -65,6 +66,20 @@ static void check_ok(const char *buf, size_t len, uint64_t max_head, uint64_t ma
 	        GW_HEAD_INCOMPLETE);
 }
 
+/* The vectorised span must agree with the byte table on any bytes. */
+static void check_spans(const char *buf, size_t len)
+{
+	static const unsigned int classes[] = {GW_HTTP_FIELD, GW_HTTP_TARGET, GW_HTTP_TCHAR};
+
+	for (size_t k = 0; k < sizeof(classes) / sizeof(classes[0]); k++) {
+		size_t p = 0;
+
+		while (p < len && (gw_http_cclass[(unsigned char)buf[p]] & classes[k]))
+			p++;
+		require(gw_http_span(buf, 0, len, classes[k]) == p);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint64_t head_limits[] = {16, 64, 256, 8192};
@@ -94,5 +109,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (v == GW_HEAD_HEADERS_TOO_LARGE || v == GW_HEAD_URI_TOO_LONG)
 		require(len > max_head);
 	require(gw_request_head_end(buf, len) <= len);
+	check_spans(buf, len);
 	return 0;
 }

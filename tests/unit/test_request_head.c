@@ -433,6 +433,40 @@ START_TEST(test_empty_null_buffer_is_incomplete)
 }
 END_TEST
 
+static size_t span_ref(const char *b, size_t p, size_t end, unsigned int cls)
+{
+	while (p < end && (gw_http_cclass[(unsigned char)b[p]] & cls))
+		p++;
+	return p;
+}
+
+/* The vectorised span agrees with the byte table for every byte value at
+ * every offset of blocks and tails, HTAB runs included. */
+START_TEST(test_span_matches_byte_table)
+{
+	static const unsigned int classes[] = {GW_HTTP_FIELD, GW_HTTP_TARGET, GW_HTTP_TCHAR,
+	                                       GW_HTTP_HOST};
+	char buf[48];
+
+	for (size_t k = 0; k < sizeof(classes) / sizeof(classes[0]); k++) {
+		for (int c = 0; c < 256; c++) {
+			for (size_t pos = 0; pos < sizeof(buf); pos++) {
+				memset(buf, 'a', sizeof(buf));
+				buf[pos] = (char)c;
+				for (size_t start = 0; start < 3; start++)
+					ck_assert_uint_eq(
+					    gw_http_span(buf, start, sizeof(buf), classes[k]),
+					    span_ref(buf, start, sizeof(buf), classes[k]));
+			}
+		}
+		memset(buf, '\t', sizeof(buf));
+		buf[40] = '\x01';
+		ck_assert_uint_eq(gw_http_span(buf, 0, sizeof(buf), classes[k]),
+		                  span_ref(buf, 0, sizeof(buf), classes[k]));
+	}
+}
+END_TEST
+
 START_TEST(test_head_end_crlf)
 {
 	static const char s[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
@@ -509,6 +543,7 @@ static Suite *request_head_suite(void)
 	add(s, "largest_content_length_parsed", test_largest_content_length_parsed);
 	add(s, "why_may_be_null_and_is_cleared_on_ok", test_why_may_be_null_and_is_cleared_on_ok);
 	add(s, "empty_null_buffer_is_incomplete", test_empty_null_buffer_is_incomplete);
+	add(s, "span_matches_byte_table", test_span_matches_byte_table);
 	add(s, "head_end_crlf", test_head_end_crlf);
 	add(s, "head_end_bare_lf_forms", test_head_end_bare_lf_forms);
 	add(s, "head_end_not_found", test_head_end_not_found);
