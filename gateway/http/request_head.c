@@ -102,7 +102,7 @@ static size_t span_sse2(const char *buf, size_t p, size_t end, unsigned int cls)
 	const __m128i del = _mm_set1_epi8(0x7f);
 	const __m128i zero = _mm_setzero_si128();
 
-	while (end - p >= 16) {
+	while (p <= end && end - p >= 16) {
 		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(buf + p));
 		__m128i ctl = _mm_cmpeq_epi8(_mm_subs_epu8(x, limit), zero);
 		__m128i bad = _mm_or_si128(ctl, _mm_cmpeq_epi8(x, del));
