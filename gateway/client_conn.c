@@ -28,7 +28,7 @@
 
 /* How long a refused connection is drained before it is closed, so that the
  * client reads the error instead of a reset (lingering close). */
-#define GW_LINGER_MS 2000
+#define GW_LINGER_MS        2000
 #define GW_LINGER_MAX_BYTES (1024 * 1024)
 
 /* Socket -> connection. Sockets are unique in the process while open and
@@ -60,7 +60,8 @@ static const struct gw_limits_conf *limits_of(const struct gw_client_conn *cc)
 
 static void arm_timer(struct gw_client_conn *cc, uint64_t ms)
 {
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 
 	evtimer_add(cc->timer, &tv);
 }
@@ -111,7 +112,8 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 static void linger_start(struct event_base *base, int fd)
 {
 	struct gw_linger *l = gw_calloc(1, sizeof(*l));
-	struct timeval tv = {.tv_sec = GW_LINGER_MS / 1000, .tv_usec = (GW_LINGER_MS % 1000) * 1000};
+	struct timeval tv = {.tv_sec = GW_LINGER_MS / 1000,
+	                     .tv_usec = (GW_LINGER_MS % 1000) * 1000};
 
 	l->fd = fd;
 	l->until_ms = gw_clock_now_ms() + GW_LINGER_MS;
@@ -125,10 +127,10 @@ static void linger_start(struct event_base *base, int fd)
 static void log_refusal(struct gw_client_conn *cc, const struct gw_error_reply *e)
 {
 	struct gw_access_entry entry = {
-		.request_id = e->request_id,
-		.client = cc->client_ip,
-		.status = e->status,
-		.error = e->code,
+	    .request_id = e->request_id,
+	    .client = cc->client_ip,
+	    .status = e->status,
+	    .error = e->code,
 	};
 	gw_access_log_add(cc->worker->log_buf, &entry);
 }
@@ -139,10 +141,10 @@ static void send_refusal(struct gw_client_conn *cc)
 	char id[33];
 	char raw[512];
 	struct gw_error_reply e = {
-		.status = cc->reject_status,
-		.code = cc->reject_code,
-		.request_id = id,
-		.close = true,
+	    .status = cc->reject_status,
+	    .code = cc->reject_code,
+	    .request_id = id,
+	    .close = true,
 	};
 	size_t len;
 	int keep;
@@ -201,7 +203,7 @@ static void refuse_verdict(struct gw_client_conn *cc, enum gw_head_verdict v)
 static bool method_known(const char *m, size_t len)
 {
 	static const char *const known[] = {"GET",    "HEAD",    "POST", "PUT",
-					    "DELETE", "OPTIONS", "PATCH"};
+	                                    "DELETE", "OPTIONS", "PATCH"};
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strlen(known[i]) == len && memcmp(known[i], m, len) == 0)
 			return true;
@@ -225,7 +227,7 @@ static void head_copy_reset(struct gw_client_conn *cc)
 /* Appends n bytes at offset of buf to the copy, up to the head limit + 4
  * (enough to see that the limit is passed). */
 static size_t head_copy_add(struct gw_client_conn *cc, struct evbuffer *buf, size_t offset,
-			    size_t n)
+                            size_t n)
 {
 	size_t cap = (size_t)limits_of(cc)->max_header_bytes + 4;
 	struct evbuffer_ptr pos;
@@ -247,6 +249,20 @@ static size_t head_copy_add(struct gw_client_conn *cc, struct evbuffer *buf, siz
 	return n;
 }
 
+/*
+ * The byte watcher is only needed while a head or a chunked body arrives;
+ * switched off otherwise, evhttp's own reads and drains do not call it.
+ */
+static void watch_input(struct gw_client_conn *cc, bool on)
+{
+	struct evbuffer *in = bufferevent_get_input(cc->bev);
+
+	if (on)
+		evbuffer_cb_set_flags(in, cc->input_cb, EVBUFFER_CB_ENABLED);
+	else
+		evbuffer_cb_clear_flags(in, cc->input_cb, EVBUFFER_CB_ENABLED);
+}
+
 /* Follows a chunked body's framing over n bytes at offset of buf. */
 static void body_bytes(struct gw_client_conn *cc, struct evbuffer *buf, size_t offset, size_t n);
 
@@ -261,6 +277,7 @@ static void body_scan(struct gw_client_conn *cc, const char *p, size_t n)
 		break;
 	case GW_CSCAN_FINISHED:
 		cc->body_chunked = false; /* what follows is the next request */
+		watch_input(cc, false);
 		break;
 	case GW_CSCAN_BAD:
 		refuse(cc, 400, "bad_request");
@@ -298,7 +315,7 @@ static void body_bytes(struct gw_client_conn *cc, struct evbuffer *buf, size_t o
  * extra_off of buf arrived too but are not in p. Returns true while more
  * bytes are needed. */
 static bool check_head(struct gw_client_conn *cc, const char *p, size_t len, struct evbuffer *buf,
-		       size_t extra_off, size_t extra)
+                       size_t extra_off, size_t extra)
 {
 	const struct gw_limits_conf *lim = limits_of(cc);
 	struct gw_request_head head;
@@ -320,6 +337,8 @@ static bool check_head(struct gw_client_conn *cc, const char *p, size_t len, str
 	cc->phase = GW_CONN_BODY;
 	arm_timer(cc, lim->body_timeout_ms);
 	cc->body_chunked = head.chunked;
+	if (!head.chunked)
+		watch_input(cc, false); /* evhttp reads exactly Content-Length bytes */
 	memset(&cc->body_scan, 0, sizeof(cc->body_scan));
 	body_scan(cc, p + head.head_len, len - head.head_len);
 	body_bytes(cc, buf, extra_off, extra);
@@ -460,7 +479,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		cc->reject_code = "request_timeout";
 		cc->phase = GW_CONN_REJECT;
 		evbuffer_drain(bufferevent_get_input(cc->bev),
-			       evbuffer_get_length(bufferevent_get_input(cc->bev)));
+		               evbuffer_get_length(bufferevent_get_input(cc->bev)));
 		send_refusal(cc);
 		break;
 	case GW_CONN_REJECT:
@@ -482,7 +501,7 @@ struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg)
 	cc->fresh = true;
 	cc->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	cc->timer = evtimer_new(base, on_timer, cc);
-	evbuffer_add_cb(bufferevent_get_input(cc->bev), on_input, cc);
+	cc->input_cb = evbuffer_add_cb(bufferevent_get_input(cc->bev), on_input, cc);
 	TAILQ_INSERT_TAIL(&w->conns, cc, link);
 	w->nconns++;
 	gw_server_connection_opened(w->server);
@@ -516,6 +535,7 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 
 	cc->phase = GW_CONN_IDLE;
 	arm_timer(cc, limits_of(cc)->idle_timeout_ms);
+	watch_input(cc, true);
 	if (evbuffer_get_length(in) > 0) {
 		/* A pipelined request is already buffered: check it before
 		 * evhttp's deferred read parses it. */
@@ -535,21 +555,38 @@ void gw_client_conn_request_begins(struct gw_client_conn *cc, struct gw_txn *txn
 	evhttp_request_set_on_complete_cb(txn->req, on_reply_complete, cc);
 }
 
+/*
+ * Watching for the client's close costs two epoll_ctl calls per request, and
+ * most requests are answered within milliseconds. So the watch only starts
+ * once a request has waited GW_CLOSE_WATCH_AFTER_MS (gw_client_conn_tick):
+ * a client that leaves is still noticed promptly, and fast requests pay
+ * nothing.
+ */
 void gw_client_conn_watch_close(struct gw_client_conn *cc, bool on)
 {
 	if (!cc || !cc->closed_ev)
 		return;
-	if (on)
-		event_add(cc->closed_ev, NULL);
-	else
+	cc->watch_close = on;
+	cc->watch_since_ms = on ? gw_clock_now_ms() : 0;
+	if (!on && cc->close_watched) {
 		event_del(cc->closed_ev);
+		cc->close_watched = false;
+	}
+}
+
+void gw_client_conn_tick(struct gw_client_conn *cc, uint64_t now_ms)
+{
+	if (cc->watch_close && !cc->close_watched &&
+	    now_ms - cc->watch_since_ms >= GW_CLOSE_WATCH_AFTER_MS) {
+		event_add(cc->closed_ev, NULL);
+		cc->close_watched = true;
+	}
 }
 
 void gw_client_conn_request_ends(struct gw_client_conn *cc)
 {
 	cc->txn = NULL;
-	if (cc->closed_ev)
-		event_del(cc->closed_ev);
+	gw_client_conn_watch_close(cc, false);
 }
 
 void gw_client_conn_abort(struct gw_client_conn *cc)

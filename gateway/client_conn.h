@@ -35,6 +35,7 @@
 #include "http/chunked_scan.h"
 
 struct bufferevent;
+struct evbuffer_cb_entry;
 struct event;
 struct event_base;
 struct evhttp_connection;
@@ -59,8 +60,12 @@ struct gw_client_conn {
 	enum gw_conn_phase phase;
 	bool fresh; /* no request seen yet on this connection */
 
-	struct event *timer;     /* owned: deadlines, and deferred work */
-	struct event *closed_ev; /* owned: EV_CLOSED while BUSY */
+	struct event *timer;                /* owned: deadlines, and deferred work */
+	struct evbuffer_cb_entry *input_cb; /* the byte watcher, off while not needed */
+	struct event *closed_ev;            /* owned: EV_CLOSED while a request waits */
+	bool watch_close;                   /* a request waits for its upstream */
+	bool close_watched;                 /* closed_ev is armed */
+	uint64_t watch_since_ms;
 
 	char *head_buf; /* owned: copy of a head arriving in pieces */
 	size_t head_len, head_cap;
@@ -87,6 +92,9 @@ struct gw_client_conn *gw_client_conn_of(struct evhttp_request *req);
 void gw_client_conn_request_begins(struct gw_client_conn *cc, struct gw_txn *txn);
 /* Watch for the client going away while the request waits (EV_CLOSED). */
 void gw_client_conn_watch_close(struct gw_client_conn *cc, bool on);
+/* Housekeeping every worker tick: arms the close watch of slow requests. */
+void gw_client_conn_tick(struct gw_client_conn *cc, uint64_t now_ms);
+#define GW_CLOSE_WATCH_AFTER_MS 50
 /* The transaction is done with the connection (reply finished or aborted). */
 void gw_client_conn_request_ends(struct gw_client_conn *cc);
 /* Closes the connection now (client gone, reply impossible). */

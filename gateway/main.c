@@ -21,9 +21,9 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: gateway [-c FILE] [-t] [-v]\n"
-		     "  -c FILE  configuration file (default conf/gateway.yaml)\n"
-		     "  -t       check the configuration and exit (0 valid, 1 invalid)\n"
-		     "  -v       print the version and exit\n");
+	             "  -c FILE  configuration file (default conf/gateway.yaml)\n"
+	             "  -t       check the configuration and exit (0 valid, 1 invalid)\n"
+	             "  -v       print the version and exit\n");
 }
 
 int main(int argc, char **argv)

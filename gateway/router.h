@@ -31,11 +31,11 @@ struct gw_route_query {
  * caller answers 405 with an Allow header then, 404 otherwise.
  */
 const struct gw_route_conf *gw_router_match(const struct gw_config *config,
-					    const struct gw_route_query *q, unsigned *allow);
+                                            const struct gw_route_query *q, unsigned *allow);
 
 /* Does prefix match path by the segment rule above? */
 bool gw_router_prefix_matches(const char *prefix, size_t prefix_len, const char *path,
-			      size_t path_len);
+                              size_t path_len);
 
 /*
  * The upstream path for a route with strip_prefix: the path with the prefix
@@ -44,7 +44,7 @@ bool gw_router_prefix_matches(const char *prefix, size_t prefix_len, const char 
  * not fit.
  */
 int gw_router_strip_prefix(const struct gw_route_conf *route, const char *path, size_t path_len,
-			   const char *query, char *out, size_t out_size);
+                           const char *query, char *out, size_t out_size);
 
 /*
  * False when the path holds a dot segment ("/./", "/../", or "." / ".." at the

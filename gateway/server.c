@@ -68,8 +68,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct gw_server *server = arg;
 	struct timeval deadline = {
-		.tv_sec = (time_t)(server->config->drain_timeout_ms / 1000),
-		.tv_usec = (suseconds_t)(server->config->drain_timeout_ms % 1000) * 1000,
+	    .tv_sec = (time_t)(server->config->drain_timeout_ms / 1000),
+	    .tv_usec = (suseconds_t)(server->config->drain_timeout_ms % 1000) * 1000,
 	};
 
 	if (atomic_exchange(&server->draining, true)) {
@@ -79,8 +79,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	gw_log_info("%s: draining (up to %llums), no new connections",
-		    sig == SIGTERM ? "SIGTERM" : "SIGINT",
-		    (unsigned long long)server->config->drain_timeout_ms);
+	            sig == SIGTERM ? "SIGTERM" : "SIGINT",
+	            (unsigned long long)server->config->drain_timeout_ms);
 	for (unsigned i = 0; i < server->nworkers; i++)
 		gw_worker_request_drain(server->workers[i]);
 	evtimer_add(server->drain_deadline_ev, &deadline);
@@ -119,7 +119,8 @@ struct gw_server *gw_server_start(struct gw_config *config)
 	pthread_mutex_init(&server->pause_lock, NULL);
 	server->access_log = gw_access_log_open(config->access_log, &why);
 	if (!server->access_log) {
-		fprintf(stderr, "gateway: cannot open access_log %s: %s\n", config->access_log, why);
+		fprintf(stderr, "gateway: cannot open access_log %s: %s\n", config->access_log,
+		        why);
 		gw_server_free(server);
 		return NULL;
 	}
@@ -221,7 +222,7 @@ void gw_server_connection_opened(struct gw_server *server)
 		for (unsigned i = 0; i < server->nworkers; i++)
 			gw_worker_set_accepting(server->workers[i], false);
 		gw_log_warn("limits.max_connections (%u) reached: not accepting",
-			    server->config->limits.max_connections);
+		            server->config->limits.max_connections);
 	}
 	pthread_mutex_unlock(&server->pause_lock);
 }

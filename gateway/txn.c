@@ -15,11 +15,13 @@
 #include "access_log.h"
 #include "client_conn.h"
 #include "http/header_rules.h"
+#include "relay.h"
 #include "reply.h"
 #include "router.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/outbuf.h"
 #include "worker.h"
 
 /* Client output above this pauses reading from the upstream. */
@@ -36,16 +38,26 @@ static void start_try(struct gw_txn *txn);
 static const char *method_name(unsigned method)
 {
 	switch (method) {
-	case GW_METHOD_GET: return "GET";
-	case GW_METHOD_POST: return "POST";
-	case GW_METHOD_HEAD: return "HEAD";
-	case GW_METHOD_PUT: return "PUT";
-	case GW_METHOD_DELETE: return "DELETE";
-	case GW_METHOD_OPTIONS: return "OPTIONS";
-	case GW_METHOD_TRACE: return "TRACE";
-	case GW_METHOD_CONNECT: return "CONNECT";
-	case GW_METHOD_PATCH: return "PATCH";
-	default: return "UNKNOWN";
+	case GW_METHOD_GET:
+		return "GET";
+	case GW_METHOD_POST:
+		return "POST";
+	case GW_METHOD_HEAD:
+		return "HEAD";
+	case GW_METHOD_PUT:
+		return "PUT";
+	case GW_METHOD_DELETE:
+		return "DELETE";
+	case GW_METHOD_OPTIONS:
+		return "OPTIONS";
+	case GW_METHOD_TRACE:
+		return "TRACE";
+	case GW_METHOD_CONNECT:
+		return "CONNECT";
+	case GW_METHOD_PATCH:
+		return "PATCH";
+	default:
+		return "UNKNOWN";
 	}
 }
 
@@ -62,7 +74,8 @@ static const char *origin_target(const char *uri)
 
 static void set_deadline(struct gw_txn *txn, uint64_t ms)
 {
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 
 	evtimer_add(&txn->deadline_ev, &tv);
 }
@@ -74,19 +87,19 @@ static void log_access(struct gw_txn *txn)
 	const struct gw_route_conf *route = txn->route;
 	const char *uri = txn->req ? evhttp_request_get_uri(txn->req) : NULL;
 	struct gw_access_entry e = {
-		.request_id = txn->request_id,
-		.client = txn->cc ? txn->cc->client_ip : NULL,
-		.method = method_name(txn->method),
-		.path = uri ? origin_target(uri) : NULL,
-		.route = route ? route->name : NULL,
-		.upstream = route ? route->upstream->name : NULL,
-		.server = route && txn->server_idx >= 0
-				  ? route->upstream->servers[txn->server_idx].address
-				  : NULL,
-		.status = txn->status,
-		.bytes = txn->bytes_sent,
-		.duration_us = gw_clock_now_us() - txn->start_us,
-		.error = txn->error_code,
+	    .request_id = txn->request_id,
+	    .client = txn->cc ? txn->cc->client_ip : NULL,
+	    .method = method_name(txn->method),
+	    .path = uri ? origin_target(uri) : NULL,
+	    .route = route ? route->name : NULL,
+	    .upstream = route ? route->upstream->name : NULL,
+	    .server = route && txn->server_idx >= 0
+	                  ? route->upstream->servers[txn->server_idx].address
+	                  : NULL,
+	    .status = txn->status,
+	    .bytes = txn->bytes_sent,
+	    .duration_us = gw_clock_now_us() - txn->start_us,
+	    .error = txn->error_code,
 	};
 	gw_access_log_add(txn->worker->log_buf, &e);
 }
@@ -131,14 +144,14 @@ static void txn_end(struct gw_txn *txn)
 
 /* Answers with a gateway error (only before any reply byte). */
 static void fail_request(struct gw_txn *txn, int status, const char *code, const char *allow,
-			 bool close)
+                         bool close)
 {
 	struct gw_error_reply e = {
-		.status = status,
-		.code = code,
-		.request_id = txn->request_id,
-		.close = close || txn->worker->draining,
-		.allow = allow,
+	    .status = status,
+	    .code = code,
+	    .request_id = txn->request_id,
+	    .close = close || txn->worker->draining,
+	    .allow = allow,
 	};
 
 	txn->status = status;
@@ -184,58 +197,40 @@ void gw_txn_client_gone(struct gw_txn *txn)
 
 /* ---- response relay ----------------------------------------------------- */
 
-/* Copies the upstream's response headers for the client (SPEC section 3). */
-static void copy_response_headers(struct gw_txn *txn, const struct gw_response_head *h)
+/* Writes the response head into the worker's scratch buffer. */
+static void begin_reply(struct gw_txn *txn, const struct gw_response_head *h,
+                        enum gw_relay_framing framing, uint64_t length)
 {
-	struct evkeyvalq *out = evhttp_request_get_output_headers(txn->req);
-	const char *conn = NULL;
-	size_t conn_len = 0;
-	char name[256];
-	char value[8192];
-	bool keep_length = txn->head_request || h->status == 304;
+	struct gw_relay_head rh = {
+	    .upstream = h,
+	    .framing = framing,
+	    .length = length,
+	    .request_id = txn->request_id,
+	    .connection = gw_relay_will_close(txn->req, txn->worker->draining),
+	};
 
-	for (size_t i = 0; i < h->nheaders; i++) {
-		if (h->headers[i].name_len == 10 &&
-		    strncasecmp(h->headers[i].name, "connection", 10) == 0) {
-			conn = h->headers[i].value;
-			conn_len = h->headers[i].value_len;
-		}
-	}
-	for (size_t i = 0; i < h->nheaders; i++) {
-		const struct gw_header_ref *r = &h->headers[i];
-		if (r->name_len >= sizeof(name) || r->value_len >= sizeof(value))
-			continue;
-		if (gw_header_is_hop_by_hop(r->name, r->name_len, conn, conn_len))
-			continue;
-		if (r->name_len == 14 && strncasecmp(r->name, "content-length", 14) == 0 &&
-		    !keep_length)
-			continue; /* evhttp writes the length it sends */
-		if (r->name_len == 12 && strncasecmp(r->name, "x-request-id", 12) == 0)
-			continue; /* the gateway's own id is returned below */
-		memcpy(name, r->name, r->name_len);
-		name[r->name_len] = '\0';
-		memcpy(value, r->value, r->value_len);
-		value[r->value_len] = '\0';
-		evhttp_add_header(out, name, value);
-	}
-	evhttp_add_header(out, "X-Request-ID", txn->request_id);
-	if (txn->worker->draining)
-		evhttp_add_header(out, "Connection", "close");
+	gw_relay_format_head(&rh, txn->worker->scratch);
+	txn->status = h->status;
+	txn->reply_started = true;
 }
 
 static void on_response(void *owner, const struct gw_response_head *h, struct evbuffer *body)
 {
 	struct gw_txn *txn = owner;
+	struct evbuffer *out = txn->worker->scratch;
 
 	txn->up = NULL;
 	try_done(txn);
 	gw_client_conn_watch_close(txn->cc, false);
-	copy_response_headers(txn, h);
-	txn->status = h->status;
-	txn->bytes_sent = evbuffer_get_length(body);
-	if (txn->head_request)
-		evbuffer_drain(body, evbuffer_get_length(body));
-	evhttp_send_reply(txn->req, h->status, NULL, body); /* NULL: the standard phrase */
+	if (h->framing == GW_BODY_NONE) {
+		begin_reply(txn, h, GW_RELAY_NO_BODY, 0);
+	} else {
+		txn->bytes_sent = evbuffer_get_length(body);
+		begin_reply(txn, h, GW_RELAY_LENGTH, txn->bytes_sent);
+		evbuffer_add_buffer(out, body);
+	}
+	gw_relay_send(txn->req, out, NULL, NULL);
+	gw_relay_end(txn->req);
 	txn_end(txn);
 }
 
@@ -250,64 +245,80 @@ static void on_client_drained(struct evhttp_connection *evcon, void *arg)
 static void on_head(void *owner, const struct gw_response_head *h)
 {
 	struct gw_txn *txn = owner;
-	struct evkeyvalq *out = evhttp_request_get_output_headers(txn->req);
-	char len[24];
 
-	copy_response_headers(txn, h);
+	txn->up_head = h; /* valid until the response completes */
 	txn->status = h->status;
-	if (h->framing == GW_BODY_LENGTH) {
-		snprintf(len, sizeof(len), "%llu", (unsigned long long)h->content_length);
-		evhttp_add_header(out, "Content-Length", len);
-	} else if (txn->client_http10) {
-		txn->held_body = evbuffer_new();
-		set_deadline(txn, txn->route->timeout_ms);
-		return;
-	}
-	evhttp_send_reply_start(txn->req, h->status, NULL);
-	txn->reply_started = true;
 	/* From now on the route timeout bounds the silence between pieces. */
 	set_deadline(txn, txn->route->timeout_ms);
+	if (h->framing == GW_BODY_LENGTH) {
+		begin_reply(txn, h, GW_RELAY_LENGTH, h->content_length);
+	} else if (txn->client_http10) {
+		txn->held_body = evbuffer_new();
+		return;
+	} else {
+		begin_reply(txn, h, GW_RELAY_CHUNKED, 0);
+		txn->chunked_out = true;
+	}
+	gw_relay_send(txn->req, txn->worker->scratch, on_client_drained, txn);
+}
+
+/* An HTTP/1.0 client gets a body of unknown length whole, with its length. */
+static void on_held_body(struct gw_txn *txn, struct evbuffer *data, bool last)
+{
+	struct evbuffer *out = txn->worker->scratch;
+
+	evbuffer_add_buffer(txn->held_body, data);
+	if (last) {
+		begin_reply(txn, txn->up_head, GW_RELAY_LENGTH,
+		            evbuffer_get_length(txn->held_body));
+		evbuffer_add_buffer(out, txn->held_body);
+		gw_relay_send(txn->req, out, NULL, NULL);
+		gw_relay_end(txn->req);
+		txn_end(txn);
+	} else if (evbuffer_get_length(txn->held_body) > GW_HELD_BODY_MAX) {
+		stop_upstream(txn);
+		fail_request(txn, 502, "upstream_unavailable", NULL, true);
+	} else {
+		set_deadline(txn, txn->route->timeout_ms);
+	}
 }
 
 static void on_body(void *owner, struct evbuffer *data, bool last)
 {
 	struct gw_txn *txn = owner;
-	size_t n = evbuffer_get_length(data);
+	struct evbuffer *out = txn->worker->scratch;
+	struct evhttp_connection *evcon;
 
 	if (last) {
 		txn->up = NULL;
 		try_done(txn);
 		gw_client_conn_watch_close(txn->cc, false);
 	}
-	txn->bytes_sent += n;
+	txn->bytes_sent += evbuffer_get_length(data);
 	if (txn->held_body) {
-		evbuffer_add_buffer(txn->held_body, data);
-		if (last) {
-			evhttp_send_reply(txn->req, txn->status, NULL, txn->held_body);
-			txn_end(txn);
-		} else if (evbuffer_get_length(txn->held_body) > GW_HELD_BODY_MAX) {
-			txn->error_code = "upstream_unavailable";
-			fail_request(txn, 502, "upstream_unavailable", NULL, true);
-		} else {
-			set_deadline(txn, txn->route->timeout_ms);
-		}
+		on_held_body(txn, data, last);
 		return;
 	}
-	if (n > 0) {
-		struct evhttp_connection *evcon = evhttp_request_get_connection(txn->req);
-		evhttp_send_reply_chunk_with_cb(txn->req, data, on_client_drained, txn);
-		evbuffer_drain(data, evbuffer_get_length(data)); /* HEAD: nothing is sent */
-		if (!last && evcon &&
-		    evbuffer_get_length(bufferevent_get_output(
-			    evhttp_connection_get_bufferevent(evcon))) > GW_CLIENT_OUT_HIGH)
-			gw_upconn_pause(txn->up, true);
-	}
-	if (last) {
-		evhttp_send_reply_end(txn->req);
-		txn_end(txn);
+	if (txn->chunked_out) {
+		gw_relay_frame_chunk(out, data);
+		if (last)
+			gw_relay_frame_end(out);
 	} else {
-		set_deadline(txn, txn->route->timeout_ms);
+		evbuffer_add_buffer(out, data);
 	}
+	if (evbuffer_get_length(out) > 0)
+		gw_relay_send(txn->req, out, on_client_drained, txn);
+	if (last) {
+		gw_relay_end(txn->req);
+		txn_end(txn);
+		return;
+	}
+	set_deadline(txn, txn->route->timeout_ms);
+	/* Backpressure: stop reading the upstream while the client lags. */
+	evcon = evhttp_request_get_connection(txn->req);
+	if (evcon && evbuffer_get_length(bufferevent_get_output(
+	                 evhttp_connection_get_bufferevent(evcon))) > GW_CLIENT_OUT_HIGH)
+		gw_upconn_pause(txn->up, true);
 }
 
 static bool retry_allowed_after_stale(const struct gw_txn *txn)
@@ -354,98 +365,136 @@ static void on_error(void *owner, enum gw_try_result result, int err)
 }
 
 static const struct gw_upconn_handler upstream_handler = {
-	.on_response = on_response,
-	.on_head = on_head,
-	.on_body = on_body,
-	.on_error = on_error,
+    .on_response = on_response,
+    .on_head = on_head,
+    .on_body = on_body,
+    .on_error = on_error,
 };
 
 /* ---- request to the upstream -------------------------------------------- */
 
-static void add_header(struct evbuffer *out, const char *name, const char *value)
+/* Request headers the gateway writes itself instead of passing on. */
+enum replaced_header {
+	KEEP = 0,
+	DROP, /* Content-Length, Expect, X-Request-ID, X-Request-Timeout-Ms, X-Forwarded-Proto/Host */
+	HOST, /* becomes X-Forwarded-Host */
+	XFF,  /* the client address is appended */
+	VIA,  /* "1.1 gateway" is appended */
+};
+
+static enum replaced_header classify(const char *name, size_t len)
 {
-	evbuffer_add(out, name, strlen(name));
-	evbuffer_add(out, ": ", 2);
-	evbuffer_add(out, value, strlen(value));
-	evbuffer_add(out, "\r\n", 2);
+	switch (len) {
+	case 3:
+		return strcasecmp(name, "via") == 0 ? VIA : KEEP;
+	case 4:
+		return strcasecmp(name, "host") == 0 ? HOST : KEEP;
+	case 6:
+		return strcasecmp(name, "expect") == 0 ? DROP : KEEP;
+	case 12:
+		return strcasecmp(name, "x-request-id") == 0 ? DROP : KEEP;
+	case 14:
+		return strcasecmp(name, "content-length") == 0 ? DROP : KEEP;
+	case 15:
+		return strcasecmp(name, "x-forwarded-for") == 0 ? XFF : KEEP;
+	case 16:
+		return strcasecmp(name, "x-forwarded-host") == 0 ? DROP : KEEP;
+	case 17:
+		return strcasecmp(name, "x-forwarded-proto") == 0 ? DROP : KEEP;
+	case 20:
+		return strcasecmp(name, "x-request-timeout-ms") == 0 ? DROP : KEEP;
+	default:
+		return KEEP;
+	}
 }
 
-/* Headers the gateway writes itself instead of passing on. */
-static bool replaced_header(const char *name)
-{
-	static const char *const names[] = {
-		"host",	     "content-length",	  "expect", "x-forwarded-for", "x-forwarded-proto",
-		"x-forwarded-host", "via", "x-request-id", "x-request-timeout-ms",
-	};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcasecmp(name, names[i]) == 0)
-			return true;
-	return false;
-}
-
-/* Writes the request head and body for the upstream (SPEC section 3). */
-static int write_request(struct gw_txn *txn, struct evbuffer *out)
+/* Writes the request head and body for the upstream (SPEC section 3), in
+ * one pass over the client's headers. */
+static int write_request(struct gw_txn *txn, struct evbuffer *dst)
 {
 	struct evhttp_request *req = txn->req;
 	const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	const struct gw_server_conf *server = &txn->route->upstream->servers[txn->server_idx];
 	struct evbuffer *body = evhttp_request_get_input_buffer(req);
+	size_t body_len = evbuffer_get_length(body);
 	const char *uri = origin_target(evhttp_request_get_uri(req));
 	const char *query = strchr(uri, '?');
 	size_t path_len = query ? (size_t)(query - uri) : strlen(uri);
 	const char *conn = evhttp_find_header(in, "Connection");
-	const char *xff = evhttp_find_header(in, "X-Forwarded-For");
-	const char *via = evhttp_find_header(in, "Via");
-	const char *host = evhttp_find_header(in, "Host");
+	size_t conn_len = conn ? strlen(conn) : 0;
+	const char *client = txn->cc ? txn->cc->client_ip : "";
+	const char *xff = NULL, *via = NULL, *host = NULL;
+	const char *method = method_name(txn->method);
 	char target[GW_TARGET_MAX];
-	char buf[1024];
 	uint64_t now = gw_clock_now_ms();
 	const struct evkeyval *h;
+	struct gw_outbuf o;
 	int n;
 
 	n = gw_router_strip_prefix(txn->route, uri, path_len, query ? query + 1 : NULL, target,
-				   sizeof(target));
+	                           sizeof(target));
 	if (n < 0)
 		return -1;
-	evbuffer_add(out, method_name(txn->method), strlen(method_name(txn->method)));
-	evbuffer_add(out, " ", 1);
-	evbuffer_add(out, target, (size_t)n);
-	evbuffer_add(out, " HTTP/1.1\r\n", 11);
-	add_header(out, "Host", server->address);
-	TAILQ_FOREACH(h, in, next) {
-		if (replaced_header(h->key))
+	gw_outbuf_init(&o, dst);
+	gw_outbuf_add_str(&o, method);
+	gw_outbuf_add_lit(&o, " ");
+	gw_outbuf_add(&o, target, (size_t)n);
+	gw_outbuf_add_lit(&o, " HTTP/1.1\r\nHost: ");
+	gw_outbuf_add_str(&o, server->address);
+	gw_outbuf_add_lit(&o, "\r\n");
+	TAILQ_FOREACH(h, in, next)
+	{
+		size_t name_len = strlen(h->key);
+		switch (classify(h->key, name_len)) {
+		case HOST:
+			host = h->value;
 			continue;
-		if (gw_header_is_hop_by_hop(h->key, strlen(h->key), conn, conn ? strlen(conn) : 0))
+		case XFF:
+			xff = h->value;
 			continue;
-		add_header(out, h->key, h->value);
+		case VIA:
+			via = h->value;
+			continue;
+		case DROP:
+			continue;
+		case KEEP:
+			break;
+		}
+		if (gw_header_is_hop_by_hop(h->key, name_len, conn, conn_len))
+			continue;
+		gw_outbuf_add_header(&o, h->key, name_len, h->value, strlen(h->value));
 	}
+	gw_outbuf_add_lit(&o, "X-Forwarded-For: ");
 	if (xff) {
-		snprintf(buf, sizeof(buf), "%s, %s", xff, txn->cc ? txn->cc->client_ip : "");
-		add_header(out, "X-Forwarded-For", buf);
-	} else {
-		add_header(out, "X-Forwarded-For", txn->cc ? txn->cc->client_ip : "");
+		gw_outbuf_add_str(&o, xff);
+		gw_outbuf_add_lit(&o, ", ");
 	}
-	add_header(out, "X-Forwarded-Proto", "http");
+	gw_outbuf_add_str(&o, client);
+	gw_outbuf_add_lit(&o, "\r\nX-Forwarded-Proto: http\r\n");
 	if (host)
-		add_header(out, "X-Forwarded-Host", host);
+		gw_outbuf_add_header(&o, "X-Forwarded-Host", sizeof("X-Forwarded-Host") - 1, host,
+		                     strlen(host));
+	gw_outbuf_add_lit(&o, "Via: ");
 	if (via) {
-		snprintf(buf, sizeof(buf), "%s, 1.1 gateway", via);
-		add_header(out, "Via", buf);
-	} else {
-		add_header(out, "Via", "1.1 gateway");
+		gw_outbuf_add_str(&o, via);
+		gw_outbuf_add_lit(&o, ", ");
 	}
-	add_header(out, "X-Request-ID", txn->request_id);
-	snprintf(buf, sizeof(buf), "%llu",
-		 (unsigned long long)(txn->deadline_ms > now ? txn->deadline_ms - now : 1));
-	add_header(out, "X-Request-Timeout-Ms", buf);
-	if (evbuffer_get_length(body) > 0 || txn->method == GW_METHOD_POST ||
-	    txn->method == GW_METHOD_PUT || txn->method == GW_METHOD_PATCH) {
-		snprintf(buf, sizeof(buf), "%zu", evbuffer_get_length(body));
-		add_header(out, "Content-Length", buf);
+	gw_outbuf_add_lit(&o, "1.1 gateway\r\n");
+	gw_outbuf_add_header(&o, "X-Request-ID", sizeof("X-Request-ID") - 1, txn->request_id,
+	                     strlen(txn->request_id));
+	gw_outbuf_add_lit(&o, "X-Request-Timeout-Ms: ");
+	gw_outbuf_add_u64(&o, txn->deadline_ms > now ? txn->deadline_ms - now : 1);
+	gw_outbuf_add_lit(&o, "\r\n");
+	if (body_len > 0 || txn->method == GW_METHOD_POST || txn->method == GW_METHOD_PUT ||
+	    txn->method == GW_METHOD_PATCH) {
+		gw_outbuf_add_lit(&o, "Content-Length: ");
+		gw_outbuf_add_u64(&o, body_len);
+		gw_outbuf_add_lit(&o, "\r\n");
 	}
-	evbuffer_add(out, "\r\n", 2);
-	if (evbuffer_get_length(body) > 0)
-		evbuffer_add_buffer_reference(out, body); /* the body stays for a retry */
+	gw_outbuf_add_lit(&o, "\r\n");
+	gw_outbuf_flush(&o);
+	if (body_len > 0)
+		evbuffer_add_buffer_reference(dst, body); /* the body stays for a retry */
 	return 0;
 }
 
@@ -488,6 +537,7 @@ static void start_try(struct gw_txn *txn)
 	txn->pool->inflight[idx]++;
 	txn->try_active = true;
 	txn->waiter.ready = on_connection_ready;
+	txn->waiter.deadline_ms = txn->deadline_ms;
 	c = gw_pool_get(txn->pool, (size_t)idx, &txn->waiter);
 	if (c) {
 		send_on(txn, c);
@@ -518,8 +568,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 static void pick_request_id(struct gw_txn *txn)
 {
-	const char *id = evhttp_find_header(evhttp_request_get_input_headers(txn->req),
-					    "X-Request-ID");
+	const char *id =
+	    evhttp_find_header(evhttp_request_get_input_headers(txn->req), "X-Request-ID");
 	size_t len = id ? strlen(id) : 0;
 
 	if (id && len < sizeof(txn->request_id) && gw_request_id_acceptable(id, len))

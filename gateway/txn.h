@@ -57,6 +57,8 @@ struct gw_txn {
 	int status;
 	uint64_t bytes_sent;
 	bool reply_started;
+	bool chunked_out;                       /* the gateway frames the body in chunks */
+	const struct gw_response_head *up_head; /* while a body streams */
 	bool client_gone;
 	const char *error_code;
 	struct evbuffer *held_body; /* HTTP/1.0 client, unknown length: whole body */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
@@ -16,10 +17,11 @@
 #include "txn.h"
 #include "upstream/pool.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define GW_LISTEN_BACKLOG 4096
-#define GW_TICK_MS 100
+#define GW_TICK_MS        100
 
 static void close_idle_connections(struct gw_worker *w)
 {
@@ -64,7 +66,15 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_worker *w = arg;
 
+	uint64_t now = gw_clock_now_ms();
+
+	struct gw_client_conn *cc;
+
 	gw_access_log_flush(w->log_buf);
+	TAILQ_FOREACH(cc, &w->conns, link)
+	gw_client_conn_tick(cc, now);
+	for (size_t i = 0; i < w->config->nupstreams; i++)
+		gw_pool_sweep(w->pools[i], now);
 	if (w->draining)
 		drain_step(w);
 }
@@ -85,18 +95,18 @@ static int bind_listeners(struct gw_worker *w, char *err, size_t errlen)
 	struct gw_server *server = w->server;
 	const struct gw_config *config = w->config;
 	const unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE |
-			       LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_THREADSAFE;
+	                       LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_THREADSAFE;
 
 	w->listeners = gw_calloc(config->nlistens, sizeof(*w->listeners));
 	w->bound = gw_calloc(config->nlistens, sizeof(*w->bound));
 	for (size_t i = 0; i < config->nlistens; i++) {
 		struct gw_sockaddr *addr = &server->bound_addrs[i];
-		struct evconnlistener *l = evconnlistener_new_bind(
-			w->base, NULL, NULL, flags, GW_LISTEN_BACKLOG,
-			(const struct sockaddr *)&addr->ss, (int)addr->len);
+		struct evconnlistener *l =
+		    evconnlistener_new_bind(w->base, NULL, NULL, flags, GW_LISTEN_BACKLOG,
+		                            (const struct sockaddr *)&addr->ss, (int)addr->len);
 		if (!l) {
 			snprintf(err, errlen, "cannot listen on %s: %s", config->listens[i].address,
-				 strerror(errno));
+			         strerror(errno));
 			return -1;
 		}
 		/* Port 0 (tests): every worker shares the port the first one got. */
@@ -115,7 +125,8 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, char *err
 	struct event_config *ec = event_config_new();
 	struct timeval tick = {.tv_sec = 0, .tv_usec = GW_TICK_MS * 1000};
 	struct timeval idle = {.tv_sec = (time_t)(config->limits.idle_timeout_ms / 1000),
-			       .tv_usec = (suseconds_t)(config->limits.idle_timeout_ms % 1000) * 1000};
+	                       .tv_usec =
+	                           (suseconds_t)(config->limits.idle_timeout_ms % 1000) * 1000};
 
 	w->id = id;
 	w->server = server;
@@ -131,11 +142,12 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, char *err
 	evhttp_set_bevcb(w->http, gw_client_conn_bevcb, w);
 	evhttp_set_gencb(w->http, gw_txn_handle, w);
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(w->http, NULL);
 	/* The gateway's own checks run first; these are backstops. */
-	evhttp_set_max_headers_size(w->http, (ev_ssize_t)config->limits.max_header_bytes * 2 + 4096);
+	evhttp_set_max_headers_size(w->http,
+	                            (ev_ssize_t)config->limits.max_header_bytes * 2 + 4096);
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)config->limits.max_body_bytes + 1);
 	/* evhttp's single inactivity timer bounds a client that stops reading. */
 	evhttp_set_timeout_tv(w->http, &idle);
@@ -151,6 +163,7 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, char *err
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
 	event_add(w->tick_ev, &tick);
 	w->log_buf = gw_access_log_buf_new(server->access_log);
+	w->scratch = evbuffer_new();
 	return w;
 }
 
@@ -197,6 +210,8 @@ void gw_worker_free(struct gw_worker *w)
 	if (w->tick_ev)
 		event_free(w->tick_ev);
 	gw_access_log_buf_free(w->log_buf);
+	if (w->scratch)
+		evbuffer_free(w->scratch);
 	event_base_free(w->base);
 	gw_config_unref(w->config);
 	free(w);

@@ -26,6 +26,7 @@ struct gw_server;
 struct gw_pool;
 struct gw_client_conn;
 struct gw_access_log_buf;
+struct evbuffer;
 
 TAILQ_HEAD(gw_client_conn_list, gw_client_conn);
 
@@ -52,7 +53,8 @@ struct gw_worker {
 	bool draining;
 
 	struct gw_access_log_buf *log_buf;
-	uint64_t rng; /* per-worker random state */
+	struct evbuffer *scratch; /* owned: response bytes on their way out, empty between uses */
+	uint64_t rng;             /* per-worker random state */
 };
 
 /* Creates the worker's loop, evhttp and listeners (binding is done here, in

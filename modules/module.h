@@ -45,10 +45,10 @@ struct gw_module {
 	size_t conf_size;
 	/* Fill conf (zeroed, conf_size bytes) from node; add errors to errs. */
 	int (*conf_parse)(void *conf, const struct gw_node *node, const char *file,
-			  struct gw_errlist *errs);
+	                  struct gw_errlist *errs);
 	/* Cross-checks against the route once everything is parsed. */
 	int (*conf_check)(const void *conf, const struct gw_route_conf *route, const char *file,
-			  struct gw_errlist *errs);
+	                  struct gw_errlist *errs);
 	void (*conf_free)(void *conf);
 	void *(*state_new)(const void *conf);
 	void (*state_free)(void *state);

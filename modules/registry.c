@@ -8,7 +8,7 @@
 #include <string.h>
 
 const struct gw_module *const gw_modules[] = {
-	NULL, /* sentinel: keeps the array non-empty until modules register */
+    NULL, /* sentinel: keeps the array non-empty until modules register */
 };
 
 const size_t gw_modules_count = 0;

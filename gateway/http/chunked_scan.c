@@ -25,7 +25,7 @@ static int hex_value(unsigned char c)
  * everywhere, as in request heads.
  */
 enum gw_chunk_scan_result gw_chunk_scan_feed(struct gw_chunk_scan *s, const char *p, size_t len,
-					     uint64_t max_body, size_t *used)
+                                             uint64_t max_body, size_t *used)
 {
 	size_t i = 0;
 

@@ -26,10 +26,10 @@ enum gw_chunk_scan_state {
 
 struct gw_chunk_scan {
 	enum gw_chunk_scan_state state;
-	uint64_t remaining;  /* payload bytes left in the current chunk */
-	uint64_t total;      /* payload bytes so far */
-	unsigned digits;     /* hex digits of the current size */
-	unsigned line_len;   /* bytes of the current size/trailer line */
+	uint64_t remaining; /* payload bytes left in the current chunk */
+	uint64_t total;     /* payload bytes so far */
+	unsigned digits;    /* hex digits of the current size */
+	unsigned line_len;  /* bytes of the current size/trailer line */
 };
 
 enum gw_chunk_scan_result {
@@ -42,6 +42,6 @@ enum gw_chunk_scan_result {
 /* Feeds len bytes. *used: bytes that belong to the body (all of them unless
  * FINISHED, when what follows is the next request). */
 enum gw_chunk_scan_result gw_chunk_scan_feed(struct gw_chunk_scan *s, const char *p, size_t len,
-					     uint64_t max_body, size_t *used);
+                                             uint64_t max_body, size_t *used);
 
 #endif

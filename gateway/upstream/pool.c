@@ -6,10 +6,11 @@
 #include <event2/event.h>
 
 #include "../util/alloc.h"
+#include "../util/clock.h"
 #include "../worker.h"
 
 struct gw_pool *gw_pool_new(struct gw_worker *w, const struct gw_upstream_conf *conf,
-			    unsigned nworkers)
+                            unsigned nworkers)
 {
 	struct gw_pool *pool = gw_calloc(1, sizeof(*pool));
 
@@ -64,7 +65,6 @@ struct gw_upconn *gw_pool_get(struct gw_pool *pool, size_t idx, struct gw_pool_w
 		TAILQ_REMOVE(&s->idle, c, link);
 		s->nidle--;
 		c->state = GW_UPCONN_WAITING;
-		event_del(c->timer_ev);
 		return c;
 	}
 	if (s->nopen < pool->max_open) {
@@ -88,15 +88,22 @@ void gw_pool_cancel_wait(struct gw_pool *pool, size_t idx, struct gw_pool_waiter
 	waiter->queued = false;
 }
 
+/* The first waiter whose deadline has not passed: a connection handed to
+ * one about to time out would be opened for nothing. */
 static struct gw_pool_waiter *next_waiter(struct gw_pool_server *s)
 {
-	struct gw_pool_waiter *w = TAILQ_FIRST(&s->waiters);
+	uint64_t now = gw_clock_now_ms();
+	struct gw_pool_waiter *w;
 
-	if (w) {
-		TAILQ_REMOVE(&s->waiters, w, link);
-		w->queued = false;
+	TAILQ_FOREACH(w, &s->waiters, link)
+	{
+		if (w->deadline_ms > now) {
+			TAILQ_REMOVE(&s->waiters, w, link);
+			w->queued = false;
+			return w;
+		}
 	}
-	return w;
+	return NULL;
 }
 
 void gw_pool_release(struct gw_upconn *c)
@@ -106,8 +113,6 @@ void gw_pool_release(struct gw_upconn *c)
 
 	if (w) {
 		c->state = GW_UPCONN_WAITING;
-		event_del(c->timer_ev);
-		event_del(c->read_ev);
 		w->ready(w, c);
 		return;
 	}
@@ -128,6 +133,26 @@ void gw_pool_closed(struct gw_pool_server *s)
 	if (TAILQ_EMPTY(&s->waiters) || s->nopen >= s->pool->max_open)
 		return;
 	w = next_waiter(s);
+	if (!w)
+		return;
 	c = gw_upconn_connect(s);
 	w->ready(w, c); /* c may be NULL: the waiter reports a connect failure */
+}
+
+/*
+ * Closes idle connections unused for GW_UPSTREAM_IDLE_MS. The idle list is
+ * kept most recently used first, so the expired ones are at its tail: the
+ * sweep stops at the first fresh one. Run from the worker's tick, it costs
+ * no timer operation per request.
+ */
+void gw_pool_sweep(struct gw_pool *pool, uint64_t now_ms)
+{
+	for (size_t i = 0; i < pool->nservers; i++) {
+		struct gw_pool_server *s = &pool->servers[i];
+		struct gw_upconn *c;
+
+		while ((c = TAILQ_LAST(&s->idle, gw_upconn_list)) != NULL &&
+		       now_ms - c->idle_since_ms >= GW_UPSTREAM_IDLE_MS)
+			gw_upconn_close(c);
+	}
 }

@@ -27,6 +27,7 @@ struct gw_pool;
 
 struct gw_pool_waiter {
 	void (*ready)(struct gw_pool_waiter *w, struct gw_upconn *c);
+	uint64_t deadline_ms; /* past it the waiter is skipped: its own timer ends it */
 	bool queued;
 	TAILQ_ENTRY(gw_pool_waiter) link;
 };
@@ -56,7 +57,7 @@ struct gw_pool {
 };
 
 struct gw_pool *gw_pool_new(struct gw_worker *w, const struct gw_upstream_conf *conf,
-			    unsigned nworkers);
+                            unsigned nworkers);
 void gw_pool_free(struct gw_pool *pool);
 
 /* Server index for a new try, or -1 when none can take it. */
@@ -73,6 +74,8 @@ void gw_pool_cancel_wait(struct gw_pool *pool, size_t idx, struct gw_pool_waiter
 /* Called by upconn: a response completed and the connection can carry
  * another request; it goes to a waiter, to the idle list, or is closed. */
 void gw_pool_release(struct gw_upconn *c);
+/* Closes idle connections past their time (called every worker tick). */
+void gw_pool_sweep(struct gw_pool *pool, uint64_t now_ms);
 /* Called by upconn when a connection closes: frees a slot for a waiter. */
 void gw_pool_closed(struct gw_pool_server *server);
 

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "../util/alloc.h"
+#include "../util/clock.h"
 #include "../util/log.h"
 #include "../worker.h"
 
@@ -21,12 +22,28 @@
 #define GW_UPSTREAM_MAX_HEAD (64 * 1024)
 /* One read from the socket: far above evbuffer_read's 4 KiB. */
 #define GW_UPSTREAM_READ_SIZE (64 * 1024)
-/* Idle keep-alive connections are closed after this long. */
-#define GW_UPSTREAM_IDLE_MS 30000
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+/* The read event stays armed across requests on a kept-alive connection:
+ * arming it again for every request would cost a syscall each time. */
+static void read_on(struct gw_upconn *c)
+{
+	if (!c->reading) {
+		event_add(c->read_ev, NULL);
+		c->reading = true;
+	}
+}
+
+static void read_off(struct gw_upconn *c)
+{
+	if (c->reading) {
+		event_del(c->read_ev);
+		c->reading = false;
+	}
+}
 
 static struct event_base *base_of(const struct gw_upconn *c)
 {
@@ -35,7 +52,8 @@ static struct event_base *base_of(const struct gw_upconn *c)
 
 static void set_timer_ms(struct gw_upconn *c, uint64_t ms)
 {
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 
 	evtimer_add(c->timer_ev, &tv);
 }
@@ -51,7 +69,8 @@ struct gw_upconn *gw_upconn_connect(struct gw_pool_server *server)
 	if (fd < 0)
 		return NULL;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 && errno != EINPROGRESS) {
+	if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 &&
+	    errno != EINPROGRESS) {
 		int err = errno;
 		close(fd);
 		errno = err;
@@ -151,8 +170,8 @@ void gw_upconn_make_idle(struct gw_upconn *c)
 {
 	c->state = GW_UPCONN_IDLE;
 	c->paused = false;
-	event_add(c->read_ev, NULL); /* an idle socket that turns readable is closing */
-	set_timer_ms(c, GW_UPSTREAM_IDLE_MS);
+	c->idle_since_ms = gw_clock_now_ms(); /* the pool's sweep closes it after a while */
+	read_on(c);                           /* an idle socket that turns readable is closing */
 }
 
 static int flush_out(struct gw_upconn *c)
@@ -171,7 +190,7 @@ static int flush_out(struct gw_upconn *c)
 }
 
 void gw_upconn_start(struct gw_upconn *c, const struct gw_upconn_handler *h, void *owner,
-		     bool head_request)
+                     bool head_request)
 {
 	c->handler = h;
 	c->owner = owner;
@@ -180,13 +199,12 @@ void gw_upconn_start(struct gw_upconn *c, const struct gw_upconn_handler *h, voi
 	c->paused = false;
 	if (c->state == GW_UPCONN_CONNECTING)
 		return; /* on_writable sends once connected */
-	evtimer_del(c->timer_ev);
 	c->state = GW_UPCONN_WAITING;
 	if (flush_out(c) < 0) {
 		fail(c, GW_TRY_RESET, errno);
 		return;
 	}
-	event_add(c->read_ev, NULL);
+	read_on(c);
 }
 
 void gw_upconn_pause(struct gw_upconn *c, bool paused)
@@ -195,9 +213,9 @@ void gw_upconn_pause(struct gw_upconn *c, bool paused)
 		return;
 	c->paused = paused;
 	if (paused)
-		event_del(c->read_ev);
+		read_off(c);
 	else
-		event_add(c->read_ev, NULL);
+		read_on(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -206,8 +224,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 	if (c->state == GW_UPCONN_CONNECTING)
 		fail(c, GW_TRY_CONNECT_FAILURE, ETIMEDOUT);
-	else if (c->state == GW_UPCONN_IDLE)
-		gw_upconn_close(c);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
@@ -229,7 +245,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		c->state = GW_UPCONN_WAITING;
-		event_add(c->read_ev, NULL);
+		read_on(c);
 	}
 	if (flush_out(c) < 0)
 		fail(c, GW_TRY_RESET, errno);
@@ -246,7 +262,7 @@ static void keep_head(struct gw_upconn *c, const char *base)
 		c->head_copy = gw_malloc(c->head_copy_cap);
 	}
 	memcpy(c->head_copy, base, len);
-#define REBASE(p) ((p) = (p) ? c->head_copy + ((p) - base) : NULL)
+#define REBASE(p) ((p) = (p) ? c->head_copy + ((p)-base) : NULL)
 	REBASE(c->head.reason);
 	for (size_t i = 0; i < c->head.nheaders; i++) {
 		REBASE(c->head.headers[i].name);
@@ -294,8 +310,8 @@ static int parse_head(struct gw_upconn *c)
 		size_t len = evbuffer_get_length(c->in);
 		size_t want = len < GW_UPSTREAM_MAX_HEAD ? len : GW_UPSTREAM_MAX_HEAD;
 		const char *p = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)want);
-		enum gw_response_parse r =
-			gw_response_head_parse(p, want, GW_UPSTREAM_MAX_HEAD, c->head_request, &c->head);
+		enum gw_response_parse r = gw_response_head_parse(p, want, GW_UPSTREAM_MAX_HEAD,
+		                                                  c->head_request, &c->head);
 
 		if (r == GW_RESPONSE_INCOMPLETE)
 			return len >= GW_UPSTREAM_MAX_HEAD ? -1 : 0;

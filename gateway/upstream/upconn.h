@@ -40,7 +40,8 @@ enum gw_upconn_state {
 };
 
 struct gw_upconn_handler {
-	void (*on_response)(void *owner, const struct gw_response_head *head, struct evbuffer *body);
+	void (*on_response)(void *owner, const struct gw_response_head *head,
+	                    struct evbuffer *body);
 	void (*on_head)(void *owner, const struct gw_response_head *head);
 	/* Owner takes what it wants from data; last: the response is complete. */
 	void (*on_body)(void *owner, struct evbuffer *data, bool last);
@@ -54,7 +55,7 @@ struct gw_upconn {
 	enum gw_upconn_state state;
 	struct event *read_ev;  /* owned */
 	struct event *write_ev; /* owned; also waits for connect */
-	struct event *timer_ev; /* owned: connect deadline, idle expiry */
+	struct event *timer_ev; /* owned: connect deadline */
 	struct evbuffer *in;    /* owned: bytes read, not yet parsed */
 	struct evbuffer *out;   /* owned: request bytes not yet written */
 	struct evbuffer *body;  /* owned: body bytes handed to the owner */
@@ -62,7 +63,9 @@ struct gw_upconn {
 	unsigned requests; /* requests completed; > 0 means reused */
 	bool got_response_bytes;
 	bool head_request;
-	bool paused; /* owner asked to stop reading (backpressure) */
+	bool paused;  /* owner asked to stop reading (backpressure) */
+	bool reading; /* read_ev is armed */
+	uint64_t idle_since_ms;
 	bool in_callback; /* inside on_head/on_body: abandon is deferred */
 	bool abandoned;
 
@@ -85,13 +88,16 @@ struct gw_upconn *gw_upconn_connect(struct gw_pool_server *server);
  * head_request: the request is HEAD (the response has no body).
  */
 void gw_upconn_start(struct gw_upconn *c, const struct gw_upconn_handler *h, void *owner,
-		     bool head_request);
+                     bool head_request);
 /* Stops or resumes reading the response (backpressure from the client). */
 void gw_upconn_pause(struct gw_upconn *c, bool paused);
 /* The owner gives up: the connection is closed (its state is unknown). */
 void gw_upconn_abandon(struct gw_upconn *c);
+/* Idle keep-alive connections are closed after this long (pool sweep). */
+#define GW_UPSTREAM_IDLE_MS 30000
+
 /* Puts a connection that just finished a response into the idle state
- * (reading for a close, expiry timer); the pool lists it. */
+ * (reading, to notice a close); the pool lists it. */
 void gw_upconn_make_idle(struct gw_upconn *c);
 /* Closes and frees (pool bookkeeping included). */
 void gw_upconn_close(struct gw_upconn *c);

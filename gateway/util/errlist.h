@@ -17,7 +17,7 @@ struct gw_errlist {
 
 /* Appends a printf-formatted message. */
 void gw_errlist_add(struct gw_errlist *errs, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void gw_errlist_free(struct gw_errlist *errs);
 
 #endif

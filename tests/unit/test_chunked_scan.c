@@ -12,7 +12,7 @@
 
 /* Feeds the whole text at once. */
 static enum gw_chunk_scan_result scan_all(const char *text, uint64_t max, size_t *used,
-					  struct gw_chunk_scan *s)
+                                          struct gw_chunk_scan *s)
 {
 	memset(s, 0, sizeof(*s));
 	return gw_chunk_scan_feed(s, text, strlen(text), max, used);
@@ -73,17 +73,17 @@ END_TEST
 START_TEST(test_malformed_framing_refused)
 {
 	static const char *const bad[] = {
-		"0x5\r\nhello\r\n0\r\n\r\n",     /* hex prefix */
-		"zz\r\nhello\r\n0\r\n\r\n",      /* not hex */
-		"-5\r\nhello\r\n0\r\n\r\n",      /* sign */
-		"\r\nhello\r\n0\r\n\r\n",        /* empty size */
-		"3\r\nhello\r\n0\r\n\r\n",       /* data longer than the size */
-		"5\nhello\r\n0\r\n\r\n",         /* bare LF after the size */
-		"5\r\nhello\n0\r\n\r\n",         /* bare LF after data */
-		"5;ext=1\r\nhello\r\n0\r\n\r\n", /* extensions are refused */
-		"1000000000000000\r\n",          /* 16 hex digits */
-		"5 \r\nhello\r\n0\r\n\r\n",      /* space after the size */
-		"0\r\nX: a\nb\r\n\r\n",          /* bare LF in a trailer */
+	    "0x5\r\nhello\r\n0\r\n\r\n",     /* hex prefix */
+	    "zz\r\nhello\r\n0\r\n\r\n",      /* not hex */
+	    "-5\r\nhello\r\n0\r\n\r\n",      /* sign */
+	    "\r\nhello\r\n0\r\n\r\n",        /* empty size */
+	    "3\r\nhello\r\n0\r\n\r\n",       /* data longer than the size */
+	    "5\nhello\r\n0\r\n\r\n",         /* bare LF after the size */
+	    "5\r\nhello\n0\r\n\r\n",         /* bare LF after data */
+	    "5;ext=1\r\nhello\r\n0\r\n\r\n", /* extensions are refused */
+	    "1000000000000000\r\n",          /* 16 hex digits */
+	    "5 \r\nhello\r\n0\r\n\r\n",      /* space after the size */
+	    "0\r\nX: a\nb\r\n\r\n",          /* bare LF in a trailer */
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -91,10 +91,10 @@ START_TEST(test_malformed_framing_refused)
 		size_t used = 0;
 		size_t at = 0;
 
-		ck_assert_msg(scan_all(bad[i], NO_LIMIT, &used, &s) == GW_CSCAN_BAD,
-			      "whole: %s", bad[i]);
-		ck_assert_msg(scan_bytewise(bad[i], NO_LIMIT, &at) == GW_CSCAN_BAD,
-			      "bytewise: %s", bad[i]);
+		ck_assert_msg(scan_all(bad[i], NO_LIMIT, &used, &s) == GW_CSCAN_BAD, "whole: %s",
+		              bad[i]);
+		ck_assert_msg(scan_bytewise(bad[i], NO_LIMIT, &at) == GW_CSCAN_BAD, "bytewise: %s",
+		              bad[i]);
 	}
 }
 END_TEST
@@ -105,9 +105,9 @@ START_TEST(test_limit_counts_payload_not_framing)
 	size_t used = 0;
 
 	ck_assert_int_eq(scan_all("5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", 10, &used, &s),
-			 GW_CSCAN_FINISHED);
+	                 GW_CSCAN_FINISHED);
 	ck_assert_int_eq(scan_all("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", 10, &used, &s),
-			 GW_CSCAN_TOO_LARGE);
+	                 GW_CSCAN_TOO_LARGE);
 }
 END_TEST
 
@@ -128,13 +128,12 @@ static Suite *chunked_scan_suite(void)
 		const char *name;
 		const TTest *test;
 	} cases[] = {
-		{"valid_body_finishes_at_its_end", test_valid_body_finishes_at_its_end},
-		{"piece_boundaries_do_not_matter", test_piece_boundaries_do_not_matter},
-		{"incomplete_body_asks_for_more", test_incomplete_body_asks_for_more},
-		{"malformed_framing_refused", test_malformed_framing_refused},
-		{"limit_counts_payload_not_framing", test_limit_counts_payload_not_framing},
-		{"limit_is_known_before_the_data_arrives",
-		 test_limit_is_known_before_the_data_arrives},
+	    {"valid_body_finishes_at_its_end", test_valid_body_finishes_at_its_end},
+	    {"piece_boundaries_do_not_matter", test_piece_boundaries_do_not_matter},
+	    {"incomplete_body_asks_for_more", test_incomplete_body_asks_for_more},
+	    {"malformed_framing_refused", test_malformed_framing_refused},
+	    {"limit_counts_payload_not_framing", test_limit_counts_payload_not_framing},
+	    {"limit_is_known_before_the_data_arrives", test_limit_is_known_before_the_data_arrives},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -1,0 +1,146 @@
+#include "relay.h"
+
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
+#include <event2/keyvalq_struct.h>
+
+#include "http/header_rules.h"
+#include "reply.h"
+#include "util/outbuf.h"
+
+static bool name_is(const struct gw_header_ref *r, const char *lower, size_t len)
+{
+	return r->name_len == len && strncasecmp(r->name, lower, len) == 0;
+}
+
+size_t gw_relay_format_head(const struct gw_relay_head *h, struct evbuffer *out)
+{
+	const struct gw_response_head *up = h->upstream;
+	const char *reason = gw_reply_reason(up->status);
+	const char *conn = NULL;
+	size_t conn_len = 0;
+	size_t before = evbuffer_get_length(out);
+	struct gw_outbuf o;
+
+	gw_outbuf_init(&o, out);
+	gw_outbuf_add_lit(&o, "HTTP/1.1 ");
+	gw_outbuf_add_u64(&o, (uint64_t)up->status);
+	gw_outbuf_add_lit(&o, " ");
+	gw_outbuf_add_str(&o, reason);
+	gw_outbuf_add_lit(&o, "\r\n");
+
+	for (size_t i = 0; i < up->nheaders; i++)
+		if (name_is(&up->headers[i], "connection", 10)) {
+			conn = up->headers[i].value;
+			conn_len = up->headers[i].value_len;
+		}
+	for (size_t i = 0; i < up->nheaders; i++) {
+		const struct gw_header_ref *r = &up->headers[i];
+		if (gw_header_is_hop_by_hop(r->name, r->name_len, conn, conn_len))
+			continue;
+		if (name_is(r, "content-length", 14) && h->framing != GW_RELAY_NO_BODY)
+			continue; /* the gateway writes the length it sends */
+		if (name_is(r, "x-request-id", 12))
+			continue; /* the gateway's own id is returned below */
+		gw_outbuf_add_header(&o, r->name, r->name_len, r->value, r->value_len);
+	}
+	if (h->framing == GW_RELAY_LENGTH) {
+		gw_outbuf_add_lit(&o, "Content-Length: ");
+		gw_outbuf_add_u64(&o, h->length);
+		gw_outbuf_add_lit(&o, "\r\n");
+	} else if (h->framing == GW_RELAY_CHUNKED) {
+		gw_outbuf_add_lit(&o, "Transfer-Encoding: chunked\r\n");
+	}
+	gw_outbuf_add_header(&o, "X-Request-ID", sizeof("X-Request-ID") - 1, h->request_id,
+	                     strlen(h->request_id));
+	if (h->connection)
+		gw_outbuf_add_header(&o, "Connection", sizeof("Connection") - 1, h->connection,
+		                     strlen(h->connection));
+	gw_outbuf_add_lit(&o, "\r\n");
+	gw_outbuf_flush(&o);
+	return evbuffer_get_length(out) - before;
+}
+
+void gw_relay_frame_chunk(struct evbuffer *out, struct evbuffer *data)
+{
+	size_t len = evbuffer_get_length(data);
+	struct gw_outbuf o;
+
+	if (len == 0)
+		return; /* an empty chunk would end the body */
+	gw_outbuf_init(&o, out);
+	gw_outbuf_add_hex(&o, len);
+	gw_outbuf_add_lit(&o, "\r\n");
+	gw_outbuf_flush(&o);
+	evbuffer_add_buffer(out, data);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+void gw_relay_frame_end(struct evbuffer *out)
+{
+	evbuffer_add(out, "0\r\n\r\n", 5);
+}
+
+/* Is this header list's Connection value the given token? */
+static bool connection_has(const struct evkeyvalq *headers, const char *token)
+{
+	const char *v = evhttp_find_header(headers, "Connection");
+	size_t tlen = strlen(token);
+
+	while (v && *v) {
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		if (strncasecmp(v, token, tlen) == 0 &&
+		    (v[tlen] == '\0' || v[tlen] == ',' || v[tlen] == ' ' || v[tlen] == '\t'))
+			return true;
+		v = strchr(v, ',');
+	}
+	return false;
+}
+
+/*
+ * The client keeps its connection unless it asked to close, or speaks
+ * HTTP/1.0 without keep-alive, or the gateway is draining. evhttp decides
+ * the same way after the reply, from the request's headers and the
+ * "Connection: close" recorded in the output headers.
+ */
+const char *gw_relay_will_close(struct evhttp_request *req, bool force_close)
+{
+	const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	bool http10 = req->major == 1 && req->minor == 0;
+
+	if (force_close) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		return "close";
+	}
+	if (connection_has(in, "close"))
+		return "close";
+	if (http10)
+		return connection_has(in, "keep-alive") ? "keep-alive" : "close";
+	return NULL;
+}
+
+void gw_relay_send(struct evhttp_request *req, struct evbuffer *data,
+                   void (*drained)(struct evhttp_connection *, void *), void *arg)
+{
+	enum evhttp_cmd_type type = req->type;
+
+	/* evhttp writes nothing for HEAD requests; the gateway has already left
+	 * the body out, so the bytes here are a head and must go. */
+	req->type = EVHTTP_REQ_GET;
+	req->chunked = 0; /* set while a chunked request body was read: no evhttp framing */
+	evhttp_send_reply_chunk_with_cb(req, data, drained, arg);
+	req->type = type;
+	evbuffer_drain(data,
+	               evbuffer_get_length(data)); /* nothing left behind if the client is gone */
+}
+
+void gw_relay_end(struct evhttp_request *req)
+{
+	req->chunked = 0;
+	evhttp_send_reply_end(req);
+}
