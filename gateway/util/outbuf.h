@@ -39,7 +39,7 @@ static inline void gw_outbuf_init(struct gw_outbuf *o, struct evbuffer *dst)
 
 static inline void gw_outbuf_add(struct gw_outbuf *o, const void *p, size_t n)
 {
-	if (o->len + n > GW_OUTBUF_SIZE) {
+	if (n > GW_OUTBUF_SIZE || n > GW_OUTBUF_SIZE - o->len) {
 		gw_outbuf_add_slow(o, p, n);
 		return;
 	}

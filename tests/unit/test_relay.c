@@ -1,0 +1,224 @@
+/*
+ * The response head the gateway writes for the client: which upstream
+ * headers pass, which it replaces, and the body framing it announces.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "gateway/relay.h"
+#include "gateway/util/outbuf.h"
+
+static struct gw_response_head upstream;
+
+static void add(const char *name, const char *value)
+{
+	struct gw_header_ref *r = &upstream.headers[upstream.nheaders++];
+	r->name = name;
+	r->name_len = strlen(name);
+	r->value = value;
+	r->value_len = strlen(value);
+}
+
+/* Formats a head and returns it as a NUL-terminated string (caller frees). */
+static char *format(enum gw_relay_framing framing, uint64_t length, const char *connection)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct gw_relay_head h = {
+		.upstream = &upstream,
+		.framing = framing,
+		.length = length,
+		.request_id = "0123456789abcdef0123456789abcdef",
+		.connection = connection,
+	};
+	size_t n = gw_relay_format_head(&h, out);
+	char *text = malloc(n + 1);
+
+	ck_assert_uint_eq(n, evbuffer_get_length(out));
+	evbuffer_remove(out, text, n);
+	text[n] = '\0';
+	evbuffer_free(out);
+	return text;
+}
+
+static void setup(void)
+{
+	memset(&upstream, 0, sizeof(upstream));
+	upstream.status = 200;
+	upstream.version_minor = 1;
+}
+
+START_TEST(test_status_line_and_end_to_end_headers_pass)
+{
+	char *t;
+
+	add("Content-Type", "application/json");
+	add("Cache-Control", "no-store");
+	t = format(GW_RELAY_LENGTH, 5, NULL);
+	ck_assert_str_eq(t, "HTTP/1.1 200 OK\r\n"
+			    "Content-Type: application/json\r\n"
+			    "Cache-Control: no-store\r\n"
+			    "Content-Length: 5\r\n"
+			    "X-Request-ID: 0123456789abcdef0123456789abcdef\r\n"
+			    "\r\n");
+	free(t);
+}
+END_TEST
+
+START_TEST(test_hop_by_hop_and_connection_listed_headers_removed)
+{
+	char *t;
+
+	add("Connection", "keep-alive, X-Secret");
+	add("Keep-Alive", "timeout=5");
+	add("X-Secret", "1");
+	add("Transfer-Encoding", "chunked");
+	add("Upgrade", "h2c");
+	add("X-Kept", "yes");
+	t = format(GW_RELAY_CHUNKED, 0, NULL);
+	ck_assert_ptr_null(strstr(t, "Keep-Alive"));
+	ck_assert_ptr_null(strstr(t, "X-Secret"));
+	ck_assert_ptr_null(strstr(t, "Upgrade"));
+	ck_assert_ptr_null(strstr(t, "Connection"));
+	ck_assert_ptr_nonnull(strstr(t, "X-Kept: yes\r\n"));
+	/* exactly one Transfer-Encoding: the gateway's own framing */
+	ck_assert_ptr_nonnull(strstr(t, "Transfer-Encoding: chunked\r\n"));
+	ck_assert_ptr_null(strstr(strstr(t, "Transfer-Encoding") + 1, "Transfer-Encoding"));
+	free(t);
+}
+END_TEST
+
+START_TEST(test_upstream_length_replaced_unless_no_body)
+{
+	char *t;
+
+	add("Content-Length", "999");
+	t = format(GW_RELAY_LENGTH, 12, NULL);
+	ck_assert_ptr_null(strstr(t, "999"));
+	ck_assert_ptr_nonnull(strstr(t, "Content-Length: 12\r\n"));
+	free(t);
+	/* HEAD and 304: the length describes a body that is not sent */
+	t = format(GW_RELAY_NO_BODY, 0, NULL);
+	ck_assert_ptr_nonnull(strstr(t, "Content-Length: 999\r\n"));
+	free(t);
+}
+END_TEST
+
+START_TEST(test_request_id_is_the_gateways)
+{
+	char *t;
+
+	add("X-Request-ID", "from-upstream");
+	t = format(GW_RELAY_LENGTH, 0, NULL);
+	ck_assert_ptr_null(strstr(t, "from-upstream"));
+	ck_assert_ptr_nonnull(strstr(t, "X-Request-ID: 0123456789abcdef0123456789abcdef\r\n"));
+	free(t);
+}
+END_TEST
+
+START_TEST(test_connection_header_written_when_asked)
+{
+	char *t = format(GW_RELAY_LENGTH, 0, "close");
+
+	ck_assert_ptr_nonnull(strstr(t, "\r\nConnection: close\r\n\r\n"));
+	free(t);
+}
+END_TEST
+
+START_TEST(test_reason_phrase_follows_status)
+{
+	char *t;
+
+	upstream.status = 503;
+	t = format(GW_RELAY_LENGTH, 0, NULL);
+	ck_assert_ptr_eq(strstr(t, "HTTP/1.1 503 Service Unavailable\r\n"), t);
+	free(t);
+}
+END_TEST
+
+START_TEST(test_chunk_framing_and_empty_pieces)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct evbuffer *data = evbuffer_new();
+	char text[64] = {0};
+
+	gw_relay_frame_chunk(out, data); /* empty: nothing, or it would end the body */
+	ck_assert_uint_eq(evbuffer_get_length(out), 0);
+	evbuffer_add(data, "0123456789abcdefXYZ", 19);
+	gw_relay_frame_chunk(out, data);
+	gw_relay_frame_end(out);
+	ck_assert_uint_eq(evbuffer_get_length(data), 0);
+	evbuffer_remove(out, text, sizeof(text) - 1);
+	ck_assert_str_eq(text, "13\r\n0123456789abcdefXYZ\r\n0\r\n\r\n");
+	evbuffer_free(out);
+	evbuffer_free(data);
+}
+END_TEST
+
+START_TEST(test_outbuf_numbers_and_overflow)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct gw_outbuf o;
+	char big[GW_OUTBUF_SIZE + 100];
+	char text[64] = {0};
+
+	gw_outbuf_init(&o, out);
+	gw_outbuf_add_u64(&o, 0);
+	gw_outbuf_add_lit(&o, " ");
+	gw_outbuf_add_u64(&o, 18446744073709551615ULL);
+	gw_outbuf_add_lit(&o, " ");
+	gw_outbuf_add_hex(&o, 0xabc);
+	gw_outbuf_flush(&o);
+	evbuffer_remove(out, text, sizeof(text) - 1);
+	ck_assert_str_eq(text, "0 18446744073709551615 abc");
+	/* more than the stack buffer holds still arrives whole and in order */
+	memset(big, 'x', sizeof(big));
+	gw_outbuf_add_lit(&o, "<");
+	gw_outbuf_add(&o, big, sizeof(big));
+	gw_outbuf_add_lit(&o, ">");
+	gw_outbuf_flush(&o);
+	ck_assert_uint_eq(evbuffer_get_length(out), sizeof(big) + 2);
+	evbuffer_free(out);
+}
+END_TEST
+
+static Suite *relay_suite(void)
+{
+	Suite *s = suite_create("relay");
+	struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+		{"status_line_and_end_to_end_headers_pass",
+		 test_status_line_and_end_to_end_headers_pass},
+		{"hop_by_hop_and_connection_listed_headers_removed",
+		 test_hop_by_hop_and_connection_listed_headers_removed},
+		{"upstream_length_replaced_unless_no_body", test_upstream_length_replaced_unless_no_body},
+		{"request_id_is_the_gateways", test_request_id_is_the_gateways},
+		{"connection_header_written_when_asked", test_connection_header_written_when_asked},
+		{"reason_phrase_follows_status", test_reason_phrase_follows_status},
+		{"chunk_framing_and_empty_pieces", test_chunk_framing_and_empty_pieces},
+		{"outbuf_numbers_and_overflow", test_outbuf_numbers_and_overflow},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_add_checked_fixture(tc, setup, NULL);
+		tcase_add_test(tc, cases[i].test);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(relay_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
