@@ -4,6 +4,7 @@
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
@@ -124,10 +125,34 @@ const char *gw_relay_will_close(struct evhttp_request *req, bool force_close)
 	return NULL;
 }
 
+/*
+ * When nothing is queued for the client, the bytes go to the socket at once:
+ * evhttp would otherwise enable the write event and write one loop iteration
+ * later, an extra epoll_ctl and wakeup per response. What the socket does not
+ * take goes through evhttp as usual.
+ */
+static void write_now(struct evhttp_request *req, struct evbuffer *data)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(req->evcon);
+	evutil_socket_t fd = bufferevent_getfd(bev);
+
+	if (fd < 0 || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return; /* keep the order: earlier bytes are still queued */
+	while (evbuffer_get_length(data) > 0)
+		if (evbuffer_write(data, fd) <= 0)
+			break; /* EAGAIN or an error: evhttp's path takes over */
+}
+
 void gw_relay_send(struct evhttp_request *req, struct evbuffer *data,
                    void (*drained)(struct evhttp_connection *, void *), void *arg)
 {
 	enum evhttp_cmd_type type = req->type;
+
+	if (req->evcon) {
+		write_now(req, data);
+		if (evbuffer_get_length(data) == 0)
+			return;
+	}
 
 	/* evhttp writes nothing for HEAD requests; the gateway has already left
 	 * the body out, so the bytes here are a head and must go. */

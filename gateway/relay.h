@@ -63,7 +63,9 @@ const char *gw_relay_will_close(struct evhttp_request *req, bool force_close);
  * output buffer is empty again. */
 void gw_relay_send(struct evhttp_request *req, struct evbuffer *data,
                    void (*drained)(struct evhttp_connection *, void *), void *arg);
-/* The reply is complete: evhttp finishes it once the bytes are written. */
+/* The reply is complete: evhttp finishes it once the bytes are written, which
+ * may be at once: the request, and the connection when it closes, may be
+ * gone when this returns. */
 void gw_relay_end(struct evhttp_request *req);
 
 #endif

@@ -158,6 +158,18 @@ void gw_txn_client_gone(struct gw_txn *txn)
 
 /* ---- response relay ----------------------------------------------------- */
 
+/* The last bytes are handed over: the transaction ends, then evhttp
+ * completes the reply (which may free the request and the connection at
+ * once, so nothing of the transaction may be touched after). */
+static void finish_reply(struct gw_txn *txn)
+{
+	struct evhttp_request *req = txn->req;
+
+	txn_end(txn);
+	if (req)
+		gw_relay_end(req);
+}
+
 /* Writes the response head into the worker's scratch buffer. */
 static void begin_reply(struct gw_txn *txn, const struct gw_response_head *h,
                         enum gw_relay_framing framing, uint64_t length)
@@ -191,8 +203,7 @@ static void on_response(void *owner, const struct gw_response_head *h, struct ev
 		evbuffer_add_buffer(out, body);
 	}
 	gw_relay_send(txn->req, out, NULL, NULL);
-	gw_relay_end(txn->req);
-	txn_end(txn);
+	finish_reply(txn);
 }
 
 static void on_client_drained(struct evhttp_connection *evcon, void *arg)
@@ -234,8 +245,7 @@ static void on_held_body(struct gw_txn *txn, struct evbuffer *data, bool last)
 		            evbuffer_get_length(txn->held_body));
 		evbuffer_add_buffer(out, txn->held_body);
 		gw_relay_send(txn->req, out, NULL, NULL);
-		gw_relay_end(txn->req);
-		txn_end(txn);
+		finish_reply(txn);
 	} else if (evbuffer_get_length(txn->held_body) > GW_HELD_BODY_MAX) {
 		stop_upstream(txn);
 		fail_request(txn, 502, "upstream_unavailable", NULL, true);
@@ -270,8 +280,7 @@ static void on_body(void *owner, struct evbuffer *data, bool last)
 	if (evbuffer_get_length(out) > 0)
 		gw_relay_send(txn->req, out, on_client_drained, txn);
 	if (last) {
-		gw_relay_end(txn->req);
-		txn_end(txn);
+		finish_reply(txn);
 		return;
 	}
 	set_deadline(txn, txn->route->timeout_ms);

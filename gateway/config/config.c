@@ -782,6 +782,93 @@ static void upstream_balance(struct loader *ld, const struct gw_node *value, con
 	          "expected round_robin, least_request or random, got '%s'", value->value);
 }
 
+static void health_check_path(struct loader *ld, const struct gw_node *value, const char *where,
+                              void *obj)
+{
+	struct gw_health_check_conf *hc = obj;
+
+	if (!want_scalar(ld, value, "path", where, "a path"))
+		return;
+	if (value->value[0] != '/') {
+		bad_value(ld, value, "path", where, "must start with '/', got '%s'", value->value);
+		return;
+	}
+	if (!printable_word(value->value)) {
+		bad_value(ld, value, "path", where, "must not contain spaces or control characters");
+		return;
+	}
+	free(hc->path);
+	hc->path = gw_strdup(value->value);
+}
+
+static const struct field health_check_fields[] = {
+    CUSTOM("path", health_check_path),
+    DURATION("interval", struct gw_health_check_conf, interval_ms, 1, HOUR, 5 * SEC, "1ms..1h"),
+    DURATION("timeout", struct gw_health_check_conf, timeout_ms, 1, HOUR, SEC, "1ms..1h"),
+    U32("unhealthy_threshold", struct gw_health_check_conf, unhealthy_threshold, 1, 100, 3),
+    U32("healthy_threshold", struct gw_health_check_conf, healthy_threshold, 1, 100, 2),
+    FIELDS_END,
+};
+
+/*
+ * A check must end before the next one starts, so timeout <= interval. The
+ * message points at the timeout when the file gives one, else at the
+ * interval that the default timeout outgrows. Checked only when both values
+ * were read without error: a refused value keeps its default, and comparing
+ * against that would be a second message about the same mistake.
+ */
+static void upstream_health_check(struct loader *ld, const struct gw_node *value,
+                                  const char *where, void *obj)
+{
+	struct gw_upstream_conf *u = obj;
+	struct gw_health_check_conf *hc = &u->health_check;
+	const struct gw_node *interval, *timeout;
+	size_t errors_before = ld->errs->count;
+	char hc_where[224];
+
+	if (!want_map(ld, value, "health_check", where))
+		return;
+	u->has_health_check = true;
+	apply_defaults(health_check_fields, hc);
+	snprintf(hc_where, sizeof(hc_where), "health_check of %s", where);
+	walk_map(ld, value, hc_where, health_check_fields, hc, NULL);
+	if (!hc->path)
+		hc->path = gw_strdup("/healthz");
+	if (ld->errs->count != errors_before || hc->timeout_ms <= hc->interval_ms)
+		return;
+	interval = gw_node_get(value, "interval");
+	timeout = gw_node_get(value, "timeout");
+	if (timeout)
+		bad_value(ld, timeout, "timeout", hc_where,
+		          "%s must not be longer than interval (%s)", timeout->value,
+		          interval ? interval->value : "5s, the default");
+	else
+		bad_value(ld, interval, "interval", hc_where,
+		          "%s must not be shorter than timeout (1s, the default)", interval->value);
+}
+
+static const struct field outlier_fields[] = {
+    U32("consecutive_failures", struct gw_outlier_conf, consecutive_failures, 1, 1000, 5),
+    DURATION("base_ejection_time", struct gw_outlier_conf, base_ejection_time_ms, 1, HOUR,
+             30 * SEC, "1ms..1h"),
+    U32("max_ejection_percent", struct gw_outlier_conf, max_ejection_percent, 0, 100, 10),
+    FIELDS_END,
+};
+
+static void upstream_outlier_detection(struct loader *ld, const struct gw_node *value,
+                                       const char *where, void *obj)
+{
+	struct gw_upstream_conf *u = obj;
+	char od_where[224];
+
+	if (!want_map(ld, value, "outlier_detection", where))
+		return;
+	u->has_outlier_detection = true;
+	apply_defaults(outlier_fields, &u->outlier_detection);
+	snprintf(od_where, sizeof(od_where), "outlier_detection of %s", where);
+	walk_map(ld, value, od_where, outlier_fields, &u->outlier_detection, NULL);
+}
+
 static const struct field upstream_fields[] = {
     CUSTOM("servers", upstream_servers),
     CUSTOM("balance", upstream_balance),
@@ -789,6 +876,8 @@ static const struct field upstream_fields[] = {
              "1ms..1m"),
     U32("max_connections", struct gw_upstream_conf, max_connections, 1, 100000, 256),
     U32("keepalive", struct gw_upstream_conf, keepalive, 0, 10000, 32),
+    CUSTOM("health_check", upstream_health_check),
+    CUSTOM("outlier_detection", upstream_outlier_detection),
     FIELDS_END,
 };
 
@@ -1152,6 +1241,7 @@ static void config_free(struct gw_config *cfg)
 		for (size_t s = 0; s < u->nservers; s++)
 			free(u->servers[s].address);
 		free(u->servers);
+		free(u->health_check.path);
 		free(u->name);
 	}
 	free(cfg->upstreams);

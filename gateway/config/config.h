@@ -74,6 +74,22 @@ struct gw_server_conf {
 	uint32_t weight; /* 1..1000, default 1 */
 };
 
+/* Active health checks of an upstream's servers (upstream/health.h). */
+struct gw_health_check_conf {
+	char *path;                   /* starts with '/'; default "/healthz" */
+	uint64_t interval_ms;         /* 1ms..1h, default 5s */
+	uint64_t timeout_ms;          /* 1ms..1h, default 1s, <= interval_ms */
+	uint32_t unhealthy_threshold; /* failed checks in a row that mark down; 1..100, default 3 */
+	uint32_t healthy_threshold;   /* passed checks in a row that mark up; 1..100, default 2 */
+};
+
+/* Passive outlier detection of an upstream's servers (upstream/health.h). */
+struct gw_outlier_conf {
+	uint32_t consecutive_failures;  /* failed tries in a row that eject; 1..1000, default 5 */
+	uint64_t base_ejection_time_ms; /* x the server's ejections so far; 1ms..1h, default 30s */
+	uint32_t max_ejection_percent;  /* of the pool ejected at once; 0..100, default 10 */
+};
+
 struct gw_upstream_conf {
 	char *name;
 	size_t index; /* position in gw_config.upstreams */
@@ -83,6 +99,12 @@ struct gw_upstream_conf {
 	uint64_t connect_timeout_ms; /* default 1s */
 	uint32_t max_connections;    /* per server, whole process; default 256 */
 	uint32_t keepalive;          /* idle connections kept per server; default 32 */
+	/* Valid only when the has_ flag is set (the key is present); the
+	 * path string is owned by the snapshot. */
+	bool has_health_check;
+	struct gw_health_check_conf health_check;
+	bool has_outlier_detection;
+	struct gw_outlier_conf outlier_detection;
 };
 
 struct gw_header_match {

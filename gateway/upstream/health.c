@@ -1,0 +1,633 @@
+/*
+ * Upstream health (health.h): outlier detection fed by the workers, and the
+ * active checker that runs on the main thread's event loop.
+ */
+#include "health.h"
+#include "../http/response_head.h"
+#include "../util/alloc.h"
+#include "../util/clock.h"
+#include "../util/log.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SEC_MS  1000ull
+#define MIN_MS  (60 * SEC_MS)
+#define HOUR_MS (60 * MIN_MS)
+
+/* How often the checker ends the ejections that are over (for the log). */
+#define GW_HEALTH_SWEEP_MS 1000
+/* Longest response head a check reads; a larger one fails the check. */
+#define GW_HEALTH_MAX_HEAD 4096
+
+/*
+ * One server. Every field but address is shared by all threads.
+ * Ownership: lives in its upstream's array; owns address.
+ */
+struct gw_health_server {
+	char *address;                     /* as written in the config */
+	atomic_bool up;                    /* by active checks; written by the checker only */
+	atomic_uint failures;              /* failed tries in a row */
+	_Atomic uint64_t ejected_until_ms; /* 0: no ejection on record */
+	atomic_uint ejections;             /* so far, the one in progress included */
+};
+
+/*
+ * One upstream. od and max_ejected are fixed at creation; nejected counts
+ * the ejections on record, including ones whose time is over but that no
+ * sweep has ended yet (so it errs on the side of ejecting fewer).
+ * Ownership: lives in gw_health's array; owns name and servers.
+ */
+struct gw_health_upstream {
+	char *name;
+	bool outlier; /* has outlier_detection */
+	struct gw_outlier_conf od;
+	unsigned max_ejected; /* servers that may be ejected at once */
+	atomic_uint nejected;
+	struct gw_health_server *servers;
+	size_t nservers;
+};
+
+/* Ownership: the caller of gw_health_new; owns the upstream array. */
+struct gw_health {
+	struct gw_health_upstream *ups;
+	size_t nups;
+};
+
+/* "30s", "1m", "1500ms": the largest unit that writes ms exactly. */
+static void format_duration(uint64_t ms, char *buf, size_t size)
+{
+	if (ms != 0 && ms % HOUR_MS == 0)
+		snprintf(buf, size, "%lluh", (unsigned long long)(ms / HOUR_MS));
+	else if (ms != 0 && ms % MIN_MS == 0)
+		snprintf(buf, size, "%llum", (unsigned long long)(ms / MIN_MS));
+	else if (ms != 0 && ms % SEC_MS == 0)
+		snprintf(buf, size, "%llus", (unsigned long long)(ms / SEC_MS));
+	else
+		snprintf(buf, size, "%llums", (unsigned long long)ms);
+}
+
+/*
+ * max_ejection_percent of n servers, rounded down, except that a pool of two
+ * or more may always have one server ejected: otherwise a 10% cap would
+ * protect a pool of two from its own broken half.
+ */
+static unsigned max_ejected(size_t n, unsigned percent)
+{
+	size_t m = n * percent / 100;
+
+	if (m == 0 && n >= 2)
+		m = 1;
+	return (unsigned)m;
+}
+
+struct gw_health *gw_health_new(const struct gw_config *cfg)
+{
+	struct gw_health *h = gw_calloc(1, sizeof(*h));
+
+	h->nups = cfg->nupstreams;
+	h->ups = gw_calloc(h->nups ? h->nups : 1, sizeof(*h->ups));
+	for (size_t i = 0; i < h->nups; i++) {
+		const struct gw_upstream_conf *uc = &cfg->upstreams[i];
+		struct gw_health_upstream *u = &h->ups[i];
+
+		u->name = gw_strdup(uc->name);
+		u->outlier = uc->has_outlier_detection;
+		u->od = uc->outlier_detection;
+		u->nservers = uc->nservers;
+		u->max_ejected = max_ejected(uc->nservers, uc->outlier_detection.max_ejection_percent);
+		atomic_init(&u->nejected, 0);
+		u->servers = gw_calloc(u->nservers ? u->nservers : 1, sizeof(*u->servers));
+		for (size_t s = 0; s < u->nservers; s++) {
+			struct gw_health_server *hs = &u->servers[s];
+
+			hs->address = gw_strdup(uc->servers[s].address);
+			atomic_init(&hs->up, true);
+			atomic_init(&hs->failures, 0);
+			atomic_init(&hs->ejected_until_ms, 0);
+			atomic_init(&hs->ejections, 0);
+		}
+	}
+	return h;
+}
+
+void gw_health_free(struct gw_health *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->nups; i++) {
+		for (size_t s = 0; s < h->ups[i].nservers; s++)
+			free(h->ups[i].servers[s].address);
+		free(h->ups[i].servers);
+		free(h->ups[i].name);
+	}
+	free(h->ups);
+	free(h);
+}
+
+static struct gw_health_server *server_of(const struct gw_health *h, size_t up, size_t srv)
+{
+	assert(up < h->nups && srv < h->ups[up].nservers);
+	return &h->ups[up].servers[srv];
+}
+
+bool gw_health_is_up(const struct gw_health *h, size_t up, size_t srv)
+{
+	return atomic_load_explicit(&server_of(h, up, srv)->up, memory_order_relaxed);
+}
+
+bool gw_health_is_ejected(const struct gw_health *h, size_t up, size_t srv, uint64_t now_ms)
+{
+	uint64_t until = atomic_load_explicit(&server_of(h, up, srv)->ejected_until_ms,
+	                                      memory_order_relaxed);
+
+	return until != 0 && now_ms < until;
+}
+
+unsigned gw_health_ejections(const struct gw_health *h, size_t up, size_t srv)
+{
+	return atomic_load_explicit(&server_of(h, up, srv)->ejections, memory_order_relaxed);
+}
+
+bool gw_health_usable(const struct gw_health *h, size_t up, size_t srv, uint64_t now_ms)
+{
+	return gw_health_is_up(h, up, srv) && !gw_health_is_ejected(h, up, srv, now_ms);
+}
+
+/* ---- outlier detection ------------------------------------------------- */
+
+/*
+ * Ends the ejection recorded as `until` once its time is over. Whoever
+ * notices first (a sweep, or a try outcome for that server) wins the
+ * compare-and-swap, so the slot is given back and the return logged exactly
+ * once. The server comes back with a clean failure count.
+ */
+static void end_ejection(struct gw_health_upstream *u, struct gw_health_server *s, uint64_t until,
+                         uint64_t now_ms)
+{
+	char took[32];
+	unsigned n;
+
+	if (until == 0 || now_ms < until ||
+	    !atomic_compare_exchange_strong(&s->ejected_until_ms, &until, 0))
+		return;
+	atomic_store_explicit(&s->failures, 0, memory_order_relaxed);
+	atomic_fetch_sub(&u->nejected, 1);
+	n = atomic_load_explicit(&s->ejections, memory_order_relaxed);
+	format_duration(u->od.base_ejection_time_ms * n, took, sizeof(took));
+	gw_log_info("upstream %s: %s returns after ejection %u (%s)", u->name, s->address, n, took);
+}
+
+static void sweep_upstream(struct gw_health_upstream *u, uint64_t now_ms)
+{
+	for (size_t i = 0; i < u->nservers; i++) {
+		struct gw_health_server *s = &u->servers[i];
+
+		end_ejection(u, s, atomic_load(&s->ejected_until_ms), now_ms);
+	}
+}
+
+void gw_health_sweep(struct gw_health *h, uint64_t now_ms)
+{
+	for (size_t i = 0; i < h->nups; i++)
+		if (h->ups[i].outlier)
+			sweep_upstream(&h->ups[i], now_ms);
+}
+
+/*
+ * Ejects server s after its nfail-th failure in a row, without a lock
+ * although any worker may get here at the same time for any server:
+ *
+ * 1. Reserve one of the pool's max_ejected slots with a compare-and-swap
+ *    on nejected. When none is free, first end the ejections whose time is
+ *    over (they hold a slot until someone notices), then try again; still
+ *    none: the server stays in, its failures keep counting, and each next
+ *    failure tries again, so it goes as soon as a slot frees up.
+ * 2. Claim the server: compare-and-swap ejected_until_ms from 0. Losing
+ *    means another thread ejected it first: give the slot back.
+ *
+ * The ejection lasts base_ejection_time x the server's ejections so far,
+ * this one included: a server that keeps failing stays out longer each time.
+ */
+static void try_eject(struct gw_health_upstream *u, struct gw_health_server *s, unsigned nfail,
+                      uint64_t now_ms)
+{
+	unsigned k = atomic_load(&u->nejected), count;
+	uint64_t zero = 0, duration;
+	char took[32];
+
+	if (k >= u->max_ejected) {
+		sweep_upstream(u, now_ms);
+		k = atomic_load(&u->nejected);
+	}
+	do {
+		if (k >= u->max_ejected) {
+			if (nfail == u->od.consecutive_failures)
+				gw_log_warn("upstream %s: %s not ejected after %u consecutive "
+				            "failures: %u of %zu servers are ejected already "
+				            "(max_ejection_percent %u)",
+				            u->name, s->address, nfail, k, u->nservers,
+				            u->od.max_ejection_percent);
+			return;
+		}
+	} while (!atomic_compare_exchange_weak(&u->nejected, &k, k + 1));
+
+	count = atomic_load(&s->ejections) + 1;
+	duration = u->od.base_ejection_time_ms * count;
+	if (!atomic_compare_exchange_strong(&s->ejected_until_ms, &zero, now_ms + duration)) {
+		atomic_fetch_sub(&u->nejected, 1);
+		return;
+	}
+	atomic_store(&s->ejections, count);
+	atomic_store_explicit(&s->failures, 0, memory_order_relaxed);
+	format_duration(duration, took, sizeof(took));
+	gw_log_warn("upstream %s: %s ejected for %s (%u consecutive failures, ejection %u)",
+	            u->name, s->address, took, nfail, count);
+}
+
+/*
+ * The request path: one atomic load for a success that follows a success,
+ * one atomic add for a failure; the rest only when a server reaches the
+ * threshold or comes back.
+ */
+void gw_health_record(struct gw_health *h, size_t up, size_t srv, bool failure, uint64_t now_ms)
+{
+	struct gw_health_upstream *u = &h->ups[up];
+	struct gw_health_server *s = server_of(h, up, srv);
+	uint64_t until;
+	unsigned nfail;
+
+	if (!u->outlier)
+		return;
+	until = atomic_load_explicit(&s->ejected_until_ms, memory_order_relaxed);
+	if (until != 0) {
+		if (now_ms < until)
+			return; /* a try that was in flight when the server was ejected */
+		end_ejection(u, s, until, now_ms);
+	}
+	if (!failure) {
+		if (atomic_load_explicit(&s->failures, memory_order_relaxed) != 0)
+			atomic_store_explicit(&s->failures, 0, memory_order_relaxed);
+		return;
+	}
+	nfail = atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed) + 1;
+	if (nfail >= u->od.consecutive_failures)
+		try_eject(u, s, nfail, now_ms);
+}
+
+/* ---- active checks ----------------------------------------------------- */
+
+enum gw_probe_state {
+	GW_PROBE_IDLE = 0,   /* waiting for the next check */
+	GW_PROBE_CONNECTING, /* non-blocking connect in progress */
+	GW_PROBE_SENDING,    /* writing the request */
+	GW_PROBE_READING,    /* reading the response head */
+};
+
+/*
+ * The checks of one server. One timer serves both waits: between checks it
+ * is the next check, during a check it is the check's timeout.
+ * Ownership: lives in the checker's array; owns request, fd, io and timer
+ * (fd and io only during a check).
+ */
+struct gw_probe {
+	struct gw_health_checker *checker;
+	size_t up, srv;
+	const char *upstream; /* names and address belong to the gw_health */
+	const char *address;
+	struct gw_sockaddr addr;
+	uint64_t interval_ms, timeout_ms;
+	unsigned unhealthy_threshold, healthy_threshold;
+	char *request;
+	size_t request_len;
+
+	enum gw_probe_state state;
+	int fd;
+	struct event *io;
+	struct event *timer;
+	uint64_t started_ms;
+	size_t sent;
+	unsigned fails, passes; /* checks in a row */
+	char head[GW_HEALTH_MAX_HEAD];
+	size_t head_len;
+};
+
+/* Ownership: whoever started it; owns probes and the sweep timer. */
+struct gw_health_checker {
+	struct gw_health *health;
+	struct event_base *base;
+	struct gw_probe *probes;
+	size_t nprobes;
+	struct event *sweep;
+};
+
+static void probe_on_timer(evutil_socket_t fd, short what, void *arg);
+static void probe_on_io(evutil_socket_t fd, short what, void *arg);
+
+static void arm_timer(struct event *ev, uint64_t ms)
+{
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+	evtimer_add(ev, &tv);
+}
+
+static void probe_close(struct gw_probe *p)
+{
+	if (p->io) {
+		event_free(p->io);
+		p->io = NULL;
+	}
+	if (p->fd >= 0) {
+		close(p->fd);
+		p->fd = -1;
+	}
+}
+
+/* Waits for what on the check's socket (replacing the previous wait). */
+static void probe_wait(struct gw_probe *p, short what)
+{
+	if (p->io)
+		event_free(p->io);
+	p->io = event_new(p->checker->base, p->fd, what, probe_on_io, p);
+	if (!p->io) {
+		gw_log_error("health check: cannot create an event");
+		abort();
+	}
+	event_add(p->io, NULL);
+}
+
+/*
+ * The end of one check: counts it, flips the server when a threshold is
+ * reached (logged once per transition), and schedules the next check one
+ * interval after this one started, so checks keep their pace whatever they
+ * take (a check never lasts longer than timeout <= interval).
+ */
+static void probe_done(struct gw_probe *p, bool pass, const char *why)
+{
+	struct gw_health_server *s = server_of(p->checker->health, p->up, p->srv);
+	uint64_t elapsed = gw_clock_now_ms() - p->started_ms;
+	bool up = atomic_load_explicit(&s->up, memory_order_relaxed);
+
+	probe_close(p);
+	p->state = GW_PROBE_IDLE;
+	if (pass) {
+		p->fails = 0;
+		p->passes++;
+		if (!up && p->passes >= p->healthy_threshold) {
+			atomic_store_explicit(&s->up, true, memory_order_relaxed);
+			gw_log_info("upstream %s: %s is up (%u passed checks)", p->upstream,
+			            p->address, p->passes);
+		}
+	} else {
+		p->passes = 0;
+		p->fails++;
+		if (up && p->fails >= p->unhealthy_threshold) {
+			atomic_store_explicit(&s->up, false, memory_order_relaxed);
+			gw_log_warn("upstream %s: %s is down (%u failed checks: %s)", p->upstream,
+			            p->address, p->fails, why);
+		} else {
+			gw_log_debug("upstream %s: %s failed a check: %s", p->upstream, p->address,
+			             why);
+		}
+	}
+	evtimer_del(p->timer);
+	arm_timer(p->timer, elapsed < p->interval_ms ? p->interval_ms - elapsed : 0);
+}
+
+/* strerror, starting in lower case as log messages do. */
+static void probe_fail_errno(struct gw_probe *p, int err)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "%s", strerror(err));
+	why[0] = (char)tolower((unsigned char)why[0]);
+	probe_done(p, false, why);
+}
+
+static void probe_start(struct gw_probe *p)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&p->addr.ss;
+
+	p->started_ms = gw_clock_now_ms();
+	p->sent = 0;
+	p->head_len = 0;
+	p->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (p->fd < 0) {
+		probe_fail_errno(p, errno);
+		return;
+	}
+	p->state = GW_PROBE_CONNECTING;
+	evtimer_del(p->timer);
+	arm_timer(p->timer, p->timeout_ms);
+	if (connect(p->fd, sa, p->addr.len) < 0 && errno != EINPROGRESS) {
+		probe_fail_errno(p, errno);
+		return;
+	}
+	probe_wait(p, EV_WRITE);
+}
+
+static void probe_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_probe *p = arg;
+	char why[64], took[32];
+
+	(void)fd;
+	(void)what;
+	if (p->state == GW_PROBE_IDLE) {
+		probe_start(p);
+		return;
+	}
+	format_duration(p->timeout_ms, took, sizeof(took));
+	snprintf(why, sizeof(why), "timed out after %s", took);
+	probe_done(p, false, why);
+}
+
+/* A complete head decides: 2xx passes, anything else fails. */
+static void probe_read(struct gw_probe *p)
+{
+	struct gw_response_head head;
+	char why[64];
+	ssize_t n;
+
+	for (;;) {
+		n = recv(p->fd, p->head + p->head_len, sizeof(p->head) - p->head_len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				probe_fail_errno(p, errno);
+			return;
+		}
+		if (n == 0) {
+			probe_done(p, false, "connection closed before a response");
+			return;
+		}
+		p->head_len += (size_t)n;
+		switch (gw_response_head_parse(p->head, p->head_len, sizeof(p->head), false, &head)) {
+		case GW_RESPONSE_DONE:
+			if (head.status >= 200 && head.status <= 299) {
+				probe_done(p, true, NULL);
+			} else {
+				snprintf(why, sizeof(why), "status %d", head.status);
+				probe_done(p, false, why);
+			}
+			return;
+		case GW_RESPONSE_INCOMPLETE:
+			if (p->head_len < sizeof(p->head))
+				continue;
+			probe_done(p, false, "response head too large");
+			return;
+		case GW_RESPONSE_TOO_LARGE:
+			probe_done(p, false, "response head too large");
+			return;
+		case GW_RESPONSE_INVALID:
+			probe_done(p, false, "invalid response");
+			return;
+		}
+	}
+}
+
+/* connect -> send the request -> read the response head. */
+static void probe_on_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_probe *p = arg;
+	socklen_t len = sizeof(int);
+	int err = 0;
+	ssize_t n;
+
+	(void)what;
+	switch (p->state) {
+	case GW_PROBE_IDLE:
+		return;
+	case GW_PROBE_CONNECTING:
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			probe_fail_errno(p, err);
+			return;
+		}
+		p->state = GW_PROBE_SENDING;
+		/* fall through */
+	case GW_PROBE_SENDING:
+		while (p->sent < p->request_len) {
+			n = send(fd, p->request + p->sent, p->request_len - p->sent, MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				probe_wait(p, EV_WRITE);
+				return;
+			}
+			if (n < 0) {
+				probe_fail_errno(p, errno);
+				return;
+			}
+			p->sent += (size_t)n;
+		}
+		p->state = GW_PROBE_READING;
+		probe_wait(p, EV_READ | EV_PERSIST);
+		return;
+	case GW_PROBE_READING:
+		probe_read(p);
+		return;
+	}
+}
+
+static void checker_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_health_checker *c = arg;
+
+	(void)fd;
+	(void)what;
+	gw_health_sweep(c->health, gw_clock_now_ms());
+}
+
+static void probe_init(struct gw_probe *p, struct gw_health_checker *c,
+                       const struct gw_upstream_conf *uc, size_t up, size_t srv)
+{
+	const struct gw_health_check_conf *hc = &uc->health_check;
+	const char *fmt = "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gateway-health-check\r\n"
+	                  "Connection: close\r\n\r\n";
+	const char *address = c->health->ups[up].servers[srv].address;
+	int n;
+
+	p->checker = c;
+	p->up = up;
+	p->srv = srv;
+	p->upstream = c->health->ups[up].name;
+	p->address = address;
+	p->addr = uc->servers[srv].addr;
+	p->interval_ms = hc->interval_ms;
+	p->timeout_ms = hc->timeout_ms;
+	p->unhealthy_threshold = hc->unhealthy_threshold;
+	p->healthy_threshold = hc->healthy_threshold;
+	n = snprintf(NULL, 0, fmt, hc->path, address);
+	p->request = gw_malloc((size_t)n + 1);
+	snprintf(p->request, (size_t)n + 1, fmt, hc->path, address);
+	p->request_len = (size_t)n;
+	p->state = GW_PROBE_IDLE;
+	p->fd = -1;
+	p->timer = evtimer_new(c->base, probe_on_timer, p);
+	if (!p->timer) {
+		gw_log_error("health check: cannot create a timer");
+		abort();
+	}
+	arm_timer(p->timer, 0); /* the first check right away */
+}
+
+struct gw_health_checker *gw_health_checker_start(struct gw_health *h, const struct gw_config *cfg,
+                                                  struct event_base *base)
+{
+	struct gw_health_checker *c = gw_calloc(1, sizeof(*c));
+	bool outlier = false;
+	size_t n = 0;
+
+	c->health = h;
+	c->base = base;
+	for (size_t u = 0; u < cfg->nupstreams; u++) {
+		if (cfg->upstreams[u].has_health_check)
+			n += cfg->upstreams[u].nservers;
+		outlier = outlier || cfg->upstreams[u].has_outlier_detection;
+	}
+	c->probes = gw_calloc(n ? n : 1, sizeof(*c->probes));
+	for (size_t u = 0; u < cfg->nupstreams; u++) {
+		if (!cfg->upstreams[u].has_health_check)
+			continue;
+		for (size_t s = 0; s < cfg->upstreams[u].nservers; s++)
+			probe_init(&c->probes[c->nprobes++], c, &cfg->upstreams[u], u, s);
+	}
+	if (outlier) {
+		struct timeval tv = {.tv_sec = GW_HEALTH_SWEEP_MS / 1000,
+		                     .tv_usec = (GW_HEALTH_SWEEP_MS % 1000) * 1000};
+
+		c->sweep = event_new(base, -1, EV_PERSIST, checker_on_sweep, c);
+		if (!c->sweep) {
+			gw_log_error("health check: cannot create a timer");
+			abort();
+		}
+		event_add(c->sweep, &tv);
+	}
+	return c;
+}
+
+void gw_health_checker_stop(struct gw_health_checker *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nprobes; i++) {
+		probe_close(&c->probes[i]);
+		event_free(c->probes[i].timer);
+		free(c->probes[i].request);
+	}
+	if (c->sweep)
+		event_free(c->sweep);
+	free(c->probes);
+	free(c);
+}
