@@ -59,7 +59,8 @@ size_t gw_reply_error(struct evhttp_request *req, const struct gw_error_reply *e
 	int n = format_body(e, text, sizeof(text));
 
 	evhttp_clear_headers(out);
-	evhttp_add_header(out, "Content-Type", "application/json");
+	evhttp_add_header(out, "Content-Type",
+	                  e->content_type ? e->content_type : "application/json");
 	evhttp_add_header(out, "X-Gateway-Error", e->code);
 	evhttp_add_header(out, "X-Request-ID", e->request_id);
 	if (e->allow)
@@ -70,10 +71,12 @@ size_t gw_reply_error(struct evhttp_request *req, const struct gw_error_reply *e
 	}
 	if (e->close)
 		evhttp_add_header(out, "Connection", "close");
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
-		evbuffer_add(body, text, (size_t)n);
-	else
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
 		evhttp_add_header(out, "Content-Length", "0");
+	else if (e->content_type)
+		evbuffer_add(body, e->body, e->body_len);
+	else
+		evbuffer_add(body, text, (size_t)n);
 	n = (int)evbuffer_get_length(body);
 	evhttp_send_reply(req, e->status, gw_reply_reason(e->status), body);
 	evbuffer_free(body);

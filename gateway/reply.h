@@ -18,6 +18,10 @@ struct gw_error_reply {
 	bool close;             /* add Connection: close */
 	const char *allow;      /* Allow header value, or NULL */
 	int retry_after_s;      /* > 0: Retry-After */
+	/* A route fallback replaces the JSON body (status included). */
+	const char *content_type; /* NULL: application/json and the JSON body */
+	const char *body;
+	size_t body_len;
 };
 
 /* Sends it through evhttp. Returns the body bytes sent. */

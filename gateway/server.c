@@ -11,6 +11,8 @@
 #include <event2/event.h>
 
 #include "access_log.h"
+#include "route_state.h"
+#include "upstream/health.h"
 #include "util/alloc.h"
 #include "util/log.h"
 #include "worker.h"
@@ -134,6 +136,8 @@ struct gw_server *gw_server_start(struct gw_config *config)
 		server->bound_addrs[i] = config->listens[i].addr;
 	}
 	server->main_base = event_base_new();
+	server->health = gw_health_new(config);
+	server->routes = gw_route_states_new(config);
 	server->workers_done_ev = event_new(server->main_base, -1, 0, on_workers_done, server);
 	server->nworkers = config->workers;
 	server->workers = gw_calloc(server->nworkers, sizeof(*server->workers));
@@ -168,6 +172,7 @@ struct gw_server *gw_server_start(struct gw_config *config)
 		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	server->health_checker = gw_health_checker_start(server->health, config, server->main_base);
 	for (size_t i = 0; i < config->nlistens; i++) {
 		format_addr(&server->bound_addrs[i], addr, sizeof(addr));
 		gw_log_info("listening on %s (%u workers)", addr, server->nworkers);
@@ -188,8 +193,12 @@ void gw_server_free(struct gw_server *server)
 {
 	if (!server)
 		return;
+	gw_health_checker_stop(server->health_checker);
 	for (unsigned i = 0; server->workers && i < server->nworkers; i++)
 		gw_worker_free(server->workers[i]);
+	if (server->health)
+		gw_health_free(server->health);
+	gw_route_states_free(server->routes);
 	free(server->workers);
 	if (server->sigterm_ev)
 		event_free(server->sigterm_ev);

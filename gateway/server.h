@@ -25,6 +25,9 @@ struct event_base;
 struct event;
 struct gw_worker;
 struct gw_access_log;
+struct gw_health;
+struct gw_route_states;
+struct gw_health_checker;
 
 struct gw_server {
 	struct gw_config *config;
@@ -33,6 +36,9 @@ struct gw_server {
 	struct event_base *main_base;
 	struct event *sigterm_ev, *sigint_ev, *sighup_ev, *drain_deadline_ev, *workers_done_ev;
 	struct gw_access_log *access_log;
+	struct gw_health *health;                 /* shared by workers: server up/ejected */
+	struct gw_route_states *routes;           /* shared by workers: breakers, budgets */
+	struct gw_health_checker *health_checker; /* runs on main_base */
 
 	/* Client connections open in the whole process (limits.max_connections). */
 	atomic_uint connections;

@@ -15,10 +15,16 @@
 #include "access_log.h"
 #include "client_conn.h"
 #include "http/header_rules.h"
+#include "../modules/circuit_breaker/breaker.h"
+#include "../modules/fallback/fallback.h"
+#include "../modules/retry/retry.h"
 #include "relay.h"
 #include "upstream_request.h"
 #include "reply.h"
+#include "route_state.h"
 #include "router.h"
+#include "server.h"
+#include "upstream/health.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -74,6 +80,73 @@ static void try_done(struct gw_txn *txn)
 	}
 }
 
+/* The statuses that count as a failed try (SPEC section 5); 4xx never do. */
+static bool status_is_failure(int status)
+{
+	return status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+/*
+ * One try is over: the breaker and outlier detection learn how it went.
+ * Called once per try, whatever ended it.
+ */
+static void record_try(struct gw_txn *txn, enum gw_try_result result, int status)
+{
+	uint64_t now = gw_clock_now_ms();
+	bool failure = result != GW_TRY_OK || status_is_failure(status);
+
+	evtimer_del(&txn->try_ev);
+	if (txn->rs->breaker)
+		gw_breaker_record(txn->rs->breaker, now, failure, now - txn->try_start_ms,
+		                  txn->probe);
+	gw_health_record(txn->worker->server->health, txn->route->upstream->index,
+	                 (size_t)txn->server_idx, failure, now);
+}
+
+static void arm_try_timer(struct gw_txn *txn, uint64_t ms)
+{
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+	evtimer_add(&txn->try_ev, &tv);
+}
+
+/*
+ * After a failed try, is another one allowed (SPEC section 5)? The route's
+ * attempts and retry conditions; the method rules (a connect failure never
+ * reached the upstream, anything else only for idempotent requests); no
+ * retry for a half-open probe; room left before the route deadline for the
+ * backoff and a whole try; and, last, the route's retry budget, shared by
+ * all workers, so that a failing upstream never sees a retry storm. When
+ * all of that holds, the next try starts after an exponential backoff with
+ * full jitter.
+ */
+static bool retry_later(struct gw_txn *txn, enum gw_try_result result, int status)
+{
+	const struct gw_retry_conf *rc = txn->retry;
+	const struct evkeyvalq *in;
+	uint64_t now = gw_clock_now_ms();
+	uint64_t backoff, need;
+
+	if (txn->tries >= rc->attempts || txn->probe || txn->client_gone)
+		return false;
+	if (!gw_retry_condition_matches(rc, result, status))
+		return false;
+	in = evhttp_request_get_input_headers(txn->req);
+	if (!gw_retry_method_allows(txn->method, evhttp_find_header(in, "Idempotency-Key") != NULL,
+	                            result))
+		return false;
+	backoff = gw_retry_backoff_ms(rc, txn->tries - 1, gw_worker_random(txn->worker));
+	need = backoff + (rc->per_try_timeout_ms ? rc->per_try_timeout_ms : 1);
+	if (now + need > txn->deadline_ms)
+		return false;
+	if (!gw_retry_budget_acquire(txn->rs->budget, now))
+		return false; /* counted by the budget (gateway_retry_budget_exhausted_total) */
+	txn->backoff_pending = true;
+	arm_try_timer(txn, backoff);
+	return true;
+}
+
 /* Drops whatever the current try holds: connection, place in a queue. */
 static void stop_upstream(struct gw_txn *txn)
 {
@@ -96,6 +169,7 @@ static void txn_end(struct gw_txn *txn)
 		txn->cc->txn = NULL;
 	}
 	event_del(&txn->deadline_ev);
+	event_del(&txn->try_ev);
 	if (txn->held_body)
 		evbuffer_free(txn->held_body);
 	txn->worker->inflight--;
@@ -104,22 +178,50 @@ static void txn_end(struct gw_txn *txn)
 }
 
 /* Answers with a gateway error (only before any reply byte). */
+static void send_error(struct gw_txn *txn, struct gw_error_reply *e)
+{
+	e->request_id = txn->request_id;
+	e->close = e->close || txn->worker->draining;
+	txn->status = e->status;
+	txn->error_code = e->code;
+	if (txn->req)
+		txn->bytes_sent = gw_reply_error(txn->req, e);
+	txn_end(txn);
+}
+
 static void fail_request(struct gw_txn *txn, int status, const char *code, const char *allow,
                          bool close)
 {
 	struct gw_error_reply e = {
 	    .status = status,
 	    .code = code,
-	    .request_id = txn->request_id,
-	    .close = close || txn->worker->draining,
+	    .close = close,
 	    .allow = allow,
 	};
 
-	txn->status = status;
-	txn->error_code = code;
-	if (txn->req)
-		txn->bytes_sent = gw_reply_error(txn->req, &e);
-	txn_end(txn);
+	send_error(txn, &e);
+}
+
+/* The route's breaker is open: fail fast, with the fallback when the route
+ * has one, and Retry-After = the time until it lets a probe through. */
+static void reply_circuit_open(struct gw_txn *txn, uint64_t retry_after_ms)
+{
+	const struct gw_fallback_conf *fb = gw_fallback_conf_of(txn->route);
+	struct gw_error_reply e = {
+	    .status = 503,
+	    .code = "circuit_open",
+	    .retry_after_s = (int)((retry_after_ms + 999) / 1000),
+	};
+
+	if (e.retry_after_s < 1)
+		e.retry_after_s = 1;
+	if (fb) {
+		e.status = (int)fb->status;
+		e.content_type = fb->content_type;
+		e.body = fb->body;
+		e.body_len = fb->body_len;
+	}
+	send_error(txn, &e);
 }
 
 /* The reply started and cannot be finished properly: cut the client off so
@@ -187,6 +289,12 @@ static void begin_reply(struct gw_txn *txn, const struct gw_response_head *h,
 	txn->reply_started = true;
 }
 
+static bool status_is_retryable(const struct gw_txn *txn, int status)
+{
+	return status >= 500 &&
+	       gw_retry_condition_matches(txn->retry, GW_TRY_STATUS_FAILURE, status);
+}
+
 static void on_response(void *owner, const struct gw_response_head *h, struct evbuffer *body)
 {
 	struct gw_txn *txn = owner;
@@ -194,6 +302,10 @@ static void on_response(void *owner, const struct gw_response_head *h, struct ev
 
 	txn->up = NULL;
 	try_done(txn);
+	record_try(txn, GW_TRY_OK, h->status);
+	if (status_is_retryable(txn, h->status) &&
+	    retry_later(txn, GW_TRY_STATUS_FAILURE, h->status))
+		return; /* this answer is dropped; another server gets a try */
 	gw_client_conn_watch_close(txn->cc, false);
 	if (h->framing == GW_BODY_NONE) {
 		begin_reply(txn, h, GW_RELAY_NO_BODY, 0);
@@ -218,6 +330,22 @@ static void on_head(void *owner, const struct gw_response_head *h)
 {
 	struct gw_txn *txn = owner;
 
+	if (status_is_retryable(txn, h->status) && txn->tries < txn->retry->attempts) {
+		/* Nothing has reached the client yet: drop this answer (and its
+		 * connection) and try elsewhere, if the rules allow. */
+		struct gw_upconn *c = txn->up;
+		txn->up = NULL;
+		try_done(txn);
+		record_try(txn, GW_TRY_OK, h->status);
+		if (retry_later(txn, GW_TRY_STATUS_FAILURE, h->status)) {
+			gw_upconn_abandon(c);
+			return;
+		}
+		txn->up = c; /* no retry after all: relay this answer */
+		txn->try_active = false;
+	} else {
+		record_try(txn, GW_TRY_OK, h->status);
+	}
 	txn->up_head = h; /* valid until the response completes */
 	txn->status = h->status;
 	/* From now on the route timeout bounds the silence between pieces. */
@@ -317,16 +445,22 @@ static void on_error(void *owner, enum gw_try_result result, int err)
 	txn->up = NULL;
 	try_done(txn);
 	if (txn->reply_started || txn->held_body) {
+		record_try(txn, result, 0);
 		abort_reply(txn);
 		return;
 	}
 	/* A pooled connection that the server had already closed: the request
-	 * never reached it. Try again on another connection. */
+	 * never reached it. Try again on another connection; this is not a
+	 * try of its own and says nothing about the server's health. */
 	if (result == GW_TRY_RESET && retry_allowed_after_stale(txn)) {
 		txn->stale_retries++;
+		txn->tries--;
 		start_try(txn);
 		return;
 	}
+	record_try(txn, result, 0);
+	if (retry_later(txn, result, 0))
+		return;
 	gw_client_conn_watch_close(txn->cc, false);
 	if (result == GW_TRY_TIMEOUT)
 		fail_request(txn, 504, "upstream_timeout", NULL, false);
@@ -363,7 +497,9 @@ static void on_connection_ready(struct gw_pool_waiter *w, struct gw_upconn *c)
 
 	if (!c) {
 		try_done(txn);
-		fail_request(txn, 502, "upstream_unavailable", NULL, false);
+		record_try(txn, GW_TRY_CONNECT_FAILURE, 0);
+		if (!retry_later(txn, GW_TRY_CONNECT_FAILURE, 0))
+			fail_request(txn, 502, "upstream_unavailable", NULL, false);
 		return;
 	}
 	send_on(txn, c);
@@ -372,15 +508,22 @@ static void on_connection_ready(struct gw_pool_waiter *w, struct gw_upconn *c)
 static void start_try(struct gw_txn *txn)
 {
 	struct gw_upconn *c;
-	int idx = gw_pool_pick(txn->pool);
+	int idx = gw_pool_pick(txn->pool, txn->tried, gw_clock_now_ms());
 
 	if (idx < 0) {
 		fail_request(txn, 503, "no_healthy_upstream", NULL, false);
 		return;
 	}
 	txn->server_idx = idx;
+	txn->tries++;
+	if (idx < 64)
+		txn->tried |= 1ull << idx;
 	txn->pool->inflight[idx]++;
 	txn->try_active = true;
+	txn->try_start_ms = gw_clock_now_ms();
+	if (txn->retry->per_try_timeout_ms && txn->deadline_ms > txn->try_start_ms &&
+	    txn->deadline_ms - txn->try_start_ms > txn->retry->per_try_timeout_ms)
+		arm_try_timer(txn, txn->retry->per_try_timeout_ms);
 	txn->waiter.ready = on_connection_ready;
 	txn->waiter.deadline_ms = txn->deadline_ms;
 	c = gw_pool_get(txn->pool, (size_t)idx, &txn->waiter);
@@ -391,7 +534,28 @@ static void start_try(struct gw_txn *txn)
 	if (txn->waiter.queued)
 		return; /* a connection comes when one frees up */
 	try_done(txn);
-	fail_request(txn, 502, "upstream_unavailable", NULL, false);
+	record_try(txn, GW_TRY_CONNECT_FAILURE, 0);
+	if (!retry_later(txn, GW_TRY_CONNECT_FAILURE, 0))
+		fail_request(txn, 502, "upstream_unavailable", NULL, false);
+}
+
+/* The per-try timer: either the backoff before the next try is over, or
+ * the current try took longer than per_try_timeout. */
+static void on_try_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_txn *txn = arg;
+
+	if (txn->backoff_pending) {
+		txn->backoff_pending = false;
+		start_try(txn);
+		return;
+	}
+	stop_upstream(txn);
+	record_try(txn, GW_TRY_TIMEOUT, 0);
+	if (retry_later(txn, GW_TRY_TIMEOUT, 0))
+		return;
+	gw_client_conn_watch_close(txn->cc, false);
+	fail_request(txn, 504, "upstream_timeout", NULL, false);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -404,6 +568,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 		abort_reply(txn);
 		return;
 	}
+	if (txn->try_active)
+		record_try(txn, GW_TRY_TIMEOUT, 0);
 	stop_upstream(txn);
 	gw_client_conn_watch_close(txn->cc, false);
 	fail_request(txn, 504, "upstream_timeout", NULL, false);
@@ -433,6 +599,7 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 	const char *host = evhttp_find_header(in, "Host");
 	struct gw_route_query q;
 	unsigned allow = 0;
+	uint64_t now;
 
 	txn->worker = w;
 	txn->req = req;
@@ -449,6 +616,7 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 	 * check against Host is done); keep-alive rules stay those of HTTP. */
 	req->flags &= ~EVHTTP_PROXY_REQUEST;
 	evtimer_assign(&txn->deadline_ev, w->base, on_deadline, txn);
+	evtimer_assign(&txn->try_ev, w->base, on_try_timer, txn);
 	w->inflight++;
 	pick_request_id(txn);
 	if (txn->cc)
@@ -476,7 +644,24 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	txn->pool = w->pools[txn->route->upstream->index];
-	txn->deadline_ms = gw_clock_now_ms() + txn->route->timeout_ms;
+	txn->rs = &w->server->routes->routes[txn->route->index];
+	txn->retry = gw_retry_conf_of(txn->route);
+	now = gw_clock_now_ms();
+	if (txn->rs->breaker) {
+		uint64_t retry_after = 0;
+		switch (gw_breaker_admit(txn->rs->breaker, now, &retry_after)) {
+		case GW_BREAKER_REJECT:
+			reply_circuit_open(txn, retry_after);
+			return; /* no upstream connection at all */
+		case GW_BREAKER_PROBE:
+			txn->probe = true;
+			break;
+		case GW_BREAKER_ALLOW:
+			break;
+		}
+	}
+	gw_retry_budget_on_request(txn->rs->budget, now);
+	txn->deadline_ms = now + txn->route->timeout_ms;
 	set_deadline(txn, txn->route->timeout_ms);
 	gw_client_conn_watch_close(txn->cc, true);
 	start_try(txn);

@@ -29,6 +29,8 @@
 struct evhttp_request;
 struct gw_worker;
 struct gw_client_conn;
+struct gw_route_state;
+struct gw_retry_conf;
 
 struct gw_txn {
 	struct gw_worker *worker;
@@ -39,12 +41,20 @@ struct gw_txn {
 	struct gw_pool *pool;
 
 	int server_idx;
+	unsigned tries;       /* tries started, the first included */
+	uint64_t tried;       /* bit i: server i has had a try (retries go elsewhere) */
 	struct gw_upconn *up; /* the connection of the current try */
 	bool up_reused;
 	bool try_active; /* counted in pool->inflight[server_idx] */
 	unsigned stale_retries;
 	struct gw_pool_waiter waiter;
 	struct event deadline_ev; /* embedded: no allocation per request */
+	struct event try_ev;      /* per-try timeout, or the backoff before a retry */
+	bool backoff_pending;
+	uint64_t try_start_ms;
+	bool probe;                        /* a half-open breaker's probe */
+	struct gw_route_state *rs;         /* the route's breaker and budget */
+	const struct gw_retry_conf *retry; /* the route's retry policy (default: one try) */
 
 	uint64_t start_us;
 	uint64_t deadline_ms;

@@ -158,7 +158,8 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, char *err
 	}
 	w->pools = gw_calloc(config->nupstreams, sizeof(*w->pools));
 	for (size_t i = 0; i < config->nupstreams; i++)
-		w->pools[i] = gw_pool_new(w, &config->upstreams[i], server->nworkers);
+		w->pools[i] =
+		    gw_pool_new(w, &config->upstreams[i], server->nworkers, server->health);
 	w->wakeup_ev = event_new(w->base, -1, 0, on_wakeup, w);
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
 	event_add(w->tick_ev, &tick);

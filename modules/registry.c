@@ -4,14 +4,22 @@
  * request costs no upstream work.
  */
 #include "module.h"
+#include "circuit_breaker/breaker.h"
+#include "fallback/fallback.h"
+#include "retry/retry.h"
 
 #include <string.h>
 
 const struct gw_module *const gw_modules[] = {
-    NULL, /* sentinel: keeps the array non-empty until modules register */
+    &gw_breaker_module,  /* circuit_breaker: fail fast while the route's upstream is down */
+    &gw_retry_module,    /* retry: try again, within the budget */
+    &gw_fallback_module, /* fallback: the answer given instead of a gateway error */
 };
 
-const size_t gw_modules_count = 0;
+const size_t gw_modules_count = sizeof(gw_modules) / sizeof(gw_modules[0]);
+
+_Static_assert(sizeof(gw_modules) / sizeof(gw_modules[0]) <= GW_MAX_MODULES,
+               "route_conf.module_conf has one slot per module");
 
 int gw_module_find(const char *name)
 {

@@ -108,8 +108,8 @@ bool gw_conf_want_list(const struct gw_conf_ctx *ctx, const struct gw_node *node
 	return true;
 }
 
-bool gw_conf_want_scalar(const struct gw_conf_ctx *ctx, const struct gw_node *node,
-                         const char *key, const char *what)
+bool gw_conf_want_scalar(const struct gw_conf_ctx *ctx, const struct gw_node *node, const char *key,
+                         const char *what)
 {
 	if (node->type == GW_NODE_SCALAR && !gw_node_is_null(node))
 		return true;
@@ -367,8 +367,8 @@ int gw_conf_string(const struct gw_conf_ctx *ctx, const struct gw_node *node, co
 	return 0;
 }
 
-int gw_conf_string_list(const struct gw_conf_ctx *ctx, const struct gw_node *node,
-                        const char *key, char ***out, size_t *count)
+int gw_conf_string_list(const struct gw_conf_ctx *ctx, const struct gw_node *node, const char *key,
+                        char ***out, size_t *count)
 {
 	char **items;
 	int rc = 0;

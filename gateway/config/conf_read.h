@@ -50,14 +50,13 @@ void gw_conf_ctx_enter(const struct gw_conf_ctx *ctx, const char *section, struc
 /* ---- messages ---------------------------------------------------------- */
 
 /* "FILE:LINE:COL: message" for node. */
-void gw_conf_error(const struct gw_conf_ctx *ctx, const struct gw_node *node, const char *fmt,
-                   ...) __attribute__((format(printf, 3, 4)));
+void gw_conf_error(const struct gw_conf_ctx *ctx, const struct gw_node *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* "FILE:LINE:COL: 'KEY' in WHERE: message" for node. */
 void gw_conf_bad_value(const struct gw_conf_ctx *ctx, const struct gw_node *node, const char *key,
                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* "FILE:LINE:COL: missing required key 'KEY' in WHERE", at the mapping. */
-void gw_conf_missing_key(const struct gw_conf_ctx *ctx, const struct gw_node *map,
-                         const char *key);
+void gw_conf_missing_key(const struct gw_conf_ctx *ctx, const struct gw_node *map, const char *key);
 
 /*
  * "unknown key 'x' in WHERE" for every key of map not in allowed (a
@@ -74,8 +73,8 @@ bool gw_conf_want_map(const struct gw_conf_ctx *ctx, const struct gw_node *node,
 bool gw_conf_want_list(const struct gw_conf_ctx *ctx, const struct gw_node *node, const char *key,
                        const char *what);
 /* True for a scalar that is not YAML's null; what names the expected value. */
-bool gw_conf_want_scalar(const struct gw_conf_ctx *ctx, const struct gw_node *node,
-                         const char *key, const char *what);
+bool gw_conf_want_scalar(const struct gw_conf_ctx *ctx, const struct gw_node *node, const char *key,
+                         const char *what);
 
 /* ---- values ------------------------------------------------------------ */
 
@@ -122,8 +121,8 @@ int gw_conf_string(const struct gw_conf_ctx *ctx, const struct gw_node *node, co
  * new strings (the caller's, freed with gw_conf_strings_free) and *count its
  * length; on failure every bad item has its error and nothing is allocated.
  */
-int gw_conf_string_list(const struct gw_conf_ctx *ctx, const struct gw_node *node,
-                        const char *key, char ***out, size_t *count);
+int gw_conf_string_list(const struct gw_conf_ctx *ctx, const struct gw_node *node, const char *key,
+                        char ***out, size_t *count);
 void gw_conf_strings_free(char **items, size_t count);
 
 /* ---- spelling values back ---------------------------------------------- */

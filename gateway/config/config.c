@@ -794,7 +794,8 @@ static void health_check_path(struct loader *ld, const struct gw_node *value, co
 		return;
 	}
 	if (!printable_word(value->value)) {
-		bad_value(ld, value, "path", where, "must not contain spaces or control characters");
+		bad_value(ld, value, "path", where,
+		          "must not contain spaces or control characters");
 		return;
 	}
 	free(hc->path);
@@ -817,8 +818,8 @@ static const struct field health_check_fields[] = {
  * were read without error: a refused value keeps its default, and comparing
  * against that would be a second message about the same mistake.
  */
-static void upstream_health_check(struct loader *ld, const struct gw_node *value,
-                                  const char *where, void *obj)
+static void upstream_health_check(struct loader *ld, const struct gw_node *value, const char *where,
+                                  void *obj)
 {
 	struct gw_upstream_conf *u = obj;
 	struct gw_health_check_conf *hc = &u->health_check;
@@ -849,8 +850,8 @@ static void upstream_health_check(struct loader *ld, const struct gw_node *value
 
 static const struct field outlier_fields[] = {
     U32("consecutive_failures", struct gw_outlier_conf, consecutive_failures, 1, 1000, 5),
-    DURATION("base_ejection_time", struct gw_outlier_conf, base_ejection_time_ms, 1, HOUR,
-             30 * SEC, "1ms..1h"),
+    DURATION("base_ejection_time", struct gw_outlier_conf, base_ejection_time_ms, 1, HOUR, 30 * SEC,
+             "1ms..1h"),
     U32("max_ejection_percent", struct gw_outlier_conf, max_ejection_percent, 0, 100, 10),
     FIELDS_END,
 };

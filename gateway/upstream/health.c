@@ -103,7 +103,8 @@ struct gw_health *gw_health_new(const struct gw_config *cfg)
 		u->outlier = uc->has_outlier_detection;
 		u->od = uc->outlier_detection;
 		u->nservers = uc->nservers;
-		u->max_ejected = max_ejected(uc->nservers, uc->outlier_detection.max_ejection_percent);
+		u->max_ejected =
+		    max_ejected(uc->nservers, uc->outlier_detection.max_ejection_percent);
 		atomic_init(&u->nejected, 0);
 		u->servers = gw_calloc(u->nservers ? u->nservers : 1, sizeof(*u->servers));
 		for (size_t s = 0; s < u->nservers; s++) {
@@ -146,8 +147,8 @@ bool gw_health_is_up(const struct gw_health *h, size_t up, size_t srv)
 
 bool gw_health_is_ejected(const struct gw_health *h, size_t up, size_t srv, uint64_t now_ms)
 {
-	uint64_t until = atomic_load_explicit(&server_of(h, up, srv)->ejected_until_ms,
-	                                      memory_order_relaxed);
+	uint64_t until =
+	    atomic_load_explicit(&server_of(h, up, srv)->ejected_until_ms, memory_order_relaxed);
 
 	return until != 0 && now_ms < until;
 }
@@ -231,11 +232,12 @@ static void try_eject(struct gw_health_upstream *u, struct gw_health_server *s, 
 	do {
 		if (k >= u->max_ejected) {
 			if (nfail == u->od.consecutive_failures)
-				gw_log_warn("upstream %s: %s not ejected after %u consecutive "
-				            "failures: %u of %zu servers are ejected already "
-				            "(max_ejection_percent %u)",
-				            u->name, s->address, nfail, k, u->nservers,
-				            u->od.max_ejection_percent);
+				gw_log_warn(
+				    "upstream %s: %s not ejected after %u consecutive failures "
+				    "(max_ejection_percent %u: at most %u of %zu servers "
+				    "ejected at once)",
+				    u->name, s->address, nfail, u->od.max_ejection_percent,
+				    u->max_ejected, u->nservers);
 			return;
 		}
 	} while (!atomic_compare_exchange_weak(&u->nejected, &k, k + 1));
@@ -334,7 +336,8 @@ static void probe_on_io(evutil_socket_t fd, short what, void *arg);
 
 static void arm_timer(struct event *ev, uint64_t ms)
 {
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 
 	evtimer_add(ev, &tv);
 }
@@ -454,6 +457,7 @@ static void probe_on_timer(evutil_socket_t fd, short what, void *arg)
 static void probe_read(struct gw_probe *p)
 {
 	struct gw_response_head head;
+	enum gw_response_parse rc;
 	char why[64];
 	ssize_t n;
 
@@ -471,7 +475,8 @@ static void probe_read(struct gw_probe *p)
 			return;
 		}
 		p->head_len += (size_t)n;
-		switch (gw_response_head_parse(p->head, p->head_len, sizeof(p->head), false, &head)) {
+		rc = gw_response_head_parse(p->head, p->head_len, sizeof(p->head), false, &head);
+		switch (rc) {
 		case GW_RESPONSE_DONE:
 			if (head.status >= 200 && head.status <= 299) {
 				probe_done(p, true, NULL);

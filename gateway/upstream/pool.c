@@ -1,5 +1,6 @@
 #include "pool.h"
 #include "balancer.h"
+#include "health.h"
 
 #include <stdlib.h>
 
@@ -10,12 +11,13 @@
 #include "../worker.h"
 
 struct gw_pool *gw_pool_new(struct gw_worker *w, const struct gw_upstream_conf *conf,
-                            unsigned nworkers)
+                            unsigned nworkers, struct gw_health *health)
 {
 	struct gw_pool *pool = gw_calloc(1, sizeof(*pool));
 
 	pool->worker = w;
 	pool->conf = conf;
+	pool->health = health;
 	pool->nservers = conf->nservers;
 	pool->servers = gw_calloc(conf->nservers, sizeof(*pool->servers));
 	pool->usable = gw_calloc(conf->nservers, sizeof(*pool->usable));
@@ -49,10 +51,27 @@ void gw_pool_free(struct gw_pool *pool)
 	free(pool);
 }
 
-int gw_pool_pick(struct gw_pool *pool)
+int gw_pool_pick(struct gw_pool *pool, uint64_t tried, uint64_t now_ms)
 {
+	size_t up = pool->conf->index;
+	size_t usable = 0, untried = 0;
+
+	for (size_t i = 0; i < pool->nservers; i++) {
+		bool ok = !pool->health || gw_health_usable(pool->health, up, i, now_ms);
+		bool fresh = i >= 64 || !(tried & (1ull << i));
+
+		pool->usable[i] = ok;
+		usable += ok;
+		untried += ok && fresh;
+	}
+	if (usable == 0)
+		return -1;
+	if (untried > 0 && untried < usable)
+		for (size_t i = 0; i < pool->nservers && i < 64; i++)
+			if (tried & (1ull << i))
+				pool->usable[i] = false;
 	if (pool->nservers == 1)
-		return pool->usable[0] ? 0 : -1;
+		return 0;
 	return gw_balancer_pick(pool->balancer, pool->usable, pool->inflight);
 }
 

@@ -24,6 +24,7 @@
 struct gw_worker;
 struct gw_balancer;
 struct gw_pool;
+struct gw_health;
 
 struct gw_pool_waiter {
 	void (*ready)(struct gw_pool_waiter *w, struct gw_upconn *c);
@@ -52,16 +53,21 @@ struct gw_pool {
 	size_t nservers;
 	unsigned max_open; /* per server, this worker's share */
 	struct gw_balancer *balancer;
-	bool *usable;       /* per server: may take new tries */
-	uint32_t *inflight; /* per server: tries in progress from this worker */
+	struct gw_health *health; /* process-wide, shared: up/ejected per server */
+	bool *usable;             /* per server, scratch for gw_pool_pick */
+	uint32_t *inflight;       /* per server: tries in progress from this worker */
 };
 
 struct gw_pool *gw_pool_new(struct gw_worker *w, const struct gw_upstream_conf *conf,
-                            unsigned nworkers);
+                            unsigned nworkers, struct gw_health *health);
 void gw_pool_free(struct gw_pool *pool);
 
-/* Server index for a new try, or -1 when none can take it. */
-int gw_pool_pick(struct gw_pool *pool);
+/*
+ * Server index for a new try, or -1 when no server can take it (all down or
+ * ejected). Servers whose bit is set in tried are avoided while another
+ * usable one exists: a retry goes to a different server when the pool has one.
+ */
+int gw_pool_pick(struct gw_pool *pool, uint64_t tried, uint64_t now_ms);
 /*
  * A connection to server idx: an idle one, or a new one while under the
  * limit (returned still connecting: requests written to it go out once

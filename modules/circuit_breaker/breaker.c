@@ -1,0 +1,586 @@
+/*
+ * Circuit breakers (breaker.h): the `circuit_breaker` section and the
+ * breaker state machine.
+ */
+#include "breaker.h"
+#include "../../gateway/config/conf_read.h"
+#include "../../gateway/util/alloc.h"
+#include "../../gateway/util/log.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define SEC  1000ull
+#define MIN  (60 * SEC)
+#define HOUR (60 * MIN)
+#define PPM  1000000ull
+
+const struct gw_breaker_conf gw_breaker_conf_default = {
+    .window_ms = 10 * SEC,
+    .min_requests = 20,
+    .failure_ratio = 0.5,
+    .consecutive_failures = 0,
+    .slow_call_duration_ms = 0,
+    .slow_call_ratio = 1.0,
+    .open_duration_ms = 30 * SEC,
+    .max_open_duration_ms = 5 * MIN,
+    .half_open_requests = 5,
+};
+
+/* ---- the `circuit_breaker` section ------------------------------------- */
+
+static const char *const breaker_keys[] = {
+    "window",
+    "min_requests",
+    "failure_ratio",
+    "consecutive_failures",
+    "slow_call_duration",
+    "slow_call_ratio",
+    "open_duration",
+    "max_open_duration",
+    "half_open_requests",
+    NULL,
+};
+
+static int parse_breaker(struct gw_breaker_conf *c, const struct gw_node *node,
+                         const struct gw_conf_ctx *route_ctx)
+{
+	struct gw_conf_ctx key_ctx = *route_ctx, ctx;
+	const struct gw_node *v, *open, *max_open;
+	char where[GW_CONF_WHERE_MAX], a[32], b[32];
+	size_t errors_before = route_ctx->errs->count;
+	int rc = 0;
+
+	*c = gw_breaker_conf_default;
+	if (!key_ctx.where)
+		key_ctx.where = "a route";
+	if (!gw_conf_want_map(&key_ctx, node, "circuit_breaker"))
+		return -1;
+	gw_conf_ctx_enter(route_ctx, "circuit_breaker", &ctx, where);
+	gw_conf_check_keys(&ctx, node, breaker_keys);
+	if ((v = gw_node_get(node, "window")))
+		gw_conf_duration(&ctx, v, "window", SEC, 10 * MIN, &c->window_ms);
+	if ((v = gw_node_get(node, "min_requests")))
+		gw_conf_u32(&ctx, v, "min_requests", 1, 1000000, &c->min_requests);
+	if ((v = gw_node_get(node, "failure_ratio")))
+		gw_conf_double(&ctx, v, "failure_ratio", 0, 1, true, &c->failure_ratio);
+	if ((v = gw_node_get(node, "consecutive_failures")))
+		gw_conf_u32(&ctx, v, "consecutive_failures", 0, 1000000, &c->consecutive_failures);
+	if ((v = gw_node_get(node, "slow_call_duration")))
+		gw_conf_duration(&ctx, v, "slow_call_duration", 0, HOUR, &c->slow_call_duration_ms);
+	if ((v = gw_node_get(node, "slow_call_ratio")))
+		gw_conf_double(&ctx, v, "slow_call_ratio", 0, 1, true, &c->slow_call_ratio);
+	if ((open = gw_node_get(node, "open_duration")))
+		rc |= gw_conf_duration(&ctx, open, "open_duration", 1, HOUR, &c->open_duration_ms);
+	if ((max_open = gw_node_get(node, "max_open_duration")))
+		rc |= gw_conf_duration(&ctx, max_open, "max_open_duration", 1, HOUR,
+		                       &c->max_open_duration_ms);
+	if ((v = gw_node_get(node, "half_open_requests")))
+		gw_conf_u32(&ctx, v, "half_open_requests", 1, 1000, &c->half_open_requests);
+
+	/*
+	 * Without max_open_duration, a long open_duration raises the cap with
+	 * it rather than failing against a default nobody wrote.
+	 */
+	if (rc == 0 && !max_open && c->open_duration_ms > c->max_open_duration_ms)
+		c->max_open_duration_ms = c->open_duration_ms;
+	if (rc == 0 && c->open_duration_ms > c->max_open_duration_ms) {
+		gw_conf_format_duration(c->max_open_duration_ms, a, sizeof(a));
+		gw_conf_format_duration(c->open_duration_ms, b, sizeof(b));
+		gw_conf_bad_value(&ctx, max_open, "max_open_duration",
+		                  "%s is less than open_duration (%s)", a, b);
+	}
+	return route_ctx->errs->count == errors_before ? 0 : -1;
+}
+
+/* No route name here (module.h): messages say "in circuit_breaker". */
+static int breaker_conf_parse(void *conf, const struct gw_node *node, const char *file,
+                              struct gw_errlist *errs)
+{
+	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = NULL};
+
+	return parse_breaker(conf, node, &ctx);
+}
+
+const struct gw_module gw_breaker_module = {
+    .name = "circuit_breaker",
+    .conf_size = sizeof(struct gw_breaker_conf),
+    .conf_parse = breaker_conf_parse,
+    .conf_check = NULL, /* nothing to check against the route */
+    .conf_free = NULL,  /* nothing inside is allocated */
+};
+
+const struct gw_breaker_conf *gw_breaker_conf_of(const struct gw_route_conf *route)
+{
+	for (size_t i = 0; i < gw_modules_count && i < GW_MAX_MODULES; i++)
+		if (gw_modules[i] == &gw_breaker_module)
+			return route->module_conf[i];
+	return NULL;
+}
+
+/* ---- the rolling window ------------------------------------------------ */
+
+/*
+ * The window: 10 buckets of window/10 each, bucket (epoch % 10) where
+ * epoch = now / bucket_ms. Each counter (tries, failures, slow tries) is one
+ * 64-bit atomic holding (epoch << 32 | count). A counter stamped with an
+ * older epoch is stale and restarts at 1 on its next use, so no timer sweeps
+ * the buckets and no thread can add to a count another thread is resetting:
+ * stamp and count change in one compare-and-swap. A sum reads the counters
+ * stamped with one of the last 10 epochs, the current one included, so a try
+ * is forgotten between 0.9 and 1.0 window after it was made; the buckets
+ * make that edge coarse on purpose, in exchange for O(1) memory and no
+ * per-try allocation. The three counters of a bucket are not updated as one,
+ * so a reader racing a writer may see a try's failure before its try; the
+ * writer's own check after its update sees both.
+ */
+#define BUCKETS 10
+
+struct bucket {
+	_Atomic uint64_t tries, failures, slow; /* stamped counters */
+};
+
+static uint64_t stamp(uint32_t epoch, uint32_t count)
+{
+	return (uint64_t)epoch << 32 | count;
+}
+
+static uint64_t stamped_count(const _Atomic uint64_t *c, uint32_t epoch)
+{
+	uint64_t v = atomic_load_explicit(c, memory_order_relaxed);
+	uint32_t age = epoch - (uint32_t)(v >> 32); /* wraps: a newer stamp is "very old" */
+
+	return age < BUCKETS ? (uint32_t)v : 0;
+}
+
+/* Adds one for epoch; a counter stamped with a newer epoch is left alone. */
+static void stamped_add(_Atomic uint64_t *c, uint32_t epoch)
+{
+	uint64_t v = atomic_load_explicit(c, memory_order_relaxed), next;
+
+	do {
+		uint32_t at = (uint32_t)(v >> 32);
+
+		if (at == epoch && (uint32_t)v == UINT32_MAX)
+			return; /* saturated: never carry into the stamp */
+		if (at == epoch)
+			next = v + 1;
+		else if ((int32_t)(epoch - at) > 0)
+			next = stamp(epoch, 1);
+		else
+			return;
+	} while (!atomic_compare_exchange_weak_explicit(c, &v, next, memory_order_relaxed,
+	                                                memory_order_relaxed));
+}
+
+/* ---- the breaker ------------------------------------------------------- */
+
+/*
+ * The state machine:
+ *
+ *   closed --trip--> open --open time over--> half-open --all N probes ok--> closed
+ *                      ^                          |
+ *                      +------ a probe fails -----+  (open time doubled, up to the max)
+ *
+ * Closed: every try lands in the window; the breaker trips when the window
+ * holds at least min_requests tries and failures/tries >= failure_ratio, or
+ * (slow_call_duration > 0) slow/tries >= slow_call_ratio, or when
+ * consecutive_failures (> 0) tries in a row failed, whatever the volume.
+ * Ratios are compared in integers (millionths): 10 failures in 20 tries
+ * meet 0.5 exactly, with no rounding to argue about.
+ *
+ * Open: requests are rejected without touching the upstream for the open
+ * time. The first open time is open_duration; each re-trip from half-open
+ * doubles it, up to max_open_duration, so an upstream that stays down is
+ * probed less and less often; a full recovery (closing) resets it.
+ *
+ * Half-open: exactly half_open_requests requests are let through as
+ * probes, every other one is rejected. One failed probe reopens the
+ * breaker at once; when all of them have succeeded it closes, with an empty
+ * window (the failures that tripped it are history). A probe is judged by
+ * failure alone, not by slowness: slowness is a ratio, and N probes are too
+ * few to measure one. The open -> half-open move happens in admit, on the
+ * first request after the open time, so an idle breaker needs no timer.
+ *
+ * Concurrency: the request path reads the state with one atomic load;
+ * closed-state tries update the window with atomics; probes are handed out
+ * with one fetch-add. Only transitions take the mutex, and each re-checks
+ * under it that the state is still the one it moves from, so that of
+ * several threads seeing the same trip condition exactly one moves and
+ * logs. Fields a transition writes before publishing the new state (open
+ * until, the probe counts) are stored before the state's release store and
+ * read after its acquire load. Tries finishing late (admitted before a trip,
+ * or a probe of an earlier half-open round) are not told apart from current
+ * ones beyond the state they find: a non-probe try outside closed is
+ * dropped, a stray probe may count in a later round; both are rare and
+ * harmless (at worst one probe fewer is needed).
+ */
+struct gw_breaker {
+	struct gw_breaker_conf conf; /* a copy: the snapshot may go away */
+	char *name;                  /* owned; for log lines */
+	uint64_t bucket_ms;          /* window / 10 */
+	uint64_t failure_ppm;        /* failure_ratio in millionths */
+	uint64_t slow_ppm;           /* slow_call_ratio in millionths */
+
+	_Atomic int force;              /* enum gw_breaker_force */
+	_Atomic int state;              /* enum gw_breaker_state of the state machine */
+	_Atomic uint64_t open_until_ms; /* open: when half-open begins */
+	_Atomic uint64_t open_ms;       /* the next (or current) open time */
+	_Atomic uint32_t probes_issued; /* half-open: probes handed out */
+	_Atomic uint32_t probes_ok;     /* half-open: probes that succeeded */
+	_Atomic uint32_t consecutive;   /* closed: failures in a row */
+	pthread_mutex_t lock;           /* transitions only */
+	struct bucket buckets[BUCKETS];
+};
+
+static const char *const state_names[] = {
+    [GW_BREAKER_CLOSED] = "closed",
+    [GW_BREAKER_OPEN] = "open",
+    [GW_BREAKER_HALF_OPEN] = "half-open",
+};
+
+const char *gw_breaker_state_name(enum gw_breaker_state s)
+{
+	return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "?";
+}
+
+static uint64_t ratio_ppm(double r)
+{
+	if (!(r > 0))
+		return 0;
+	return r >= 1 ? PPM : (uint64_t)llround(r * (double)PPM);
+}
+
+struct gw_breaker *gw_breaker_new(const struct gw_breaker_conf *c, const char *route_name)
+{
+	struct gw_breaker *b = gw_calloc(1, sizeof(*b));
+
+	b->conf = *c;
+	/* The loader guarantees these; a breaker made by hand gets sane ones. */
+	if (b->conf.half_open_requests == 0)
+		b->conf.half_open_requests = 1;
+	if (b->conf.max_open_duration_ms < b->conf.open_duration_ms)
+		b->conf.max_open_duration_ms = b->conf.open_duration_ms;
+	b->name = gw_strdup(route_name ? route_name : "?");
+	b->bucket_ms = c->window_ms / BUCKETS ? c->window_ms / BUCKETS : 1;
+	b->failure_ppm = ratio_ppm(c->failure_ratio);
+	b->slow_ppm = ratio_ppm(c->slow_call_ratio);
+	atomic_init(&b->force, GW_BREAKER_FORCE_AUTO);
+	atomic_init(&b->state, GW_BREAKER_CLOSED);
+	atomic_init(&b->open_until_ms, 0);
+	atomic_init(&b->open_ms, b->conf.open_duration_ms);
+	atomic_init(&b->probes_issued, 0);
+	atomic_init(&b->probes_ok, 0);
+	atomic_init(&b->consecutive, 0);
+	for (size_t i = 0; i < BUCKETS; i++) {
+		atomic_init(&b->buckets[i].tries, 0);
+		atomic_init(&b->buckets[i].failures, 0);
+		atomic_init(&b->buckets[i].slow, 0);
+	}
+	pthread_mutex_init(&b->lock, NULL);
+	return b;
+}
+
+void gw_breaker_free(struct gw_breaker *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_destroy(&b->lock);
+	free(b->name);
+	free(b);
+}
+
+static uint32_t epoch_of(const struct gw_breaker *b, uint64_t now_ms)
+{
+	return (uint32_t)(now_ms / b->bucket_ms);
+}
+
+static void window_add(struct gw_breaker *b, uint64_t now_ms, bool failure, bool slow)
+{
+	uint32_t epoch = epoch_of(b, now_ms);
+	struct bucket *k = &b->buckets[epoch % BUCKETS];
+
+	stamped_add(&k->tries, epoch);
+	if (failure)
+		stamped_add(&k->failures, epoch);
+	if (slow)
+		stamped_add(&k->slow, epoch);
+}
+
+static void window_sum(const struct gw_breaker *b, uint64_t now_ms, uint64_t *tries,
+                       uint64_t *failures, uint64_t *slow)
+{
+	uint32_t epoch = epoch_of(b, now_ms);
+
+	*tries = *failures = *slow = 0;
+	for (size_t i = 0; i < BUCKETS; i++) {
+		*tries += stamped_count(&b->buckets[i].tries, epoch);
+		*failures += stamped_count(&b->buckets[i].failures, epoch);
+		*slow += stamped_count(&b->buckets[i].slow, epoch);
+	}
+}
+
+/* Under the lock: closed, with nothing remembered. */
+static void reset_closed(struct gw_breaker *b)
+{
+	for (size_t i = 0; i < BUCKETS; i++) {
+		atomic_store_explicit(&b->buckets[i].tries, 0, memory_order_relaxed);
+		atomic_store_explicit(&b->buckets[i].failures, 0, memory_order_relaxed);
+		atomic_store_explicit(&b->buckets[i].slow, 0, memory_order_relaxed);
+	}
+	atomic_store_explicit(&b->consecutive, 0, memory_order_relaxed);
+	atomic_store_explicit(&b->open_ms, b->conf.open_duration_ms, memory_order_relaxed);
+	atomic_store_explicit(&b->probes_issued, 0, memory_order_relaxed);
+	atomic_store_explicit(&b->probes_ok, 0, memory_order_relaxed);
+	atomic_store_explicit(&b->state, GW_BREAKER_CLOSED, memory_order_release);
+}
+
+static bool automatic(const struct gw_breaker *b)
+{
+	return atomic_load_explicit(&b->force, memory_order_relaxed) == GW_BREAKER_FORCE_AUTO;
+}
+
+/* from -> open, if the breaker is still in from; why says what tripped it. */
+static void trip(struct gw_breaker *b, uint64_t now_ms, enum gw_breaker_state from, const char *why)
+{
+	char text[32];
+
+	pthread_mutex_lock(&b->lock);
+	if (automatic(b) && atomic_load_explicit(&b->state, memory_order_relaxed) == (int)from) {
+		uint64_t open = atomic_load_explicit(&b->open_ms, memory_order_relaxed);
+
+		if (from == GW_BREAKER_HALF_OPEN) {
+			open = open > b->conf.max_open_duration_ms / 2
+			           ? b->conf.max_open_duration_ms
+			           : open * 2;
+			atomic_store_explicit(&b->open_ms, open, memory_order_relaxed);
+		}
+		atomic_store_explicit(&b->open_until_ms, now_ms + open, memory_order_relaxed);
+		atomic_store_explicit(&b->state, GW_BREAKER_OPEN, memory_order_release);
+		gw_log_warn("breaker %s: %s -> open (%s); open for %s", b->name,
+		            gw_breaker_state_name(from), why,
+		            gw_conf_format_duration(open, text, sizeof(text)));
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void open_to_half_open(struct gw_breaker *b, uint64_t now_ms)
+{
+	char text[32];
+
+	pthread_mutex_lock(&b->lock);
+	if (automatic(b) &&
+	    atomic_load_explicit(&b->state, memory_order_relaxed) == GW_BREAKER_OPEN &&
+	    now_ms >= atomic_load_explicit(&b->open_until_ms, memory_order_relaxed)) {
+		atomic_store_explicit(&b->probes_issued, 0, memory_order_relaxed);
+		atomic_store_explicit(&b->probes_ok, 0, memory_order_relaxed);
+		atomic_store_explicit(&b->state, GW_BREAKER_HALF_OPEN, memory_order_release);
+		gw_log_info(
+		    "breaker %s: open -> half-open (open for %s; admitting %u probes)", b->name,
+		    gw_conf_format_duration(atomic_load_explicit(&b->open_ms, memory_order_relaxed),
+		                            text, sizeof(text)),
+		    b->conf.half_open_requests);
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void half_open_to_closed(struct gw_breaker *b)
+{
+	uint32_t n = b->conf.half_open_requests;
+
+	pthread_mutex_lock(&b->lock);
+	if (automatic(b) &&
+	    atomic_load_explicit(&b->state, memory_order_relaxed) == GW_BREAKER_HALF_OPEN &&
+	    atomic_load_explicit(&b->probes_ok, memory_order_relaxed) >= n) {
+		reset_closed(b);
+		gw_log_info("breaker %s: half-open -> closed (%u of %u probes succeeded)", b->name,
+		            n, n);
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+enum gw_breaker_admit gw_breaker_admit(struct gw_breaker *b, uint64_t now_ms,
+                                       uint64_t *retry_after_ms)
+{
+	uint64_t retry_after = 0, until;
+	enum gw_breaker_admit verdict;
+
+	for (;;) {
+		switch (atomic_load_explicit(&b->force, memory_order_relaxed)) {
+		case GW_BREAKER_FORCE_OPEN:
+			retry_after = b->conf.open_duration_ms;
+			verdict = GW_BREAKER_REJECT;
+			goto done;
+		case GW_BREAKER_FORCE_CLOSED:
+			return GW_BREAKER_ALLOW;
+		default:
+			break;
+		}
+		switch (atomic_load_explicit(&b->state, memory_order_acquire)) {
+		case GW_BREAKER_CLOSED:
+			return GW_BREAKER_ALLOW;
+		case GW_BREAKER_OPEN:
+			until = atomic_load_explicit(&b->open_until_ms, memory_order_relaxed);
+			if (now_ms < until) {
+				retry_after = until - now_ms;
+				verdict = GW_BREAKER_REJECT;
+				goto done;
+			}
+			open_to_half_open(b, now_ms);
+			continue; /* see what the state is now */
+		case GW_BREAKER_HALF_OPEN:
+		default:
+			/* The plain load first: a flood of rejected requests must not
+			 * keep writing the counter's cache line, nor wrap it. */
+			if (atomic_load_explicit(&b->probes_issued, memory_order_relaxed) <
+			        b->conf.half_open_requests &&
+			    atomic_fetch_add_explicit(&b->probes_issued, 1, memory_order_relaxed) <
+			        b->conf.half_open_requests)
+				return GW_BREAKER_PROBE;
+			retry_after = GW_BREAKER_PROBING_RETRY_AFTER_MS;
+			verdict = GW_BREAKER_REJECT;
+			goto done;
+		}
+	}
+done:
+	if (retry_after_ms)
+		*retry_after_ms = retry_after;
+	return verdict;
+}
+
+/* Whether the closed-state window calls for a trip; why says which rule. */
+static bool should_trip(const struct gw_breaker *b, uint64_t now_ms, bool failure,
+                        uint32_t consecutive, char *why, size_t size)
+{
+	const struct gw_breaker_conf *c = &b->conf;
+	uint64_t tries, failures, slow;
+	char text[32];
+
+	if (c->consecutive_failures && failure && consecutive >= c->consecutive_failures) {
+		snprintf(why, size, "%u consecutive failures", consecutive);
+		return true;
+	}
+	window_sum(b, now_ms, &tries, &failures, &slow);
+	if (tries < c->min_requests || tries == 0)
+		return false;
+	if (failures * PPM >= b->failure_ppm * tries) {
+		snprintf(why, size, "failure ratio %.2f >= %.2f over %llu tries",
+		         (double)failures / (double)tries, c->failure_ratio,
+		         (unsigned long long)tries);
+		return true;
+	}
+	if (c->slow_call_duration_ms && slow * PPM >= b->slow_ppm * tries) {
+		snprintf(why, size, "slow call ratio %.2f >= %.2f over %llu tries slower than %s",
+		         (double)slow / (double)tries, c->slow_call_ratio,
+		         (unsigned long long)tries,
+		         gw_conf_format_duration(c->slow_call_duration_ms, text, sizeof(text)));
+		return true;
+	}
+	return false;
+}
+
+void gw_breaker_record(struct gw_breaker *b, uint64_t now_ms, bool failure, uint64_t duration_ms,
+                       bool probe)
+{
+	bool slow = b->conf.slow_call_duration_ms && duration_ms > b->conf.slow_call_duration_ms;
+	int state = atomic_load_explicit(&b->state, memory_order_acquire);
+	uint32_t consecutive = 0;
+	char why[160];
+
+	if (!automatic(b)) {
+		/* Counted for /status; an operator decides the state. */
+		window_add(b, now_ms, failure, slow);
+		return;
+	}
+	if (state == GW_BREAKER_HALF_OPEN) {
+		if (!probe)
+			return; /* admitted before the trip, finished only now */
+		if (failure)
+			trip(b, now_ms, GW_BREAKER_HALF_OPEN, "a probe failed");
+		else if (atomic_fetch_add_explicit(&b->probes_ok, 1, memory_order_relaxed) + 1 >=
+		         b->conf.half_open_requests)
+			half_open_to_closed(b);
+		return;
+	}
+	if (state != GW_BREAKER_CLOSED)
+		return; /* open: a try admitted before the trip, finished only now */
+	window_add(b, now_ms, failure, slow);
+	if (failure)
+		consecutive =
+		    atomic_fetch_add_explicit(&b->consecutive, 1, memory_order_relaxed) + 1;
+	else if (atomic_load_explicit(&b->consecutive, memory_order_relaxed) != 0)
+		atomic_store_explicit(&b->consecutive, 0, memory_order_relaxed);
+	if (should_trip(b, now_ms, failure, consecutive, why, sizeof(why)))
+		trip(b, now_ms, GW_BREAKER_CLOSED, why);
+}
+
+void gw_breaker_force(struct gw_breaker *b, enum gw_breaker_force f)
+{
+	static const char *const reasons[] = {
+	    [GW_BREAKER_FORCE_AUTO] = "automatic again, by operator; window cleared",
+	    [GW_BREAKER_FORCE_OPEN] = "forced open by operator",
+	    [GW_BREAKER_FORCE_CLOSED] = "forced closed by operator",
+	};
+	enum gw_breaker_state from, to;
+	int old;
+
+	if ((unsigned)f > GW_BREAKER_FORCE_CLOSED)
+		return;
+	pthread_mutex_lock(&b->lock);
+	old = atomic_load_explicit(&b->force, memory_order_relaxed);
+	if (old == (int)f) {
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	if (old == GW_BREAKER_FORCE_OPEN)
+		from = GW_BREAKER_OPEN;
+	else if (old == GW_BREAKER_FORCE_CLOSED)
+		from = GW_BREAKER_CLOSED;
+	else
+		from = (enum gw_breaker_state)atomic_load_explicit(&b->state, memory_order_relaxed);
+	if (f == GW_BREAKER_FORCE_AUTO)
+		reset_closed(b);
+	atomic_store_explicit(&b->force, (int)f, memory_order_release);
+	to = f == GW_BREAKER_FORCE_OPEN ? GW_BREAKER_OPEN : GW_BREAKER_CLOSED;
+	if (to == GW_BREAKER_OPEN)
+		gw_log_warn("breaker %s: %s -> %s (%s)", b->name, gw_breaker_state_name(from),
+		            gw_breaker_state_name(to), reasons[f]);
+	else
+		gw_log_info("breaker %s: %s -> %s (%s)", b->name, gw_breaker_state_name(from),
+		            gw_breaker_state_name(to), reasons[f]);
+	pthread_mutex_unlock(&b->lock);
+}
+
+enum gw_breaker_force gw_breaker_forced(const struct gw_breaker *b)
+{
+	return (enum gw_breaker_force)atomic_load_explicit(&b->force, memory_order_relaxed);
+}
+
+enum gw_breaker_state gw_breaker_state(const struct gw_breaker *b, uint64_t now_ms)
+{
+	int s;
+
+	switch (atomic_load_explicit(&b->force, memory_order_relaxed)) {
+	case GW_BREAKER_FORCE_OPEN:
+		return GW_BREAKER_OPEN;
+	case GW_BREAKER_FORCE_CLOSED:
+		return GW_BREAKER_CLOSED;
+	default:
+		break;
+	}
+	s = atomic_load_explicit(&b->state, memory_order_acquire);
+	if (s == GW_BREAKER_OPEN &&
+	    now_ms >= atomic_load_explicit(&b->open_until_ms, memory_order_relaxed))
+		return GW_BREAKER_HALF_OPEN;
+	return (enum gw_breaker_state)s;
+}
+
+void gw_breaker_counts(const struct gw_breaker *b, uint64_t now_ms, struct gw_breaker_counts *out)
+{
+	window_sum(b, now_ms, &out->tries, &out->failures, &out->slow);
+	out->consecutive_failures = atomic_load_explicit(&b->consecutive, memory_order_relaxed);
+	out->open_duration_ms = atomic_load_explicit(&b->open_ms, memory_order_relaxed);
+}

@@ -1,0 +1,131 @@
+/*
+ * Circuit breakers: the route key `circuit_breaker` and the breaker itself,
+ * one per route, shared by every worker thread.
+ *
+ *   circuit_breaker:
+ *     window: 10s                # rolling window, 1s..10m
+ *     min_requests: 20           # no trip below this many tries in the window
+ *     failure_ratio: 0.5         # trip at this share of failed tries (0 < r <= 1)
+ *     consecutive_failures: 0    # also trip after N failures in a row; 0 = off
+ *     slow_call_duration: 0      # a try slower than this is slow; 0 = off (0..1h)
+ *     slow_call_ratio: 1.0       # trip at this share of slow tries (0 < r <= 1)
+ *     open_duration: 30s         # then half-open (1ms..1h)
+ *     max_open_duration: 5m      # open_duration doubles on each re-trip, up to this
+ *     half_open_requests: 5      # probes: all succeed -> closed, one fails -> open
+ *
+ * Time comes in as now_ms (gw_clock_now_ms() on the request path, a fake
+ * clock in tests): nothing here reads a clock.
+ */
+#ifndef GW_MODULES_CIRCUIT_BREAKER_BREAKER_H
+#define GW_MODULES_CIRCUIT_BREAKER_BREAKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../module.h"
+#include "../../gateway/config/config.h"
+
+/* Values as in the metric gateway_circuit_state. */
+enum gw_breaker_state {
+	GW_BREAKER_CLOSED = 0,
+	GW_BREAKER_OPEN = 1,
+	GW_BREAKER_HALF_OPEN = 2,
+};
+
+enum gw_breaker_admit {
+	GW_BREAKER_ALLOW = 0, /* closed: go on */
+	GW_BREAKER_PROBE,     /* half-open: go on; this request is one of the probes */
+	GW_BREAKER_REJECT,    /* fail fast: circuit_open (or the route's fallback) */
+};
+
+/* What an operator forces (admin API, Redis gw:ops:breaker:ROUTE). */
+enum gw_breaker_force {
+	GW_BREAKER_FORCE_AUTO = 0, /* the state machine decides */
+	GW_BREAKER_FORCE_OPEN,
+	GW_BREAKER_FORCE_CLOSED,
+};
+
+/*
+ * While half-open with every probe out, a rejected request is told to come
+ * back in this long: the probes decide within a try's time, so the answer
+ * is near, and the smallest Retry-After (1 s) says so.
+ */
+#define GW_BREAKER_PROBING_RETRY_AFTER_MS 1000
+
+/* A route's `circuit_breaker` section: plain values, nothing to free. */
+struct gw_breaker_conf {
+	uint64_t window_ms;             /* default 10s */
+	uint32_t min_requests;          /* default 20 */
+	double failure_ratio;           /* default 0.5 */
+	uint32_t consecutive_failures;  /* default 0 = off */
+	uint64_t slow_call_duration_ms; /* default 0 = off */
+	double slow_call_ratio;         /* default 1.0 */
+	uint64_t open_duration_ms;      /* default 30s */
+	/* default 5m, or open_duration when that is longer; >= open_duration */
+	uint64_t max_open_duration_ms;
+	uint32_t half_open_requests; /* default 5 */
+};
+
+/* The module (registry.c): parses `circuit_breaker`; no hooks yet. */
+extern const struct gw_module gw_breaker_module;
+
+/* Every default, as a route's `circuit_breaker: {}` gets them. */
+extern const struct gw_breaker_conf gw_breaker_conf_default;
+
+/* The route's breaker section, or NULL: a route without one has no breaker. */
+const struct gw_breaker_conf *gw_breaker_conf_of(const struct gw_route_conf *route);
+
+/*
+ * One route's breaker. Owned by whoever made it (the module state that
+ * outlives config snapshots, keyed by route name); gw_breaker_free once no
+ * thread uses it. It keeps a copy of conf and of the name.
+ */
+struct gw_breaker;
+
+struct gw_breaker *gw_breaker_new(const struct gw_breaker_conf *c, const char *route_name);
+void gw_breaker_free(struct gw_breaker *b);
+
+/*
+ * May a request go to the upstream now? On GW_BREAKER_REJECT,
+ * *retry_after_ms (when not NULL) is the time until half-open while open,
+ * GW_BREAKER_PROBING_RETRY_AFTER_MS while half-open with every probe out,
+ * and open_duration while forced open (no end is known then).
+ */
+enum gw_breaker_admit gw_breaker_admit(struct gw_breaker *b, uint64_t now_ms,
+                                       uint64_t *retry_after_ms);
+
+/*
+ * One finished try of a request that admit let through. failure: the try
+ * failed (connect failure, reset, timeout, a failure status); duration_ms:
+ * how long it took; probe: admit said GW_BREAKER_PROBE for its request.
+ */
+void gw_breaker_record(struct gw_breaker *b, uint64_t now_ms, bool failure, uint64_t duration_ms,
+                       bool probe);
+
+/*
+ * Forces the breaker open or closed, or hands it back to the state machine
+ * (AUTO), which then starts afresh: closed, empty window, open_duration
+ * back to its configured value.
+ */
+void gw_breaker_force(struct gw_breaker *b, enum gw_breaker_force f);
+enum gw_breaker_force gw_breaker_forced(const struct gw_breaker *b);
+
+/*
+ * The state as gateway_circuit_state and /status show it. An open breaker
+ * whose open time has passed reads as half-open: the next request will be
+ * a probe.
+ */
+enum gw_breaker_state gw_breaker_state(const struct gw_breaker *b, uint64_t now_ms);
+/* "closed", "open", "half-open". */
+const char *gw_breaker_state_name(enum gw_breaker_state s);
+
+/* What the window holds at now_ms, and the rest of the state, for /status. */
+struct gw_breaker_counts {
+	uint64_t tries, failures, slow; /* in the rolling window */
+	uint32_t consecutive_failures;  /* current run of failures */
+	uint64_t open_duration_ms;      /* the next (or current) open period */
+};
+
+void gw_breaker_counts(const struct gw_breaker *b, uint64_t now_ms, struct gw_breaker_counts *out);
+
+#endif
