@@ -26,6 +26,7 @@ struct gw_access_entry {
 	const char *upstream; /* NULL: none */
 	const char *server;   /* NULL: none */
 	int status;
+	unsigned tries; /* upstream tries, retries included */
 	uint64_t bytes;
 	uint64_t duration_us;
 	const char *error; /* X-Gateway-Error code, or NULL */

@@ -64,6 +64,7 @@ static void log_access(struct gw_txn *txn)
 	                  ? route->upstream->servers[txn->server_idx].address
 	                  : NULL,
 	    .status = txn->status,
+	    .tries = txn->tries,
 	    .bytes = txn->bytes_sent,
 	    .duration_us = gw_clock_now_us() - txn->start_us,
 	    .error = txn->error_code,
