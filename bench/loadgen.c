@@ -1052,6 +1052,7 @@ static void scan_inflight(uint64_t now)
 
 	for (i = 0; i < G.nconns; i++) {
 		struct conn *c = &G.conns[i];
+
 		if (c->has_req && now - c->sent > G.timeout_ns)
 			conn_reset(c, E_TIMEOUT, false, now);
 	}

@@ -139,12 +139,13 @@ static void build_route(struct route *r)
 	static const char *const version[V_COUNT] = {"HTTP/1.1", "HTTP/1.1", "HTTP/1.0"};
 	int v;
 
+	r->memfd = -1;
 	for (v = 0; v < V_COUNT; v++) {
 		int n = snprintf(r->resp[v], RESP_HEAD_MAX,
 		                 "%s 200 OK\r\nContent-Type: text/plain\r\n"
 		                 "Content-Length: %zu\r\n%s\r\n",
 		                 version[v], r->body_len, conn_hdr[v]);
-		r->memfd = -1;
+
 		r->head_len[v] = (size_t)n;
 		r->resp_len[v] = (size_t)n;
 		if (r->body_len <= INLINE_BODY_MAX) {
@@ -375,6 +376,7 @@ static void consume_body(struct sconn *c)
 	size_t take = avail < c->req.body_len ? avail : (size_t)c->req.body_len;
 
 	c->in_off += take;
+	c->scan = c->in_off; /* never look for the next head inside a body */
 	c->req.body_len -= take;
 	if (c->req.body_len == 0)
 		request_done(c);
@@ -586,8 +588,8 @@ static int setup_worker(struct worker *w, int id, int port)
 		struct timeval tv = {.tv_sec = opt_delay_ms / 1000,
 		                     .tv_usec = (opt_delay_ms % 1000) * 1000};
 
-		/* Every delay has the same length: a common timeout queue, O(1). */ w->delay =
-		    event_base_init_common_timeout(w->base, &tv);
+		/* Every delay has the same length: a common timeout queue, O(1). */
+		w->delay = event_base_init_common_timeout(w->base, &tv);
 	}
 	make_segments(w);
 	return worker_listen(w, port);

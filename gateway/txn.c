@@ -95,11 +95,14 @@ static void record_try(struct gw_txn *txn, enum gw_try_result result, int status
 {
 	uint64_t now = gw_clock_now_ms();
 	bool failure = result != GW_TRY_OK || status_is_failure(status);
+	/* A streamed answer's duration is the time to its head. */
+	uint64_t duration = txn->body_pending ? txn->head_ms : now - txn->try_start_ms;
 
 	evtimer_del(&txn->try_ev);
+	txn->body_pending = false;
+	txn->probe_done = true;
 	if (txn->rs->breaker)
-		gw_breaker_record(txn->rs->breaker, now, failure, now - txn->try_start_ms,
-		                  txn->probe);
+		gw_breaker_record(txn->rs->breaker, now, failure, duration, txn->probe);
 	gw_health_record(txn->worker->server->health, txn->route->upstream->index,
 	                 (size_t)txn->server_idx, failure, now);
 }
@@ -165,6 +168,10 @@ static void txn_end(struct gw_txn *txn)
 {
 	log_access(txn);
 	stop_upstream(txn);
+	/* A probe that never made a try (no healthy server, client gone) gives
+	 * its place back, or the breaker would wait for it. */
+	if (txn->probe && !txn->probe_done)
+		gw_breaker_abandon_probe(txn->rs->breaker);
 	if (txn->cc) {
 		gw_client_conn_request_ends(txn->cc);
 		txn->cc->txn = NULL;
@@ -344,8 +351,13 @@ static void on_head(void *owner, const struct gw_response_head *h)
 		}
 		txn->up = c; /* no retry after all: relay this answer */
 		txn->try_active = false;
-	} else {
+	} else if (status_is_failure(h->status)) {
 		record_try(txn, GW_TRY_OK, h->status);
+	} else {
+		/* A good head is not yet a good try: the body may still break
+		 * off. The try is judged when the body ends (record_try). */
+		txn->body_pending = true;
+		txn->head_ms = gw_clock_now_ms() - txn->try_start_ms;
 	}
 	txn->up_head = h; /* valid until the response completes */
 	txn->status = h->status;
@@ -392,6 +404,8 @@ static void on_body(void *owner, struct evbuffer *data, bool last)
 	if (last) {
 		txn->up = NULL;
 		try_done(txn);
+		if (txn->body_pending)
+			record_try(txn, GW_TRY_OK, txn->status);
 		gw_client_conn_watch_close(txn->cc, false);
 	}
 	txn->bytes_sent += evbuffer_get_length(data);
@@ -446,7 +460,8 @@ static void on_error(void *owner, enum gw_try_result result, int err)
 	txn->up = NULL;
 	try_done(txn);
 	if (txn->reply_started || txn->held_body) {
-		record_try(txn, result, 0);
+		if (txn->body_pending)
+			record_try(txn, result, 0);
 		abort_reply(txn);
 		return;
 	}
@@ -565,6 +580,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 	if (txn->reply_started || txn->held_body) {
 		/* the upstream went silent in the middle of a body */
+		if (txn->body_pending)
+			record_try(txn, GW_TRY_TIMEOUT, 0);
 		stop_upstream(txn);
 		abort_reply(txn);
 		return;

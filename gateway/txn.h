@@ -53,6 +53,9 @@ struct gw_txn {
 	bool backoff_pending;
 	uint64_t try_start_ms;
 	bool probe;                        /* a half-open breaker's probe */
+	bool probe_done;                   /* its try was recorded */
+	bool body_pending;                 /* good head streamed; judged when the body ends */
+	uint64_t head_ms;                  /* time from try start to its head */
 	struct gw_route_state *rs;         /* the route's breaker and budget */
 	const struct gw_retry_conf *retry; /* the route's retry policy (default: one try) */
 

@@ -107,11 +107,14 @@ void gw_pool_cancel_wait(struct gw_pool *pool, size_t idx, struct gw_pool_waiter
 	waiter->queued = false;
 }
 
-/* The first waiter whose deadline has not passed: a connection handed to
- * one about to time out would be opened for nothing. */
+/* A waiter with less time left than this gets no connection: it could not
+ * use it before its deadline, and the connection would be opened for nothing. */
+#define GW_POOL_MIN_WAIT_LEFT_MS 10
+
+/* The first waiter that still has time to use a connection. */
 static struct gw_pool_waiter *next_waiter(struct gw_pool_server *s)
 {
-	uint64_t now = gw_clock_now_ms();
+	uint64_t now = gw_clock_now_ms() + GW_POOL_MIN_WAIT_LEFT_MS;
 	struct gw_pool_waiter *w;
 
 	TAILQ_FOREACH(w, &s->waiters, link)

@@ -204,19 +204,25 @@ static void stamped_add(_Atomic uint64_t *c, uint32_t epoch)
  * failure alone, not by slowness: slowness is a ratio, and N probes are too
  * few to measure one. The open -> half-open move happens in admit, on the
  * first request after the open time, so an idle breaker needs no timer.
+ * Every probe must come back, through record or, for a probe that never
+ * reached the upstream, abandon_probe; should one get lost all the same, a
+ * round with every probe out that has not ended one open time after it
+ * began hands its probes out again, so a lost probe cannot wedge the
+ * breaker half-open for good.
  *
  * Concurrency: the request path reads the state with one atomic load;
  * closed-state tries update the window with atomics; probes are handed out
- * with one fetch-add. Only transitions take the mutex, and each re-checks
- * under it that the state is still the one it moves from, so that of
- * several threads seeing the same trip condition exactly one moves and
- * logs. Fields a transition writes before publishing the new state (open
- * until, the probe counts) are stored before the state's release store and
- * read after its acquire load. Tries finishing late (admitted before a trip,
- * or a probe of an earlier half-open round) are not told apart from current
- * ones beyond the state they find: a non-probe try outside closed is
- * dropped, a stray probe may count in a later round; both are rare and
- * harmless (at worst one probe fewer is needed).
+ * with a compare-and-swap that never counts past N. Only transitions take
+ * the mutex, and each re-checks under it that the state is still the one it
+ * moves from, so that of several threads seeing the same trip condition
+ * exactly one moves and logs. Fields a transition writes before publishing
+ * the new state (open until, the probe counts) are stored before the
+ * state's release store and read after its acquire load. Tries finishing
+ * late (admitted before a trip, or a probe of an earlier half-open round)
+ * are not told apart from current ones beyond the state they find: a
+ * non-probe try outside closed is dropped, a stray probe may count in a
+ * later round; both are rare and harmless (at worst one probe fewer is
+ * needed).
  */
 struct gw_breaker {
 	struct gw_breaker_conf conf; /* a copy: the snapshot may go away */
@@ -225,14 +231,15 @@ struct gw_breaker {
 	uint64_t failure_ppm;        /* failure_ratio in millionths */
 	uint64_t slow_ppm;           /* slow_call_ratio in millionths */
 
-	_Atomic int force;              /* enum gw_breaker_force */
-	_Atomic int state;              /* enum gw_breaker_state of the state machine */
-	_Atomic uint64_t open_until_ms; /* open: when half-open begins */
-	_Atomic uint64_t open_ms;       /* the next (or current) open time */
-	_Atomic uint32_t probes_issued; /* half-open: probes handed out */
-	_Atomic uint32_t probes_ok;     /* half-open: probes that succeeded */
-	_Atomic uint32_t consecutive;   /* closed: failures in a row */
-	pthread_mutex_t lock;           /* transitions only */
+	_Atomic int force;               /* enum gw_breaker_force */
+	_Atomic int state;               /* enum gw_breaker_state of the state machine */
+	_Atomic uint64_t open_until_ms;  /* open: when half-open begins */
+	_Atomic uint64_t open_ms;        /* the next (or current) open time */
+	_Atomic uint32_t probes_issued;  /* half-open: probes out or done, <= N */
+	_Atomic uint32_t probes_ok;      /* half-open: probes that succeeded */
+	_Atomic uint64_t round_start_ms; /* half-open: when the probes were handed out */
+	_Atomic uint32_t consecutive;    /* closed: failures in a row */
+	pthread_mutex_t lock;            /* transitions only */
 	struct bucket buckets[BUCKETS];
 };
 
@@ -274,6 +281,7 @@ struct gw_breaker *gw_breaker_new(const struct gw_breaker_conf *c, const char *r
 	atomic_init(&b->open_ms, b->conf.open_duration_ms);
 	atomic_init(&b->probes_issued, 0);
 	atomic_init(&b->probes_ok, 0);
+	atomic_init(&b->round_start_ms, 0);
 	atomic_init(&b->consecutive, 0);
 	for (size_t i = 0; i < BUCKETS; i++) {
 		atomic_init(&b->buckets[i].tries, 0);
@@ -377,6 +385,7 @@ static void open_to_half_open(struct gw_breaker *b, uint64_t now_ms)
 	    now_ms >= atomic_load_explicit(&b->open_until_ms, memory_order_relaxed)) {
 		atomic_store_explicit(&b->probes_issued, 0, memory_order_relaxed);
 		atomic_store_explicit(&b->probes_ok, 0, memory_order_relaxed);
+		atomic_store_explicit(&b->round_start_ms, now_ms, memory_order_relaxed);
 		atomic_store_explicit(&b->state, GW_BREAKER_HALF_OPEN, memory_order_release);
 		gw_log_info(
 		    "breaker %s: open -> half-open (open for %s; admitting %u probes)", b->name,
@@ -402,9 +411,42 @@ static void half_open_to_closed(struct gw_breaker *b)
 	pthread_mutex_unlock(&b->lock);
 }
 
+/* Half-open, every probe out for an open time already: hand them out again. */
+static void restart_round(struct gw_breaker *b, uint64_t now_ms, uint64_t started)
+{
+	char text[32];
+
+	pthread_mutex_lock(&b->lock);
+	if (automatic(b) &&
+	    atomic_load_explicit(&b->state, memory_order_relaxed) == GW_BREAKER_HALF_OPEN &&
+	    atomic_load_explicit(&b->round_start_ms, memory_order_relaxed) == started) {
+		atomic_store_explicit(&b->probes_ok, 0, memory_order_relaxed);
+		atomic_store_explicit(&b->round_start_ms, now_ms, memory_order_relaxed);
+		atomic_store_explicit(&b->probes_issued, 0, memory_order_release);
+		gw_log_warn(
+		    "breaker %s: half-open, admitting %u probes again (no outcome within %s)",
+		    b->name, b->conf.half_open_requests,
+		    gw_conf_format_duration(now_ms - started, text, sizeof(text)));
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Takes one probe slot of the current round, never counting past N. */
+static bool take_probe(struct gw_breaker *b)
+{
+	uint32_t n = atomic_load_explicit(&b->probes_issued, memory_order_relaxed);
+
+	while (n < b->conf.half_open_requests)
+		if (atomic_compare_exchange_weak_explicit(
+		        &b->probes_issued, &n, n + 1, memory_order_relaxed, memory_order_relaxed))
+			return true;
+	return false;
+}
+
 enum gw_breaker_admit gw_breaker_admit(struct gw_breaker *b, uint64_t now_ms,
                                        uint64_t *retry_after_ms)
 {
+	uint64_t started;
 	uint64_t retry_after = 0, until;
 	enum gw_breaker_admit verdict;
 
@@ -433,13 +475,14 @@ enum gw_breaker_admit gw_breaker_admit(struct gw_breaker *b, uint64_t now_ms,
 			continue; /* see what the state is now */
 		case GW_BREAKER_HALF_OPEN:
 		default:
-			/* The plain load first: a flood of rejected requests must not
-			 * keep writing the counter's cache line, nor wrap it. */
-			if (atomic_load_explicit(&b->probes_issued, memory_order_relaxed) <
-			        b->conf.half_open_requests &&
-			    atomic_fetch_add_explicit(&b->probes_issued, 1, memory_order_relaxed) <
-			        b->conf.half_open_requests)
+			if (take_probe(b))
 				return GW_BREAKER_PROBE;
+			started = atomic_load_explicit(&b->round_start_ms, memory_order_relaxed);
+			if (now_ms >=
+			    started + atomic_load_explicit(&b->open_ms, memory_order_relaxed)) {
+				restart_round(b, now_ms, started);
+				continue;
+			}
 			retry_after = GW_BREAKER_PROBING_RETRY_AFTER_MS;
 			verdict = GW_BREAKER_REJECT;
 			goto done;
@@ -515,6 +558,18 @@ void gw_breaker_record(struct gw_breaker *b, uint64_t now_ms, bool failure, uint
 		atomic_store_explicit(&b->consecutive, 0, memory_order_relaxed);
 	if (should_trip(b, now_ms, failure, consecutive, why, sizeof(why)))
 		trip(b, now_ms, GW_BREAKER_CLOSED, why);
+}
+
+void gw_breaker_abandon_probe(struct gw_breaker *b)
+{
+	uint32_t n = atomic_load_explicit(&b->probes_issued, memory_order_relaxed);
+
+	if (atomic_load_explicit(&b->state, memory_order_acquire) != GW_BREAKER_HALF_OPEN)
+		return;
+	while (n > 0)
+		if (atomic_compare_exchange_weak_explicit(
+		        &b->probes_issued, &n, n - 1, memory_order_relaxed, memory_order_relaxed))
+			return;
 }
 
 void gw_breaker_force(struct gw_breaker *b, enum gw_breaker_force f)

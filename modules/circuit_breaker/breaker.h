@@ -103,6 +103,14 @@ void gw_breaker_record(struct gw_breaker *b, uint64_t now_ms, bool failure, uint
                        bool probe);
 
 /*
+ * A request admitted as a probe that ended without a try (the client went
+ * away, no healthy server, shed after admission): gives its slot back, so
+ * that another request can probe. Every GW_BREAKER_PROBE must end in
+ * exactly one gw_breaker_record(..., probe = true) or one of these.
+ */
+void gw_breaker_abandon_probe(struct gw_breaker *b);
+
+/*
  * Forces the breaker open or closed, or hands it back to the state machine
  * (AUTO), which then starts afresh: closed, empty window, open_duration
  * back to its configured value.

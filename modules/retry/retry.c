@@ -399,7 +399,7 @@ struct gw_retry_budget *gw_retry_budget_new(double ratio, uint32_t min_per_secon
 {
 	struct gw_retry_budget *b = gw_calloc(1, sizeof(*b));
 
-	if (ratio < 0)
+	if (!(ratio >= 0)) /* NaN too */
 		ratio = 0;
 	if (ratio > 1)
 		ratio = 1;

@@ -35,6 +35,9 @@ from stub_upstream import StubUpstream, generated_body, generated_sha256  # noqa
 
 # Path of the binary under test; run.py sets it from --gateway.
 GATEWAY = os.environ.get("GATEWAY", os.path.join(ROOT, "build", "gateway"))
+# The build directory the gateway under test came from (run.py sets it before
+# copying the binary away): the other programs of that build are found there.
+BUILD_DIR = os.environ.get("GATEWAY_BUILD_DIR", os.path.dirname(GATEWAY))
 
 START_TIMEOUT = 5.0
 STOP_TIMEOUT = 5.0
@@ -154,6 +157,23 @@ def write_file(text, name="gateway", suffix=".yaml"):
     with os.fdopen(fd, "w") as f:
         f.write(text)
     return path
+
+
+_BUILT = {}
+
+
+def built_program(name):
+    """Path of a program built beside the gateway under test (gatewayctl),
+    copied once into the run's temporary directory like the gateway itself,
+    so that a rebuild during the run cannot change what the tests execute."""
+    if name not in _BUILT:
+        src = os.path.join(BUILD_DIR, name)
+        if not os.access(src, os.X_OK):
+            raise AssertionError("%s is not built: no executable %s" % (name, src))
+        dest = os.path.join(tmp_dir(), name)
+        shutil.copy2(src, dest)
+        _BUILT[name] = dest
+    return _BUILT[name]
 
 
 def run_gateway_cmd(args, timeout=10):
@@ -332,6 +352,24 @@ class Gateway:
     def stderr_text(self, tail=40):
         with self._lock:
             return "\n".join(self._err[-tail:])
+
+    def stderr_lines(self):
+        with self._lock:
+            return list(self._err)
+
+    def wait_stderr(self, pattern, timeout=3.0, start=0):
+        """Polls until a stderr line (from index `start` on) matches the regex
+        `pattern`; returns (index, line), or None after timeout."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.stderr_lines()
+            for i in range(start, len(lines)):
+                if rx.search(lines[i]):
+                    return i, lines[i]
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
 
     def access_records(self, n=1, timeout=3.0):
         """Waits until n stdout lines exist; returns every line parsed as JSON.

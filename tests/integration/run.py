@@ -123,6 +123,7 @@ def main():
     ap.add_argument("-k", dest="select", default=None, help="run tests whose id contains this")
     args = ap.parse_args()
 
+    gwtest.BUILD_DIR = os.environ["GATEWAY_BUILD_DIR"] = os.path.dirname(os.path.abspath(args.gateway))
     gwtest.GATEWAY = snapshot_binary(os.path.abspath(args.gateway))
     os.environ["GATEWAY"] = gwtest.GATEWAY
     loader = unittest.TestLoader()

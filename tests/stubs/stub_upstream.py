@@ -36,7 +36,18 @@ Behaviours (set(mode, **options); switchable at any time, read per request):
 Options for every mode: delay (seconds before the response head; a peer
 close during the delay is noticed and recorded, see peer_closes), headers
 (extra response header pairs), partial (bytes written before close/rst),
-close (answer with "Connection: close" and close the connection after).
+close (answer with "Connection: close" and close the connection after),
+partial_wait (seconds to wait after writing `partial`, before the close or
+reset, so that the peer surely reads those bytes first).
+
+Per-path behaviours: set_path(PATH, mode, **options) makes requests whose
+path (without query) is PATH behave so, whatever set() says; clear_paths()
+removes them (set() keeps them). Used for health-check endpoints:
+
+    stub.set_path("/healthz", "fixed", status=500)
+
+health_requests / app_requests split `requests` by the health checker's
+User-Agent (gateway-health-check).
 
 Runnable for a demo:  python3 stub_upstream.py --port 9001 --name a
 """
@@ -51,6 +62,8 @@ import threading
 import time
 
 MAX_HEAD = 1 << 20
+HEALTH_CHECK_AGENT = "gateway-health-check"
+_MODES = ("hello", "echo", "fixed", "size", "close", "rst", "bad_status", "two_cl", "503", "raw")
 _BLOCK_LEN = 65521  # prime, so an offset error in a long body changes the hash
 _BLOCK = bytes((i * 131 + (i >> 8) * 7 + 17) & 0xFF for i in range(_BLOCK_LEN))
 _SHA_CACHE = {}
@@ -212,6 +225,7 @@ class StubUpstream:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._behaviour = {"mode": "echo"}
+        self._paths = {}  # path -> behaviour, overriding _behaviour
         self._requests = []
         self._connections = 0
         self._open = 0
@@ -266,8 +280,7 @@ class StubUpstream:
     # ----- behaviour --------------------------------------------------
     def set(self, mode="echo", **options):
         """Switch behaviour for the following requests (see module doc)."""
-        if mode not in ("hello", "echo", "fixed", "size", "close", "rst",
-                        "bad_status", "two_cl", "503", "raw"):
+        if mode not in _MODES:
             raise ValueError("unknown stub mode %r" % mode)
         beh = dict(options)
         beh["mode"] = mode
@@ -275,11 +288,36 @@ class StubUpstream:
             self._behaviour = beh
         return self
 
+    def set_path(self, path, mode="echo", **options):
+        """Behaviour for requests to exactly `path` (query ignored), over set()."""
+        if mode not in _MODES:
+            raise ValueError("unknown stub mode %r" % mode)
+        beh = dict(options)
+        beh["mode"] = mode
+        with self._lock:
+            self._paths[path] = beh
+        return self
+
+    def clear_paths(self):
+        with self._lock:
+            self._paths = {}
+        return self
+
     # ----- observations -----------------------------------------------
     @property
     def requests(self):
         with self._lock:
             return list(self._requests)
+
+    @property
+    def health_requests(self):
+        """Requests from the gateway's active health checker."""
+        return [r for r in self.requests if r.header("User-Agent") == HEALTH_CHECK_AGENT]
+
+    @property
+    def app_requests(self):
+        """Requests other than health checks."""
+        return [r for r in self.requests if r.header("User-Agent") != HEALTH_CHECK_AGENT]
 
     @property
     def connections(self):
@@ -372,7 +410,7 @@ class StubUpstream:
                     return
                 self._record("_requests", req)
                 with self._lock:
-                    beh = dict(self._behaviour)
+                    beh = dict(self._paths.get(req.path, self._behaviour))
                 if not self._respond(sock, reader, req, beh, conn_id):
                     return
         except (StubProtocolError, ValueError) as e:
@@ -436,6 +474,8 @@ class StubUpstream:
         if mode in ("close", "rst"):
             if beh.get("partial"):
                 sock.sendall(beh["partial"])
+                if beh.get("partial_wait"):
+                    time.sleep(beh["partial_wait"])
             if mode == "rst":
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False

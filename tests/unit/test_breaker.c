@@ -57,6 +57,15 @@ static void assert_rejects(struct gw_breaker *b, uint64_t now, uint64_t retry_af
 	ck_assert_uint_eq(ra, retry_after);
 }
 
+/* stderr captured into a file (log lines), in this test process only. */
+struct captured {
+	FILE *file;
+	int saved;
+};
+
+static struct captured capture_start(void);
+static char *capture_end(struct captured *c);
+
 /* ---- tripping ---------------------------------------------------------- */
 
 START_TEST(breaker_starts_closed_and_allows)
@@ -344,6 +353,56 @@ START_TEST(breaker_reopens_with_doubled_time_capped_at_max)
 }
 END_TEST
 
+START_TEST(breaker_abandoned_probe_gives_its_slot_back)
+{
+	struct gw_breaker_conf c = test_conf();
+	struct gw_breaker *b = gw_breaker_new(&c, "r");
+
+	gw_breaker_abandon_probe(b); /* closed: nothing to give back */
+	trip_now(b, 5000);
+	gw_breaker_abandon_probe(b); /* open: nothing either */
+	take_probes(b, 6000, 3);
+	assert_rejects(b, 6000, GW_BREAKER_PROBING_RETRY_AFTER_MS);
+	gw_breaker_abandon_probe(b);
+	take_probes(b, 6001, 1);
+	assert_rejects(b, 6001, GW_BREAKER_PROBING_RETRY_AFTER_MS);
+	/* Three successes still close it. */
+	for (int i = 0; i < 3; i++)
+		gw_breaker_record(b, 6002, false, 5, true);
+	ck_assert_int_eq(gw_breaker_state(b, 6002), GW_BREAKER_CLOSED);
+	gw_breaker_free(b);
+}
+END_TEST
+
+START_TEST(breaker_lost_probes_are_handed_out_again_after_an_open_time)
+{
+	struct gw_breaker_conf c = test_conf();
+	struct gw_breaker *b = gw_breaker_new(&c, "r");
+	struct captured cap;
+	char *text;
+
+	trip_now(b, 5000);
+	take_probes(b, 6000, 3);
+	gw_breaker_record(b, 6100, false, 5, true); /* one came back; two are lost */
+	assert_rejects(b, 6999, GW_BREAKER_PROBING_RETRY_AFTER_MS);
+	cap = capture_start();
+	take_probes(b, 7000, 3); /* a new round: three more probes, no more */
+	text = capture_end(&cap);
+	ck_assert_msg(strstr(text, " warn breaker r: half-open, admitting 3 probes again (no "
+	                           "outcome within 1s)\n") != NULL,
+	              "got: %s", text);
+	free(text);
+	assert_rejects(b, 7000, GW_BREAKER_PROBING_RETRY_AFTER_MS);
+	/* The new round needs all three of its own successes. */
+	gw_breaker_record(b, 7001, false, 5, true);
+	gw_breaker_record(b, 7001, false, 5, true);
+	ck_assert_int_eq(gw_breaker_state(b, 7001), GW_BREAKER_HALF_OPEN);
+	gw_breaker_record(b, 7001, false, 5, true);
+	ck_assert_int_eq(gw_breaker_state(b, 7001), GW_BREAKER_CLOSED);
+	gw_breaker_free(b);
+}
+END_TEST
+
 START_TEST(breaker_late_tries_do_not_move_it)
 {
 	struct gw_breaker_conf c = test_conf();
@@ -425,12 +484,7 @@ END_TEST
 
 /* ---- log lines --------------------------------------------------------- */
 
-/* Runs with stderr sent to a file; returns what was written (caller frees). */
-struct captured {
-	FILE *file;
-	int saved;
-};
-
+/* Sends stderr to a temporary file until capture_end. */
 static struct captured capture_start(void)
 {
 	struct captured c;
@@ -443,6 +497,7 @@ static struct captured capture_start(void)
 	return c;
 }
 
+/* Restores stderr; returns what was written to it (the caller frees). */
 static char *capture_end(struct captured *c)
 {
 	long len;
@@ -677,6 +732,10 @@ static Suite *breaker_suite(void)
 	         breaker_closes_when_all_probes_succeed);
 	add_case(s, "breaker_reopens_with_doubled_time_capped_at_max",
 	         breaker_reopens_with_doubled_time_capped_at_max);
+	add_case(s, "breaker_abandoned_probe_gives_its_slot_back",
+	         breaker_abandoned_probe_gives_its_slot_back);
+	add_case(s, "breaker_lost_probes_are_handed_out_again_after_an_open_time",
+	         breaker_lost_probes_are_handed_out_again_after_an_open_time);
 	add_case(s, "breaker_late_tries_do_not_move_it", breaker_late_tries_do_not_move_it);
 	add_case(s, "breaker_force_open_closed_and_auto", breaker_force_open_closed_and_auto);
 	add_case(s, "breaker_force_closed_overrides_an_open_breaker",
