@@ -335,13 +335,18 @@ static bool check_head(struct gw_client_conn *cc, const char *p, size_t len, str
 		return false;
 	}
 	cc->phase = GW_CONN_BODY;
-	arm_timer(cc, lim->body_timeout_ms);
 	cc->body_chunked = head.chunked;
 	if (!head.chunked)
 		watch_input(cc, false); /* evhttp reads exactly Content-Length bytes */
 	memset(&cc->body_scan, 0, sizeof(cc->body_scan));
 	body_scan(cc, p + head.head_len, len - head.head_len);
 	body_bytes(cc, buf, extra_off, extra);
+	/* The body deadline only matters when the body is not all here yet
+	 * (most requests: evhttp hands the request over right after this). */
+	if (cc->phase == GW_CONN_BODY &&
+	    (cc->body_chunked ||
+	     (head.has_content_length && head.content_length > len - head.head_len + extra)))
+		arm_timer(cc, lim->body_timeout_ms);
 	return false;
 }
 
@@ -393,8 +398,11 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	switch (cc->phase) {
 	case GW_CONN_IDLE:
 		cc->phase = GW_CONN_HEAD;
-		arm_timer(cc, limits_of(cc)->header_timeout_ms);
 		head_bytes(cc, buf, info->orig_size, info->n_added);
+		/* header_timeout runs from the first byte, unless the head was
+		 * whole in that first read (the common case: no timer work). */
+		if (cc->phase == GW_CONN_HEAD)
+			arm_timer(cc, limits_of(cc)->header_timeout_ms);
 		break;
 	case GW_CONN_HEAD:
 		head_bytes(cc, buf, info->orig_size, info->n_added);
@@ -540,8 +548,9 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 		/* A pipelined request is already buffered: check it before
 		 * evhttp's deferred read parses it. */
 		cc->phase = GW_CONN_HEAD;
-		arm_timer(cc, limits_of(cc)->header_timeout_ms);
 		head_bytes(cc, in, 0, evbuffer_get_length(in));
+		if (cc->phase == GW_CONN_HEAD)
+			arm_timer(cc, limits_of(cc)->header_timeout_ms);
 	}
 }
 
@@ -551,7 +560,8 @@ void gw_client_conn_request_begins(struct gw_client_conn *cc, struct gw_txn *txn
 	cc->fresh = false;
 	cc->requests++;
 	cc->txn = txn;
-	evtimer_del(cc->timer);
+	/* The connection's timer may stay armed: it does nothing while BUSY,
+	 * and the reply's completion re-arms it for idle_timeout. */
 	evhttp_request_set_on_complete_cb(txn->req, on_reply_complete, cc);
 }
 
