@@ -166,7 +166,8 @@ static void stop_upstream(struct gw_txn *txn)
 /* Frees the transaction; the reply is finished (or cannot be). */
 static void txn_end(struct gw_txn *txn)
 {
-	log_access(txn);
+	if (!txn->logged)
+		log_access(txn);
 	stop_upstream(txn);
 	/* A probe that never made a try (no healthy server, client gone) gives
 	 * its place back, or the breaker would wait for it. */
@@ -251,10 +252,14 @@ void gw_txn_client_gone(struct gw_txn *txn)
 	struct evhttp_request *req = txn->req;
 
 	txn->client_gone = true;
-	txn->cc = NULL;
 	stop_upstream(txn);
 	if (!txn->reply_started || txn->status == 0)
 		txn->status = 499; /* client closed the request */
+	/* Logged now, while the connection and request are still there to
+	 * name the client and path. */
+	log_access(txn);
+	txn->logged = true;
+	txn->cc = NULL;
 	/* A request evhttp detached from its dead connection is ours to free. */
 	if (req && evhttp_request_get_connection(req) == NULL) {
 		if (txn->reply_started)
@@ -462,6 +467,7 @@ static void on_error(void *owner, enum gw_try_result result, int err)
 	if (txn->reply_started || txn->held_body) {
 		if (txn->body_pending)
 			record_try(txn, result, 0);
+		txn->error_code = "upstream_unavailable"; /* the reply broke off */
 		abort_reply(txn);
 		return;
 	}
@@ -582,6 +588,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 		/* the upstream went silent in the middle of a body */
 		if (txn->body_pending)
 			record_try(txn, GW_TRY_TIMEOUT, 0);
+		txn->error_code = "upstream_timeout";
 		stop_upstream(txn);
 		abort_reply(txn);
 		return;

@@ -73,6 +73,7 @@ struct gw_txn {
 	bool chunked_out;                       /* the gateway frames the body in chunks */
 	const struct gw_response_head *up_head; /* while a body streams */
 	bool client_gone;
+	bool logged; /* the access log line is written */
 	const char *error_code;
 	struct evbuffer *held_body; /* HTTP/1.0 client, unknown length: whole body */
 };
