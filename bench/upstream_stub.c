@@ -2,7 +2,7 @@
  * upstream_stub: an HTTP/1.1 origin for benchmarks, built never to be the
  * bottleneck of what it measures.
  *
- *   upstream_stub [--port P] [--threads N] [--delay-ms D]
+ *   upstream_stub [--port P] [--threads N] [--delay-ms D] [--slow-ms S]
  *
  * Every response is built once at start-up; a request costs one read(), a
  * scan for the end of its head, a reference to a static buffer and one
@@ -15,6 +15,12 @@
  * Paths: /small (12 bytes), /16k (16384 bytes), /1m (1 MiB), /healthz ("ok"),
  * anything else as /small. Request bodies with Content-Length are read and
  * discarded; chunked request bodies get 501 and a close.
+ *
+ * Fault injection and counters, for resilience tests (bench/resilience.sh):
+ * SIGUSR1 toggles "slow" (every request, /healthz included, is answered
+ * --slow-ms later), SIGUSR2 toggles "503" (every answer but /healthz becomes
+ * 503 Service Unavailable), SIGHUP prints one `stats ...` line with the
+ * requests received so far, SIGTERM/SIGINT print it and exit 0.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +30,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,6 +67,7 @@ enum variant {
 
 struct route {
 	const char *path;
+	const char *status; /* "200 OK" when NULL */
 	const char *body;
 	size_t body_len;
 	char resp[V_COUNT][RESP_HEAD_MAX + INLINE_BODY_MAX];
@@ -77,6 +85,11 @@ static struct route routes[] = {
     {.path = "/1m", .body = body_1m, .body_len = sizeof(body_1m)},
     {.path = "/healthz", .body = "ok\n", .body_len = 3},
 };
+#define HEALTHZ_ROUTE (&routes[3])
+
+/* What every path but /healthz answers while the 503 fault is on. */
+static struct route route_503 = {.path = "", .status = "503 Service Unavailable",
+                                 .body = "unavailable\n", .body_len = 12};
 
 #define N_ROUTES      (sizeof(routes) / sizeof(routes[0]))
 #define DEFAULT_ROUTE (&routes[0])
@@ -94,6 +107,9 @@ struct worker {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	const struct timeval *delay; /* common timeout, NULL without --delay-ms */
+	const struct timeval *slow;  /* common timeout of --slow-ms, for the slow fault */
+	/* requests received (complete), written by this thread only */
+	_Atomic uint64_t n_requests, n_healthz, n_slowed, n_failed;
 	/* per thread, so that their reference counts need no lock */
 	struct evbuffer_file_segment *seg[N_ROUTES_MAX];
 	pthread_t thread;
@@ -131,6 +147,11 @@ static int opt_port;
 static int opt_threads = 1;
 static long opt_delay_ms;
 static bool opt_no_sendfile;
+static long opt_slow_ms = 2000;
+static struct worker workers[MAX_THREADS];
+
+/* The faults, toggled by signals (main thread), read by every worker. */
+static atomic_bool fault_slow, fault_503;
 
 static void build_route(struct route *r)
 {
@@ -142,9 +163,10 @@ static void build_route(struct route *r)
 	r->memfd = -1;
 	for (v = 0; v < V_COUNT; v++) {
 		int n = snprintf(r->resp[v], RESP_HEAD_MAX,
-		                 "%s 200 OK\r\nContent-Type: text/plain\r\n"
+		                 "%s %s\r\nContent-Type: text/plain\r\n"
 		                 "Content-Length: %zu\r\n%s\r\n",
-		                 version[v], r->body_len, conn_hdr[v]);
+		                 version[v], r->status ? r->status : "200 OK", r->body_len,
+		                 conn_hdr[v]);
 
 		r->head_len[v] = (size_t)n;
 		r->resp_len[v] = (size_t)n;
@@ -165,6 +187,7 @@ static void build_responses(void)
 		body_1m[i] = (char)('a' + i % 26);
 	for (i = 0; i < N_ROUTES; i++)
 		build_route(&routes[i]);
+	build_route(&route_503);
 }
 
 /*
@@ -327,6 +350,13 @@ static void conn_free(struct sconn *c)
 	free(c);
 }
 
+/* A counter written by its own thread only: no locked instruction. */
+static void bump(_Atomic uint64_t *n)
+{
+	atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+}
+
 static void queue_static(struct sconn *c, const char *buf, size_t len)
 {
 	evbuffer_add_reference(c->out, buf, len, NULL, NULL);
@@ -336,8 +366,14 @@ static void queue_static(struct sconn *c, const char *buf, size_t len)
 static void queue_response(struct sconn *c)
 {
 	const struct route *rt = c->req.route;
-	struct evbuffer_file_segment *seg = c->w->seg[rt - routes];
+	struct evbuffer_file_segment *seg;
 	enum variant v = c->req.var;
+
+	if (rt != HEALTHZ_ROUTE && atomic_load_explicit(&fault_503, memory_order_relaxed)) {
+		rt = &route_503;
+		bump(&c->w->n_failed);
+	}
+	seg = rt == &route_503 ? NULL : c->w->seg[rt - routes];
 
 	if (c->req.head_only) {
 		queue_static(c, rt->resp[v], rt->head_len[v]);
@@ -362,6 +398,13 @@ static void queue_error(struct sconn *c, const char *resp)
 static void request_done(struct sconn *c)
 {
 	c->in_body = false;
+	bump(c->req.route == HEALTHZ_ROUTE ? &c->w->n_healthz : &c->w->n_requests);
+	if (atomic_load_explicit(&fault_slow, memory_order_relaxed)) {
+		bump(&c->w->n_slowed);
+		c->delaying = true;
+		event_add(&c->delay_ev, c->w->slow);
+		return;
+	}
 	if (c->w->delay) {
 		c->delaying = true;
 		event_add(&c->delay_ev, c->w->delay);
@@ -546,6 +589,8 @@ static struct event_base *new_base(void)
 	/* epoll_wait() rounds timeouts up to whole ms; a timerfd keeps --delay-ms exact. */
 	if (opt_delay_ms > 0)
 		flags |= EVENT_BASE_FLAG_PRECISE_TIMER;
+	/* EVENT_BASE_FLAG_NOLOCK: signals are handled by worker 0's loop only,
+	 * and the fault flags are atomics. */
 	event_config_set_flag(cfg, flags);
 	base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
@@ -591,6 +636,12 @@ static int setup_worker(struct worker *w, int id, int port)
 		/* Every delay has the same length: a common timeout queue, O(1). */
 		w->delay = event_base_init_common_timeout(w->base, &tv);
 	}
+	{
+		struct timeval tv = {.tv_sec = opt_slow_ms / 1000,
+		                     .tv_usec = (opt_slow_ms % 1000) * 1000};
+
+		w->slow = event_base_init_common_timeout(w->base, &tv);
+	}
 	make_segments(w);
 	return worker_listen(w, port);
 }
@@ -598,12 +649,16 @@ static int setup_worker(struct worker *w, int id, int port)
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: upstream_stub [--port P] [--threads N] [--delay-ms D] [--no-sendfile]\n"
+	        "usage: upstream_stub [--port P] [--threads N] [--delay-ms D] [--slow-ms S]\n"
+	        "                     [--no-sendfile]\n"
 	        "  --port P       listen on 127.0.0.1:P (0, the default: any free port)\n"
 	        "  --threads N    N event loops sharing the port with SO_REUSEPORT (1)\n"
 	        "  --delay-ms D   answer every request D ms after it is complete (0)\n"
+	        "  --slow-ms S    the delay of the slow fault (SIGUSR1 toggles it) (2000)\n"
 	        "  --no-sendfile  send large bodies with writev() from memory too\n"
-	        "paths: /small 12 B, /16k, /1m, /healthz; others as /small\n");
+	        "paths: /small 12 B, /16k, /1m, /healthz; others as /small\n"
+	        "signals: USR1 toggles slow, USR2 toggles 503 (all but /healthz),\n"
+	        "         HUP prints a stats line, TERM/INT print it and exit\n");
 	exit(2);
 }
 
@@ -638,14 +693,72 @@ static void parse_args(int argc, char **argv)
 			opt_threads = (int)parse_long(argv[++i], 1, MAX_THREADS);
 		else if (strcmp(a, "--delay-ms") == 0)
 			opt_delay_ms = parse_long(argv[++i], 0, 3600 * 1000);
+		else if (strcmp(a, "--slow-ms") == 0)
+			opt_slow_ms = parse_long(argv[++i], 0, 3600 * 1000);
 		else
 			usage();
 	}
 }
 
+/* One line: requests received (complete heads and bodies) so far. */
+static void print_stats(void)
+{
+	uint64_t req = 0, hz = 0, slowed = 0, failed = 0;
+	int i;
+
+	for (i = 0; i < opt_threads; i++) {
+		req += atomic_load_explicit(&workers[i].n_requests, memory_order_relaxed);
+		hz += atomic_load_explicit(&workers[i].n_healthz, memory_order_relaxed);
+		slowed += atomic_load_explicit(&workers[i].n_slowed, memory_order_relaxed);
+		failed += atomic_load_explicit(&workers[i].n_failed, memory_order_relaxed);
+	}
+	printf("stats requests %llu healthz %llu slowed %llu answered_503 %llu slow %s 503 %s\n",
+	       (unsigned long long)req, (unsigned long long)hz, (unsigned long long)slowed,
+	       (unsigned long long)failed, atomic_load(&fault_slow) ? "on" : "off",
+	       atomic_load(&fault_503) ? "on" : "off");
+	fflush(stdout);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	switch (sig) {
+	case SIGUSR1:
+		atomic_store(&fault_slow, !atomic_load(&fault_slow));
+		printf("fault slow %s (%ld ms)\n", atomic_load(&fault_slow) ? "on" : "off",
+		       opt_slow_ms);
+		fflush(stdout);
+		break;
+	case SIGUSR2:
+		atomic_store(&fault_503, !atomic_load(&fault_503));
+		printf("fault 503 %s\n", atomic_load(&fault_503) ? "on" : "off");
+		fflush(stdout);
+		break;
+	case SIGHUP:
+		print_stats();
+		break;
+	default: /* SIGTERM, SIGINT */
+		print_stats();
+		_exit(0);
+	}
+}
+
+static void add_signals(struct event_base *base)
+{
+	static const int sigs[] = {SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGINT};
+	size_t i;
+
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct event *ev = evsignal_new(base, sigs[i], on_signal, NULL);
+
+		if (!ev || event_add(ev, NULL) < 0) {
+			fprintf(stderr, "upstream_stub: cannot handle signal %d\n", sigs[i]);
+			exit(1);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
-	static struct worker workers[MAX_THREADS];
 	int port, i;
 
 	parse_args(argc, argv);
@@ -660,6 +773,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	add_signals(workers[0].base);
 	printf("listening on 127.0.0.1:%d\n", port);
 	fflush(stdout);
 	for (i = 1; i < opt_threads; i++) {

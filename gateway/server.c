@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "access_log.h"
+#include "../modules/flags/flag_sync.h"
 #include "route_state.h"
 #include "upstream/health.h"
 #include "util/alloc.h"
@@ -149,6 +150,18 @@ struct gw_server *gw_server_start(struct gw_config *config)
 			return NULL;
 		}
 	}
+	/* Flags before the workers run, so they start with the fleet's values. */
+	server->flags =
+	    gw_flags_sync_new(config, server->main_base, server->routes, err, sizeof(err));
+	if (!server->flags) {
+		fprintf(stderr, "gateway: %s\n", err);
+		gw_server_free(server);
+		return NULL;
+	}
+	gw_flags_sync_start(server->flags);
+	for (unsigned i = 0; i < server->nworkers; i++)
+		gw_flags_sync_attach(server->flags, server->workers[i]->base,
+		                     &server->workers[i]->flags);
 	signal(SIGPIPE, SIG_IGN);
 	server->sigterm_ev = evsignal_new(server->main_base, SIGTERM, on_signal, server);
 	server->sigint_ev = evsignal_new(server->main_base, SIGINT, on_signal, server);
@@ -194,6 +207,7 @@ void gw_server_free(struct gw_server *server)
 	if (!server)
 		return;
 	gw_health_checker_stop(server->health_checker);
+	gw_flags_sync_free(server->flags); /* before the worker bases its events live on */
 	for (unsigned i = 0; server->workers && i < server->nworkers; i++)
 		gw_worker_free(server->workers[i]);
 	if (server->health)

@@ -28,6 +28,7 @@ struct gw_access_log;
 struct gw_health;
 struct gw_route_states;
 struct gw_health_checker;
+struct gw_flags_sync;
 
 struct gw_server {
 	struct gw_config *config;
@@ -39,6 +40,7 @@ struct gw_server {
 	struct gw_health *health;                 /* shared by workers: server up/ejected */
 	struct gw_route_states *routes;           /* shared by workers: breakers, budgets */
 	struct gw_health_checker *health_checker; /* runs on main_base */
+	struct gw_flags_sync *flags;              /* runs on main_base: flags from Redis */
 
 	/* Client connections open in the whole process (limits.max_connections). */
 	atomic_uint connections;

@@ -17,6 +17,7 @@
 #include "http/header_rules.h"
 #include "../modules/circuit_breaker/breaker.h"
 #include "../modules/fallback/fallback.h"
+#include "../modules/flags/flag_state.h"
 #include "../modules/retry/retry.h"
 #include "relay.h"
 #include "upstream_request.h"
@@ -667,6 +668,18 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 			fail_request(txn, 404, "no_route", NULL, false);
 		}
 		return;
+	}
+	/* Feature flag (modules/flags): off -> flag_off, or the when_off upstream. */
+	if (txn->route->flag) {
+		const struct gw_route_conf *r = gw_flags_admit(
+		    w->flags, txn->config, txn->route, in, txn->cc ? txn->cc->client_ip : NULL);
+
+		if (!r) {
+			fail_request(txn, (int)txn->route->flag->when_off_status, "flag_off", NULL,
+			             false);
+			return;
+		}
+		txn->route = r;
 	}
 	txn->pool = w->pools[txn->route->upstream->index];
 	txn->rs = &w->server->routes->routes[txn->route->index];

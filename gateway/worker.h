@@ -27,6 +27,7 @@ struct gw_pool;
 struct gw_client_conn;
 struct gw_access_log_buf;
 struct evbuffer;
+struct gw_flags_snap;
 
 TAILQ_HEAD(gw_client_conn_list, gw_client_conn);
 
@@ -55,6 +56,10 @@ struct gw_worker {
 	struct gw_access_log_buf *log_buf;
 	struct evbuffer *scratch; /* owned: response bytes on their way out, empty between uses */
 	uint64_t rng;             /* per-worker random state */
+	/* Reference: the flag values new requests use. Only this thread reads or
+	 * writes the pointer; modules/flags/flag_sync.c hands new snapshots over
+	 * through an event on base and drops the last reference at exit. */
+	struct gw_flags_snap *flags;
 };
 
 /* Creates the worker's loop, evhttp and listeners (binding is done here, in

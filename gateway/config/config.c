@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define SEC  1000ull
@@ -48,6 +49,9 @@ struct loader {
 	struct gw_config *cfg;
 	const struct gw_node **route_names;     /* valid 'name' values, else NULL */
 	const struct gw_node **route_upstreams; /* 'upstream' values, else NULL */
+	const struct gw_node **route_when_off;  /* 'upstream' of flag.when_off, else NULL */
+	size_t current_route;                   /* the route being read */
+	bool flags_parsed;                      /* `flags` is read before everything else */
 };
 
 /* ---- messages ---------------------------------------------------------- */
@@ -1088,10 +1092,101 @@ static void route_upstream(struct loader *ld, const struct gw_node *value, const
 		ld->route_upstreams[r->index] = value;
 }
 
+/* ---- flag (of a route) ------------------------------------------------- */
+
+static void route_flag_name(struct loader *ld, const struct gw_node *value, const char *where,
+                            void *obj)
+{
+	struct gw_route_flag *f = obj;
+	int idx;
+
+	if (get_string(ld, value, "name", where, &f->name) < 0)
+		return;
+	idx = gw_config_find_flag(ld->cfg, value->value);
+	if (idx < 0)
+		bad_value(ld, value, "name", where,
+		          "flag '%s' has no default in the top-level 'flags' section",
+		          value->value);
+	else
+		f->index = (size_t)idx;
+}
+
+static void when_off_status(struct loader *ld, const struct gw_node *value, const char *where,
+                            void *obj)
+{
+	struct gw_route_flag *f = obj;
+	uint64_t v;
+
+	if (get_uint(ld, value, "status", where, 400, 599, &v) == 0)
+		f->when_off_status = (unsigned)v;
+}
+
+/* The name is resolved once every upstream is known (finish_routes). */
+static void when_off_upstream(struct loader *ld, const struct gw_node *value, const char *where,
+                              void *obj)
+{
+	(void)obj;
+	if (want_scalar(ld, value, "upstream", where, "an upstream name"))
+		ld->route_when_off[ld->current_route] = value;
+}
+
+static const struct field when_off_fields[] = {
+    CUSTOM("status", when_off_status),
+    CUSTOM("upstream", when_off_upstream),
+    FIELDS_END,
+};
+
+static void route_flag_when_off(struct loader *ld, const struct gw_node *value, const char *where,
+                                void *obj)
+{
+	char when_off_where[256];
+	bool status, upstream;
+
+	if (!want_map(ld, value, "when_off", where))
+		return;
+	snprintf(when_off_where, sizeof(when_off_where), "when_off of %s", where);
+	walk_map(ld, value, when_off_where, when_off_fields, obj, NULL);
+	status = gw_node_get(value, "status") != NULL;
+	upstream = gw_node_get(value, "upstream") != NULL;
+	if (status && upstream)
+		bad_value(ld, value, "when_off", where,
+		          "give either 'status' or 'upstream', not both");
+	else if (!status && !upstream)
+		bad_value(ld, value, "when_off", where, "needs 'status' or 'upstream'");
+}
+
+static const struct field route_flag_fields[] = {
+    CUSTOM("name", route_flag_name),
+    CUSTOM("when_off", route_flag_when_off),
+    FIELDS_END,
+};
+
+/*
+ * flag: {name, when_off: {status: N} | {upstream: NAME}}. The flag must
+ * have a default in the top-level `flags` section (read before the
+ * routes); when_off defaults to status 404.
+ */
+static void route_flag(struct loader *ld, const struct gw_node *value, const char *where, void *obj)
+{
+	struct gw_route_conf *r = obj;
+	char flag_where[224];
+
+	if (!want_map(ld, value, "flag", where))
+		return;
+	snprintf(flag_where, sizeof(flag_where), "flag of %s", where);
+	r->flag = gw_calloc(1, sizeof(*r->flag));
+	r->flag->when_off_status = 404;
+	ld->current_route = r->index;
+	walk_map(ld, value, flag_where, route_flag_fields, r->flag, NULL);
+	if (!gw_node_get(value, "name"))
+		missing_key(ld, value, "name", flag_where);
+}
+
 static const struct field route_fields[] = {
     CUSTOM("name", route_name),
     CUSTOM("match", route_match),
     CUSTOM("upstream", route_upstream),
+    CUSTOM("flag", route_flag),
     BOOL("strip_prefix", struct gw_route_conf, strip_prefix, false),
     DURATION("timeout", struct gw_route_conf, timeout_ms, 1, HOUR, 15 * SEC, "1ms..1h"),
     FIELDS_END,
@@ -1152,10 +1247,41 @@ static void parse_routes(struct loader *ld, const struct gw_node *value, const c
 	cfg->nroutes = value->count;
 	ld->route_names = gw_calloc(value->count, sizeof(*ld->route_names));
 	ld->route_upstreams = gw_calloc(value->count, sizeof(*ld->route_upstreams));
+	ld->route_when_off = gw_calloc(value->count, sizeof(*ld->route_when_off));
 	for (size_t i = 0; i < value->count; i++) {
 		cfg->routes[i].index = i;
 		parse_route(ld, value->items[i], &cfg->routes[i]);
 	}
+}
+
+/*
+ * A flag's when_off upstream, once every upstream is known, and the copy of
+ * the route that sends there (config.h, struct gw_route_flag).
+ */
+static void finish_route_flag(struct loader *ld, struct gw_route_conf *r)
+{
+	const struct gw_node *up = ld->route_when_off[r->index];
+	struct gw_route_flag *f = r->flag;
+	char where[224];
+
+	if (!f || !up || !ld->cfg->upstreams)
+		return;
+	f->when_off_upstream =
+	    (struct gw_upstream_conf *)gw_config_find_upstream(ld->cfg, up->value);
+	if (!f->when_off_upstream) {
+		if (ld->route_names[r->index])
+			snprintf(where, sizeof(where), "when_off of flag of route '%s'",
+			         ld->route_names[r->index]->value);
+		else
+			snprintf(where, sizeof(where), "when_off of flag of route %zu",
+			         r->index + 1);
+		bad_value(ld, up, "upstream", where, "unknown upstream '%s'", up->value);
+		return;
+	}
+	f->when_off_route = gw_malloc(sizeof(*f->when_off_route));
+	*f->when_off_route = *r;
+	f->when_off_route->upstream = f->when_off_upstream;
+	f->when_off_route->flag = NULL;
 }
 
 /* Once everything is read: upstream references, defaults, module checks. */
@@ -1184,6 +1310,8 @@ static void finish_routes(struct loader *ld)
 			snprintf(where, sizeof(where), "route %zu", i + 1);
 		bad_value(ld, up, "upstream", where, "unknown upstream '%s'", up->value);
 	}
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		finish_route_flag(ld, &cfg->routes[i]);
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		for (size_t m = 0; m < gw_modules_count && m < GW_MAX_MODULES; m++) {
 			const void *conf = cfg->routes[i].module_conf[m];
@@ -1192,6 +1320,271 @@ static void finish_routes(struct loader *ld)
 				gw_modules[m]->conf_check(conf, &cfg->routes[i], ld->file,
 				                          ld->errs);
 		}
+	}
+}
+
+/* ---- redis ------------------------------------------------------------- */
+
+/*
+ * redis.address: an IP literal with its port, or a unix socket path
+ * (starting with '/'). A host name is refused: hiredis would resolve it
+ * with a blocking getaddrinfo on the event loop at every reconnect.
+ */
+static void redis_address(struct loader *ld, const struct gw_node *value, const char *where,
+                          void *obj)
+{
+	struct gw_redis_conf *rc = obj;
+	const char *v, *colon, *why = NULL;
+	struct gw_sockaddr sa;
+	char ip[INET6_ADDRSTRLEN] = "";
+
+	if (!want_scalar(ld, value, "address", where, "an address IP:PORT or a unix socket path"))
+		return;
+	v = value->value;
+	if (v[0] == '/') {
+		if (strlen(v) >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
+			bad_value(ld, value, "address", where,
+			          "unix socket path too long (at most %zu bytes)",
+			          sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
+			return;
+		}
+		if (!printable_word(v)) {
+			bad_value(ld, value, "address", where,
+			          "must not contain spaces or control characters");
+			return;
+		}
+		rc->unix_path = gw_strdup(v);
+		rc->address = gw_strdup(v);
+		return;
+	}
+	colon = strrchr(v, ':');
+	if (v[0] != '[' && colon && !memchr(v, ':', (size_t)(colon - v)) &&
+	    strspn(v, "0123456789.") < (size_t)(colon - v)) {
+		bad_value(ld, value, "address", where,
+		          "'%s' is not an IP address: use \"IP:PORT\" or a unix socket path "
+		          "(host names are not resolved for Redis)",
+		          v);
+		return;
+	}
+	if (gw_parse_sockaddr(v, &sa, &why) < 0) {
+		bad_value(ld, value, "address", where, "invalid address '%s': %s", v, why);
+		return;
+	}
+	if (sa.ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&sa.ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		rc->port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&sa.ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		rc->port = ntohs(s4->sin_port);
+	}
+	rc->host = gw_strdup(ip);
+	rc->address = gw_strdup(v);
+}
+
+static void redis_password_env(struct loader *ld, const struct gw_node *value, const char *where,
+                               void *obj)
+{
+	struct gw_redis_conf *rc = obj;
+	const char *v = value->value;
+
+	if (!want_scalar(ld, value, "password_env", where, "an environment variable name"))
+		return;
+	if (!((v[0] >= 'A' && v[0] <= 'Z') || (v[0] >= 'a' && v[0] <= 'z') || v[0] == '_') ||
+	    v[strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")] !=
+	        '\0') {
+		bad_value(ld, value, "password_env", where,
+		          "invalid environment variable name '%s' (letters, digits and '_')", v);
+		return;
+	}
+	free(rc->password_env);
+	rc->password_env = gw_strdup(v);
+}
+
+/* Any text without spaces or control characters; '' (no prefix) too. */
+static void redis_prefix(struct loader *ld, const struct gw_node *value, const char *where,
+                         void *obj)
+{
+	struct gw_redis_conf *rc = obj;
+
+	if (!want_scalar(ld, value, "prefix", where, "a key prefix"))
+		return;
+	if (!printable_word(value->value)) {
+		bad_value(ld, value, "prefix", where,
+		          "must not contain spaces or control characters");
+		return;
+	}
+	free(rc->prefix);
+	rc->prefix = gw_strdup(value->value);
+}
+
+static void redis_cache_file(struct loader *ld, const struct gw_node *value, const char *where,
+                             void *obj)
+{
+	struct gw_redis_conf *rc = obj;
+
+	get_string(ld, value, "cache_file", where, &rc->cache_file);
+}
+
+static const struct field redis_fields[] = {
+    CUSTOM("address", redis_address),
+    CUSTOM("password_env", redis_password_env),
+    CUSTOM("prefix", redis_prefix),
+    DURATION("connect_timeout", struct gw_redis_conf, connect_timeout_ms, 1, MIN, 250, "1ms..1m"),
+    DURATION("command_timeout", struct gw_redis_conf, command_timeout_ms, 1, MIN, 250, "1ms..1m"),
+    DURATION("poll_interval", struct gw_redis_conf, poll_interval_ms, 10, HOUR, 5 * SEC,
+             "10ms..1h"),
+    CUSTOM("cache_file", redis_cache_file),
+    FIELDS_END,
+};
+
+static void parse_redis(struct loader *ld, const struct gw_node *value, const char *where,
+                        void *obj)
+{
+	struct gw_config *cfg = obj;
+
+	if (!want_map(ld, value, "redis", where))
+		return;
+	cfg->has_redis = true;
+	apply_defaults(redis_fields, &cfg->redis);
+	walk_map(ld, value, "redis", redis_fields, &cfg->redis, NULL);
+	if (!cfg->redis.prefix)
+		cfg->redis.prefix = gw_strdup("gw:");
+	if (!gw_node_get(value, "address"))
+		missing_key(ld, value, "address", "redis");
+}
+
+/* ---- flags and profiles ------------------------------------------------ */
+
+/* on, off, true, false, or a percentage "N%" (0..100). */
+static int get_flag_value(struct loader *ld, const struct gw_node *n, const char *key,
+                          const char *where, struct gw_flag_value *out)
+{
+	if (!want_scalar(ld, n, key, where, "on, off or a percentage such as 30%"))
+		return -1;
+	switch (gw_flag_value_parse(n->value, strlen(n->value), out)) {
+	case GW_FLAG_PARSE_OK:
+		return 0;
+	case GW_FLAG_PARSE_RANGE:
+		bad_value(ld, n, key, where, "%s is out of range (0%%..100%%)", n->value);
+		return -1;
+	case GW_FLAG_PARSE_BAD:
+		break;
+	}
+	bad_value(ld, n, key, where, "expected on, off or a percentage such as 30%%, got '%s'",
+	          n->value);
+	return -1;
+}
+
+/*
+ * flags: NAME -> default. Read before the rest of the file, so that routes
+ * and profiles anywhere in it can name flags. A flag with a bad value is
+ * kept (with the default off) so that routes naming it get no second error.
+ */
+static void parse_flags(struct loader *ld, const struct gw_node *value, const char *where,
+                        void *obj)
+{
+	struct gw_config *cfg = obj;
+
+	if (ld->flags_parsed)
+		return;
+	ld->flags_parsed = true;
+	if (!want_map(ld, value, "flags", where))
+		return;
+	cfg->flags = gw_calloc(value->count ? value->count : 1, sizeof(*cfg->flags));
+	cfg->nflags = value->count;
+	for (size_t i = 0; i < value->count; i++) {
+		const struct gw_node *key = value->keys[i];
+		struct gw_flag_conf *f = &cfg->flags[i];
+
+		f->name = gw_strdup(key->value);
+		f->seed = gw_flag_seed(f->name);
+		if (!valid_name(key->value))
+			error_at(ld, key,
+			         "invalid flag name '%s' (use letters, digits, '_', '.', '-')",
+			         key->value);
+		get_flag_value(ld, value->items[i], key->value, "flags", &f->def);
+	}
+}
+
+static void profile_flags(struct loader *ld, const struct gw_node *value, const char *where,
+                          void *obj)
+{
+	struct gw_profile_conf *p = obj;
+	char flags_where[224];
+
+	if (!want_map(ld, value, "flags", where))
+		return;
+	snprintf(flags_where, sizeof(flags_where), "flags of %s", where);
+	p->flags = gw_calloc(value->count ? value->count : 1, sizeof(*p->flags));
+	for (size_t i = 0; i < value->count; i++) {
+		const struct gw_node *key = value->keys[i];
+		int idx = gw_config_find_flag(ld->cfg, key->value);
+		struct gw_flag_value v;
+
+		if (idx < 0) {
+			error_at(ld, key,
+			         "unknown flag '%s' in %s: every flag needs a default in the "
+			         "top-level 'flags' section",
+			         key->value, flags_where);
+			continue;
+		}
+		if (get_flag_value(ld, value->items[i], key->value, flags_where, &v) == 0)
+			p->flags[p->nflags++] =
+			    (struct gw_profile_flag){.flag = (size_t)idx, .value = v};
+	}
+}
+
+static void profile_shed_level(struct loader *ld, const struct gw_node *value, const char *where,
+                               void *obj)
+{
+	struct gw_profile_conf *p = obj;
+	int level;
+
+	if (!want_scalar(ld, value, "shed_level", where, "auto, 0, 1 or 2"))
+		return;
+	if (gw_shed_level_parse(value->value, strlen(value->value), &level) < 0)
+		bad_value(ld, value, "shed_level", where, "expected auto, 0, 1 or 2, got '%s'",
+		          value->value);
+	else
+		p->shed_level = level;
+}
+
+static const struct field profile_fields[] = {
+    CUSTOM("flags", profile_flags),
+    CUSTOM("shed_level", profile_shed_level),
+    FIELDS_END,
+};
+
+/* profiles: NAME -> {flags: {NAME: value}, shed_level}. */
+static void parse_profiles(struct loader *ld, const struct gw_node *value, const char *where,
+                           void *obj)
+{
+	struct gw_config *cfg = obj;
+
+	if (!want_map(ld, value, "profiles", where))
+		return;
+	cfg->profiles = gw_calloc(value->count ? value->count : 1, sizeof(*cfg->profiles));
+	cfg->nprofiles = value->count;
+	for (size_t i = 0; i < value->count; i++) {
+		const struct gw_node *key = value->keys[i];
+		struct gw_profile_conf *p = &cfg->profiles[i];
+		char profile_where[160];
+
+		p->name = gw_strdup(key->value);
+		p->shed_level = GW_SHED_LEVEL_AUTO;
+		if (!valid_name(key->value))
+			error_at(ld, key,
+			         "invalid profile name '%s' (use letters, digits, '_', '.', '-')",
+			         key->value);
+		else if (strcmp(key->value, "none") == 0)
+			error_at(ld, key, "profile name 'none' is reserved: it means no profile");
+		snprintf(profile_where, sizeof(profile_where), "profile '%s'", key->value);
+		if (want_map(ld, value->items[i], key->value, "profiles"))
+			walk_map(ld, value->items[i], profile_where, profile_fields, p, NULL);
 	}
 }
 
@@ -1205,6 +1598,9 @@ static const struct field top_fields[] = {
     CUSTOM("limits", parse_limits),
     CUSTOM("upstreams", parse_upstreams),
     CUSTOM("routes", parse_routes),
+    CUSTOM("redis", parse_redis),
+    CUSTOM("flags", parse_flags),
+    CUSTOM("profiles", parse_profiles),
     FIELDS_END,
 };
 
@@ -1218,6 +1614,11 @@ static void free_route(struct gw_route_conf *r)
 		free(r->headers[i].value);
 	}
 	free(r->headers);
+	if (r->flag) {
+		free(r->flag->name);
+		free(r->flag->when_off_route); /* a shallow copy: its strings are r's */
+		free(r->flag);
+	}
 	for (size_t m = 0; m < gw_modules_count && m < GW_MAX_MODULES; m++) {
 		if (!r->module_conf[m])
 			continue;
@@ -1250,6 +1651,20 @@ static void config_free(struct gw_config *cfg)
 		free_route(&cfg->routes[i]);
 	free(cfg->routes);
 	free(cfg->access_log);
+	free(cfg->redis.address);
+	free(cfg->redis.host);
+	free(cfg->redis.unix_path);
+	free(cfg->redis.password_env);
+	free(cfg->redis.prefix);
+	free(cfg->redis.cache_file);
+	for (size_t i = 0; i < cfg->nflags; i++)
+		free(cfg->flags[i].name);
+	free(cfg->flags);
+	for (size_t i = 0; i < cfg->nprofiles; i++) {
+		free(cfg->profiles[i].name);
+		free(cfg->profiles[i].flags);
+	}
+	free(cfg->profiles);
 	free(cfg->file);
 	free(cfg);
 }
@@ -1271,6 +1686,10 @@ static struct gw_config *config_from_doc(const struct gw_yaml_doc *doc, struct g
 	if (root->type != GW_NODE_MAP) {
 		error_at(&ld, root, "top level must be a mapping, got %s", gw_node_type_name(root));
 	} else {
+		const struct gw_node *flags = gw_node_get(root, "flags");
+
+		if (flags)
+			parse_flags(&ld, flags, NULL, cfg);
 		walk_map(&ld, root, NULL, top_fields, cfg, NULL);
 		if (!gw_node_get(root, "listen"))
 			default_listen(cfg);
@@ -1282,6 +1701,7 @@ static struct gw_config *config_from_doc(const struct gw_yaml_doc *doc, struct g
 	}
 	free(ld.route_names);
 	free(ld.route_upstreams);
+	free(ld.route_when_off);
 	if (doc->nerrors || errs->count != errors_before) {
 		config_free(cfg);
 		return NULL;
@@ -1390,4 +1810,20 @@ const struct gw_upstream_conf *gw_config_find_upstream(const struct gw_config *c
 		if (config->upstreams[i].name && strcmp(config->upstreams[i].name, name) == 0)
 			return &config->upstreams[i];
 	return NULL;
+}
+
+int gw_config_find_flag(const struct gw_config *config, const char *name)
+{
+	for (size_t i = 0; config && name && i < config->nflags; i++)
+		if (config->flags[i].name && strcmp(config->flags[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+int gw_config_find_profile(const struct gw_config *config, const char *name)
+{
+	for (size_t i = 0; config && name && i < config->nprofiles; i++)
+		if (config->profiles[i].name && strcmp(config->profiles[i].name, name) == 0)
+			return (int)i;
+	return -1;
 }

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "../util/errlist.h"
+#include "../../modules/flags/flag_value.h"
 
 /* Method bits, equal to libevent's EVHTTP_REQ_* values. */
 enum gw_method {
@@ -112,6 +113,61 @@ struct gw_header_match {
 	char *value; /* compared exactly */
 };
 
+/*
+ * redis: where fleet-wide flags and operator toggles come from
+ * (modules/flags/flag_sync.h). Strings are owned by the snapshot.
+ */
+struct gw_redis_conf {
+	char *address;      /* as written: "127.0.0.1:6379", "[::1]:6379" or "/run/redis.sock" */
+	char *host;         /* the IP literal, without brackets; NULL for a unix socket */
+	unsigned port;      /* 1..65535; 0 for a unix socket */
+	char *unix_path;    /* NULL for TCP */
+	char *password_env; /* environment variable holding the AUTH password; NULL: no AUTH */
+	char *prefix;       /* of every key and of the channel; default "gw:" */
+	uint64_t connect_timeout_ms; /* default 250ms */
+	uint64_t command_timeout_ms; /* every command, AUTH included; default 250ms */
+	uint64_t poll_interval_ms;   /* full re-read even without notifications; default 5s */
+	char *cache_file;            /* last known good values; NULL: none */
+};
+
+/* One entry of the top-level `flags` section: a flag and its default. */
+struct gw_flag_conf {
+	char *name;
+	struct gw_flag_value def;
+	uint32_t seed; /* gw_flag_seed(name): where every bucket hash of the flag starts */
+};
+
+/* A flag value a profile sets; flag indexes gw_config.flags. */
+struct gw_profile_flag {
+	size_t flag;
+	struct gw_flag_value value;
+};
+
+/* One entry of `profiles`: what `SET gw:ops:profile NAME` switches on. */
+struct gw_profile_conf {
+	char *name;
+	struct gw_profile_flag *flags; /* owned by the snapshot */
+	size_t nflags;
+	int shed_level; /* GW_SHED_LEVEL_AUTO (default) or 0..2 */
+};
+
+/*
+ * A route's `flag: {name, when_off: {status} | {upstream}}`. While the flag
+ * is off for a request, the request is answered flag_off with
+ * when_off_status, or sent to when_off_upstream instead: then it runs as
+ * when_off_route, a copy of the route (same name, index, match and
+ * modules, so the same breaker and budget) whose upstream is
+ * when_off_upstream. The copy shares every string and array of the route
+ * and owns none: freeing it frees the copy alone.
+ */
+struct gw_route_flag {
+	char *name;
+	size_t index;                               /* in gw_config.flags */
+	unsigned when_off_status;                   /* 400..599, default 404 */
+	struct gw_upstream_conf *when_off_upstream; /* NULL: answer when_off_status */
+	struct gw_route_conf *when_off_route;       /* owned; NULL with when_off_upstream NULL */
+};
+
 /* Longest module configuration a route can carry (modules/module.h). */
 #define GW_MAX_MODULES 16
 
@@ -130,6 +186,7 @@ struct gw_route_conf {
 	bool strip_prefix;  /* default false */
 	uint64_t timeout_ms; /* default 15s */
 	enum gw_priority priority;
+	struct gw_route_flag *flag; /* NULL: no flag; owned by the snapshot */
 	/* Per-module configuration, indexed like modules/registry.c; NULL when
 	 * the route does not configure that module. Owned by the snapshot. */
 	void *module_conf[GW_MAX_MODULES];
@@ -150,6 +207,13 @@ struct gw_config {
 	size_t nupstreams;
 	struct gw_route_conf *routes;
 	size_t nroutes;
+
+	bool has_redis; /* the `redis` section is present */
+	struct gw_redis_conf redis;
+	struct gw_flag_conf *flags; /* the `flags` section, in file order */
+	size_t nflags;
+	struct gw_profile_conf *profiles; /* the `profiles` section, in file order */
+	size_t nprofiles;
 };
 
 /*
@@ -167,6 +231,10 @@ void gw_config_unref(struct gw_config *config);
 
 const struct gw_upstream_conf *gw_config_find_upstream(const struct gw_config *config,
 						       const char *name);
+
+/* Index of the flag (or profile) called name, or -1. */
+int gw_config_find_flag(const struct gw_config *config, const char *name);
+int gw_config_find_profile(const struct gw_config *config, const char *name);
 
 /*
  * Parses "IP:PORT" or "[IPv6]:PORT" or "HOST:PORT" (resolved now, first

@@ -331,62 +331,66 @@ static int parse_head(struct gw_upconn *c)
 	}
 }
 
-static void process_input(struct gw_upconn *c, bool eof)
+/*
+ * The response is complete: the owner hears it last (whole, or as the last
+ * body piece), forgets the connection, and the connection goes back to its
+ * pool when the server allows it.
+ */
+static void complete(struct gw_upconn *c, bool whole)
 {
 	const struct gw_upconn_handler *h = c->handler;
 	void *owner = c->owner;
+	bool reusable = c->head.keep_alive;
+
+	c->handler = NULL;
+	c->owner = NULL;
+	if (whole)
+		h->on_response(owner, &c->head, c->body);
+	else
+		h->on_body(owner, c->body, true);
+	evbuffer_drain(c->body, evbuffer_get_length(c->body));
+	finish(c, reusable);
+}
+
+/*
+ * Reads what arrived: the head first (then the whole response at once when
+ * its body is already here, the common small case), then body pieces.
+ */
+static void process_input(struct gw_upconn *c, bool eof)
+{
+	bool head_now = false;
 	int done;
 
 	if (c->state == GW_UPCONN_WAITING || c->state == GW_UPCONN_HEAD) {
 		int r = parse_head(c);
-		if (r < 0) {
-			fail(c, GW_TRY_INVALID_RESPONSE, 0);
-			return;
-		}
 		if (r == 0) {
 			c->state = GW_UPCONN_HEAD;
 			if (eof)
 				fail(c, GW_TRY_INVALID_RESPONSE, 0);
 			return;
 		}
-		done = take_body(c, eof);
-		if (done < 0) {
+		if (r < 0) {
 			fail(c, GW_TRY_INVALID_RESPONSE, 0);
 			return;
 		}
-		if (done) {
-			bool reusable = c->head.keep_alive;
-			c->handler = NULL;
-			c->owner = NULL;
-			h->on_response(owner, &c->head, c->body);
-			evbuffer_drain(c->body, evbuffer_get_length(c->body));
-			finish(c, reusable);
-			return;
-		}
-		c->state = GW_UPCONN_BODY;
-		if (!notify(c, true))
-			return;
-		if (evbuffer_get_length(c->body) > 0)
-			notify(c, false);
+		head_now = true;
+	} else if (c->state != GW_UPCONN_BODY) {
 		return;
 	}
-	if (c->state != GW_UPCONN_BODY)
-		return;
 	done = take_body(c, eof);
 	if (done < 0) {
 		fail(c, GW_TRY_INVALID_RESPONSE, 0);
 		return;
 	}
 	if (done) {
-		bool reusable = c->head.keep_alive;
-		c->handler = NULL;
-		c->owner = NULL;
-		h->on_body(owner, c->body, true);
-		evbuffer_drain(c->body, evbuffer_get_length(c->body));
-		finish(c, reusable);
+		complete(c, head_now);
 		return;
 	}
-	if (eof) {
+	if (head_now) {
+		c->state = GW_UPCONN_BODY;
+		if (!notify(c, true))
+			return;
+	} else if (eof) {
 		fail(c, GW_TRY_RESET, 0); /* truncated body */
 		return;
 	}
