@@ -20,8 +20,10 @@ static void duration_bad(const char *text)
 {
 	uint64_t ms = 12345;
 
-	ck_assert_msg(gw_parse_duration_ms(text, &ms) == -1, "'%s' should be refused", text);
-	ck_assert_msg(ms == 12345, "'%s' must leave the output alone", text);
+	const char *shown = text ? text : "(null)";
+
+	ck_assert_msg(gw_parse_duration_ms(text, &ms) == -1, "'%s' should be refused", shown);
+	ck_assert_msg(ms == 12345, "'%s' must leave the output alone", shown);
 }
 
 static uint64_t size_ok(const char *text)
@@ -36,8 +38,10 @@ static void size_bad(const char *text)
 {
 	uint64_t bytes = 12345;
 
-	ck_assert_msg(gw_parse_size(text, &bytes) == -1, "'%s' should be refused", text);
-	ck_assert_msg(bytes == 12345, "'%s' must leave the output alone", text);
+	const char *shown = text ? text : "(null)";
+
+	ck_assert_msg(gw_parse_size(text, &bytes) == -1, "'%s' should be refused", shown);
+	ck_assert_msg(bytes == 12345, "'%s' must leave the output alone", shown);
 }
 
 START_TEST(duration_units_scale_to_milliseconds)
