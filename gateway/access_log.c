@@ -144,9 +144,9 @@ void gw_access_log_add(struct gw_access_log_buf *buf, const struct gw_access_ent
 	add_field(line, &len, sizeof(line), "upstream", e->upstream);
 	add_field(line, &len, sizeof(line), "server", e->server);
 	len += (size_t)snprintf(line + len, sizeof(line) - len,
-				",\"status\":%d,\"tries\":%u,\"bytes\":%llu,\"duration_ms\":%.3f",
-				e->status, e->tries, (unsigned long long)e->bytes,
-				(double)e->duration_us / 1000.0);
+	                        ",\"status\":%d,\"tries\":%u,\"bytes\":%llu,\"duration_ms\":%.3f",
+	                        e->status, e->tries, (unsigned long long)e->bytes,
+	                        (double)e->duration_us / 1000.0);
 	if (len >= sizeof(line))
 		len = sizeof(line) - 1;
 	add_field(line, &len, sizeof(line), "error", e->error);

@@ -61,9 +61,9 @@ struct gw_listen_conf {
 };
 
 struct gw_limits_conf {
-	uint32_t max_connections;  /* default 10000 */
-	uint64_t max_header_bytes; /* default 16k */
-	uint64_t max_body_bytes;   /* default 8m */
+	uint32_t max_connections;   /* default 10000 */
+	uint64_t max_header_bytes;  /* default 16k */
+	uint64_t max_body_bytes;    /* default 8m */
 	uint64_t header_timeout_ms; /* default 10s */
 	uint64_t body_timeout_ms;   /* default 30s */
 	uint64_t idle_timeout_ms;   /* default 60s */
@@ -95,7 +95,7 @@ struct gw_upstream_conf {
 	char *name;
 	size_t index; /* position in gw_config.upstreams */
 	struct gw_server_conf *servers;
-	size_t nservers; /* >= 1 */
+	size_t nservers;             /* >= 1 */
 	enum gw_balance balance;     /* default round_robin */
 	uint64_t connect_timeout_ms; /* default 1s */
 	uint32_t max_connections;    /* per server, whole process; default 256 */
@@ -183,8 +183,8 @@ struct gw_route_conf {
 	size_t nheaders;
 	/* action */
 	struct gw_upstream_conf *upstream; /* points into the same snapshot */
-	bool strip_prefix;  /* default false */
-	uint64_t timeout_ms; /* default 15s */
+	bool strip_prefix;                 /* default false */
+	uint64_t timeout_ms;               /* default 15s */
 	enum gw_priority priority;
 	struct gw_route_flag *flag; /* NULL: no flag; owned by the snapshot */
 	/* Per-module configuration, indexed like modules/registry.c; NULL when
@@ -198,9 +198,9 @@ struct gw_config {
 
 	struct gw_listen_conf *listens;
 	size_t nlistens;
-	unsigned workers;        /* resolved: "auto" becomes the number of cores */
+	unsigned workers;          /* resolved: "auto" becomes the number of cores */
 	uint64_t drain_timeout_ms; /* default 10s */
-	char *access_log;        /* "stdout" (default), "off", or a path */
+	char *access_log;          /* "stdout" (default), "off", or a path */
 	struct gw_limits_conf limits;
 
 	struct gw_upstream_conf *upstreams;
@@ -224,13 +224,13 @@ struct gw_config {
 struct gw_config *gw_config_load(const char *file, struct gw_errlist *errs);
 /* Same from memory (tests); name appears in messages. */
 struct gw_config *gw_config_load_string(const char *name, const char *yaml,
-					struct gw_errlist *errs);
+                                        struct gw_errlist *errs);
 
 struct gw_config *gw_config_ref(struct gw_config *config);
 void gw_config_unref(struct gw_config *config);
 
 const struct gw_upstream_conf *gw_config_find_upstream(const struct gw_config *config,
-						       const char *name);
+                                                       const char *name);
 
 /* Index of the flag (or profile) called name, or -1. */
 int gw_config_find_flag(const struct gw_config *config, const char *name);

@@ -24,8 +24,8 @@ struct gw_node {
 	unsigned line; /* 1-based */
 	unsigned col;  /* 1-based */
 	/* GW_NODE_SCALAR */
-	char *value;  /* NUL-terminated */
-	bool quoted;  /* written as '...' or "..." (never a null/number/bool) */
+	char *value; /* NUL-terminated */
+	bool quoted; /* written as '...' or "..." (never a null/number/bool) */
 	/* GW_NODE_MAP: keys[i] (scalars) map to items[i]; GW_NODE_SEQ: items[i] */
 	struct gw_node **keys;
 	struct gw_node **items;
@@ -55,7 +55,7 @@ struct gw_yaml_doc {
 int gw_yaml_load(const char *file, struct gw_yaml_doc *doc, struct gw_errlist *errs);
 /* Same, from a memory buffer; name is used in messages. */
 int gw_yaml_load_string(const char *name, const char *text, size_t len, struct gw_yaml_doc *doc,
-			struct gw_errlist *errs);
+                        struct gw_errlist *errs);
 void gw_yaml_free(struct gw_yaml_doc *doc);
 
 /* The value of key in a map node, or NULL. */

@@ -27,11 +27,11 @@ static char *format(enum gw_relay_framing framing, uint64_t length, const char *
 {
 	struct evbuffer *out = evbuffer_new();
 	struct gw_relay_head h = {
-		.upstream = &upstream,
-		.framing = framing,
-		.length = length,
-		.request_id = "0123456789abcdef0123456789abcdef",
-		.connection = connection,
+	    .upstream = &upstream,
+	    .framing = framing,
+	    .length = length,
+	    .request_id = "0123456789abcdef0123456789abcdef",
+	    .connection = connection,
 	};
 	size_t n = gw_relay_format_head(&h, out);
 	char *text = malloc(n + 1);
@@ -58,11 +58,11 @@ START_TEST(test_status_line_and_end_to_end_headers_pass)
 	add("Cache-Control", "no-store");
 	t = format(GW_RELAY_LENGTH, 5, NULL);
 	ck_assert_str_eq(t, "HTTP/1.1 200 OK\r\n"
-			    "Content-Type: application/json\r\n"
-			    "Cache-Control: no-store\r\n"
-			    "Content-Length: 5\r\n"
-			    "X-Request-ID: 0123456789abcdef0123456789abcdef\r\n"
-			    "\r\n");
+	                    "Content-Type: application/json\r\n"
+	                    "Cache-Control: no-store\r\n"
+	                    "Content-Length: 5\r\n"
+	                    "X-Request-ID: 0123456789abcdef0123456789abcdef\r\n"
+	                    "\r\n");
 	free(t);
 }
 END_TEST
@@ -191,16 +191,17 @@ static Suite *relay_suite(void)
 		const char *name;
 		const TTest *test;
 	} cases[] = {
-		{"status_line_and_end_to_end_headers_pass",
-		 test_status_line_and_end_to_end_headers_pass},
-		{"hop_by_hop_and_connection_listed_headers_removed",
-		 test_hop_by_hop_and_connection_listed_headers_removed},
-		{"upstream_length_replaced_unless_no_body", test_upstream_length_replaced_unless_no_body},
-		{"request_id_is_the_gateways", test_request_id_is_the_gateways},
-		{"connection_header_written_when_asked", test_connection_header_written_when_asked},
-		{"reason_phrase_follows_status", test_reason_phrase_follows_status},
-		{"chunk_framing_and_empty_pieces", test_chunk_framing_and_empty_pieces},
-		{"outbuf_numbers_and_overflow", test_outbuf_numbers_and_overflow},
+	    {"status_line_and_end_to_end_headers_pass",
+	     test_status_line_and_end_to_end_headers_pass},
+	    {"hop_by_hop_and_connection_listed_headers_removed",
+	     test_hop_by_hop_and_connection_listed_headers_removed},
+	    {"upstream_length_replaced_unless_no_body",
+	     test_upstream_length_replaced_unless_no_body},
+	    {"request_id_is_the_gateways", test_request_id_is_the_gateways},
+	    {"connection_header_written_when_asked", test_connection_header_written_when_asked},
+	    {"reason_phrase_follows_status", test_reason_phrase_follows_status},
+	    {"chunk_framing_and_empty_pieces", test_chunk_framing_and_empty_pieces},
+	    {"outbuf_numbers_and_overflow", test_outbuf_numbers_and_overflow},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -545,12 +545,12 @@ static void gw_test_add_tcase(Suite *s, const char *name, const TTest *test)
 START_TEST(test_path_with_dot_segments_is_unsafe)
 {
 	static const char *const unsafe[] = {
-		"/a/../b", "/..", "/a/..", "/.", "/a/./b", "/a/.", "/a/%2e%2e/b", "/a/%2E./b",
-		"/a/.%2e", "/%2e", "/a/%2e/b",
+	    "/a/../b",     "/..",       "/a/..",   "/.",   "/a/./b",   "/a/.",
+	    "/a/%2e%2e/b", "/a/%2E./b", "/a/.%2e", "/%2e", "/a/%2e/b",
 	};
 	static const char *const safe[] = {
-		"/", "/a/b", "/a/..b", "/a/b..", "/a/.b", "/...", "/a/%2e%2e%2e", "/a.b/c",
-		"/%2f", "/a/%2ex",
+	    "/",    "/a/b",         "/a/..b", "/a/b..", "/a/.b",
+	    "/...", "/a/%2e%2e%2e", "/a.b/c", "/%2f",   "/a/%2ex",
 	};
 
 	for (size_t i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++)
