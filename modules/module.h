@@ -43,9 +43,14 @@ struct gw_try {
 struct gw_module {
 	const char *name; /* its YAML key under a route */
 	size_t conf_size;
-	/* Fill conf (zeroed, conf_size bytes) from node; add errors to errs. */
-	int (*conf_parse)(void *conf, const struct gw_node *node, const char *file,
-	                  struct gw_errlist *errs);
+	/*
+	 * Fill conf (zeroed, conf_size bytes) from node; add errors to errs.
+	 * where names the route in messages ("route 'checkout'", or "route 3"
+	 * before it has a usable name), so they read "'attempts' in retry of
+	 * route 'checkout': ...". NULL when unknown: "in retry", "in a route".
+	 */
+	int (*conf_parse)(void *conf, const struct gw_node *node, const char *where,
+	                  const char *file, struct gw_errlist *errs);
 	/* Cross-checks against the route once everything is parsed. */
 	int (*conf_check)(const void *conf, const struct gw_route_conf *route, const char *file,
 	                  struct gw_errlist *errs);

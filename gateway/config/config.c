@@ -1203,13 +1203,12 @@ static int route_module_key(struct loader *ld, const struct gw_node *key,
 	int idx = gw_module_find(key->value);
 	const struct gw_module *m;
 
-	(void)where;
 	if (idx < 0 || idx >= GW_MAX_MODULES)
 		return -1;
 	m = gw_modules[idx];
 	r->module_conf[idx] = gw_calloc(1, m->conf_size);
 	if (m->conf_parse)
-		m->conf_parse(r->module_conf[idx], value, ld->file, ld->errs);
+		m->conf_parse(r->module_conf[idx], value, where, ld->file, ld->errs);
 	return 0;
 }
 

@@ -96,11 +96,14 @@ static int parse_breaker(struct gw_breaker_conf *c, const struct gw_node *node,
 	return route_ctx->errs->count == errors_before ? 0 : -1;
 }
 
-/* No route name here (module.h): messages say "in circuit_breaker". */
-static int breaker_conf_parse(void *conf, const struct gw_node *node, const char *file,
-                              struct gw_errlist *errs)
+/*
+ * where names the route (module.h): messages say "in circuit_breaker of
+ * route 'x'".
+ */
+static int breaker_conf_parse(void *conf, const struct gw_node *node, const char *where,
+                              const char *file, struct gw_errlist *errs)
 {
-	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = NULL};
+	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = where};
 
 	return parse_breaker(conf, node, &ctx);
 }

@@ -58,11 +58,11 @@ static int parse_fallback(struct gw_fallback_conf *c, const struct gw_node *node
 	return route_ctx->errs->count == errors_before ? 0 : -1;
 }
 
-/* No route name here (module.h): messages say "in fallback". */
-static int fallback_conf_parse(void *conf, const struct gw_node *node, const char *file,
-                               struct gw_errlist *errs)
+/* where names the route (module.h): messages say "in fallback of route 'x'". */
+static int fallback_conf_parse(void *conf, const struct gw_node *node, const char *where,
+                               const char *file, struct gw_errlist *errs)
 {
-	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = NULL};
+	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = where};
 
 	return parse_fallback(conf, node, &ctx);
 }

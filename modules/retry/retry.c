@@ -160,7 +160,8 @@ static void parse_budget(struct gw_retry_conf *c, const struct gw_conf_ctx *ctx,
 
 /*
  * node is the value of `retry`; route_ctx names the route ("route 'x'"),
- * or has a NULL where when the route is not known (see retry_conf_parse).
+ * or has a NULL where when the caller does not know it ("in a route" and
+ * "in retry" then).
  */
 static int parse_retry(struct gw_retry_conf *c, const struct gw_node *node,
                        const struct gw_conf_ctx *route_ctx)
@@ -194,15 +195,11 @@ static int parse_retry(struct gw_retry_conf *c, const struct gw_node *node,
 	return route_ctx->errs->count == errors_before ? 0 : -1;
 }
 
-/*
- * The module interface hands conf_parse no route name, so these messages
- * say "in retry" and the line:col finds the route; conf_check, which gets
- * the route, names it.
- */
-static int retry_conf_parse(void *conf, const struct gw_node *node, const char *file,
-                            struct gw_errlist *errs)
+/* where names the route (module.h): messages say "in retry of route 'x'". */
+static int retry_conf_parse(void *conf, const struct gw_node *node, const char *where,
+                            const char *file, struct gw_errlist *errs)
 {
-	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = NULL};
+	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = where};
 
 	return parse_retry(conf, node, &ctx);
 }

@@ -531,13 +531,18 @@ END_TEST
 START_TEST(retry_attempts_out_of_range)
 {
 	FAILS("    retry: { attempts: 11 }\n",
-	      "m.yaml:8:24: 'attempts' in retry: 11 is out of range (1..10)");
+	      "m.yaml:8:24: 'attempts' in retry of route 'r': 11 is out of range (1..10)");
 	FAILS("    retry:\n"
 	      "      attempts: 0\n",
-	      "m.yaml:9:17: 'attempts' in retry: 0 is out of range (1..10)");
+	      "m.yaml:9:17: 'attempts' in retry of route 'r': 0 is out of range (1..10)");
 	FAILS("    retry:\n"
 	      "      attempts: three\n",
-	      "m.yaml:9:17: 'attempts' in retry: expected an integer, got 'three'");
+	      "m.yaml:9:17: 'attempts' in retry of route 'r': expected an integer, got 'three'");
+	/* A route without a usable name is named by its position. */
+	FAILS("  - upstream: u\n"
+	      "    retry: { attempts: 11 }\n",
+	      "m.yaml:8:5: missing required key 'name' in route 2",
+	      "m.yaml:9:24: 'attempts' in retry of route 2: 11 is out of range (1..10)");
 }
 END_TEST
 
@@ -555,14 +560,14 @@ START_TEST(retry_per_try_timeout_must_fit_the_route_timeout)
 	      "timeout (15s)");
 	FAILS("    retry:\n"
 	      "      per_try_timeout: 2h\n",
-	      "m.yaml:9:24: 'per_try_timeout' in retry: 2h is out of range (1ms..1h)");
+	      "m.yaml:9:24: 'per_try_timeout' in retry of route 'r': 2h is out of range (1ms..1h)");
 	FAILS("    retry:\n"
 	      "      per_try_timeout: 0\n",
-	      "m.yaml:9:24: 'per_try_timeout' in retry: 0 is out of range (1ms..1h)");
+	      "m.yaml:9:24: 'per_try_timeout' in retry of route 'r': 0 is out of range (1ms..1h)");
 	FAILS("    retry:\n"
 	      "      per_try_timeout: soon\n",
-	      "m.yaml:9:24: 'per_try_timeout' in retry: expected a duration such as 250ms, 2s, 1m "
-	      "or 1h, got 'soon'");
+	      "m.yaml:9:24: 'per_try_timeout' in retry of route 'r': expected a duration such as "
+	      "250ms, 2s, 1m or 1h, got 'soon'");
 }
 END_TEST
 
@@ -570,19 +575,20 @@ START_TEST(retry_on_takes_conditions_and_5xx_statuses_only)
 {
 	FAILS("    retry:\n"
 	      "      on: [connect_failure, refused, 404, 5000, 500, {a: 1}, invalid_response]\n",
-	      "m.yaml:9:29: 'on' in retry: unknown retry condition 'refused' (expected "
-	      "connect_failure, reset, timeout or a status 500..599)",
-	      "m.yaml:9:38: 'on' in retry: status 404 is out of range (500..599)",
-	      "m.yaml:9:43: 'on' in retry: status 5000 is out of range (500..599)",
-	      "m.yaml:9:54: 'on' in retry: expected a retry condition, got a mapping",
-	      "m.yaml:9:62: 'on' in retry: unknown retry condition 'invalid_response' (expected "
-	      "connect_failure, reset, timeout or a status 500..599)");
+	      "m.yaml:9:29: 'on' in retry of route 'r': unknown retry condition 'refused' "
+	      "(expected connect_failure, reset, timeout or a status 500..599)",
+	      "m.yaml:9:38: 'on' in retry of route 'r': status 404 is out of range (500..599)",
+	      "m.yaml:9:43: 'on' in retry of route 'r': status 5000 is out of range (500..599)",
+	      "m.yaml:9:54: 'on' in retry of route 'r': expected a retry condition, got a mapping",
+	      "m.yaml:9:62: 'on' in retry of route 'r': unknown retry condition "
+	      "'invalid_response' (expected connect_failure, reset, timeout or a status 500..599)");
 	FAILS("    retry:\n"
 	      "      on: []\n",
-	      "m.yaml:9:11: 'on' in retry: must not be empty");
+	      "m.yaml:9:11: 'on' in retry of route 'r': must not be empty");
 	FAILS("    retry:\n"
 	      "      on: timeout\n",
-	      "m.yaml:9:11: 'on' in retry: expected a list of retry conditions, got a string");
+	      "m.yaml:9:11: 'on' in retry of route 'r': expected a list of retry conditions, got "
+	      "a string");
 }
 END_TEST
 
@@ -590,23 +596,25 @@ START_TEST(retry_backoff_base_must_not_exceed_max)
 {
 	FAILS("    retry:\n"
 	      "      backoff: { base: 300ms, max: 200ms }\n",
-	      "m.yaml:9:36: 'max' in backoff of retry: 200ms is less than base (300ms)");
+	      "m.yaml:9:36: 'max' in backoff of retry of route 'r': 200ms is less than base "
+	      "(300ms)");
 	/* Only base written: it is compared with the default max, 250ms. */
 	FAILS("    retry:\n"
 	      "      backoff: { base: 300ms }\n",
-	      "m.yaml:9:24: 'base' in backoff of retry: 300ms is more than max (250ms)");
+	      "m.yaml:9:24: 'base' in backoff of retry of route 'r': 300ms is more than max "
+	      "(250ms)");
 	/* Only max written: compared with the default base, 25ms. */
 	FAILS("    retry:\n"
 	      "      backoff: { max: 10ms }\n",
-	      "m.yaml:9:23: 'max' in backoff of retry: 10ms is less than base (25ms)");
+	      "m.yaml:9:23: 'max' in backoff of retry of route 'r': 10ms is less than base (25ms)");
 	FAILS("    retry:\n"
 	      "      backoff: { base: 2m, max: x }\n",
-	      "m.yaml:9:24: 'base' in backoff of retry: 2m is out of range (0..1m)",
-	      "m.yaml:9:33: 'max' in backoff of retry: expected a duration such as 250ms, 2s, 1m "
-	      "or 1h, got 'x'");
+	      "m.yaml:9:24: 'base' in backoff of retry of route 'r': 2m is out of range (0..1m)",
+	      "m.yaml:9:33: 'max' in backoff of retry of route 'r': expected a duration such as "
+	      "250ms, 2s, 1m or 1h, got 'x'");
 	FAILS("    retry:\n"
 	      "      backoff: 25ms\n",
-	      "m.yaml:9:16: 'backoff' in retry: expected a mapping, got a string");
+	      "m.yaml:9:16: 'backoff' in retry of route 'r': expected a mapping, got a string");
 }
 END_TEST
 
@@ -614,13 +622,14 @@ START_TEST(retry_budget_ranges)
 {
 	FAILS("    retry:\n"
 	      "      budget: { ratio: 1.5, min_per_second: 100001 }\n",
-	      "m.yaml:9:24: 'ratio' in budget of retry: 1.5 is out of range (0..1)",
-	      "m.yaml:9:45: 'min_per_second' in budget of retry: 100001 is out of range "
-	      "(0..100000)");
+	      "m.yaml:9:24: 'ratio' in budget of retry of route 'r': 1.5 is out of range (0..1)",
+	      "m.yaml:9:45: 'min_per_second' in budget of retry of route 'r': 100001 is out of "
+	      "range (0..100000)");
 	FAILS("    retry:\n"
 	      "      budget: { ratio: 20%, min_per_second: -1 }\n",
-	      "m.yaml:9:24: 'ratio' in budget of retry: expected a number, got '20%'",
-	      "m.yaml:9:45: 'min_per_second' in budget of retry: -1 is out of range (0..100000)");
+	      "m.yaml:9:24: 'ratio' in budget of retry of route 'r': expected a number, got '20%'",
+	      "m.yaml:9:45: 'min_per_second' in budget of retry of route 'r': -1 is out of range "
+	      "(0..100000)");
 }
 END_TEST
 
@@ -630,20 +639,20 @@ START_TEST(retry_unknown_keys_at_every_level)
 	      "      attempt: 2\n"
 	      "      backoff: { base: 1ms, jitter: full }\n"
 	      "      budget: { ratio: 0.1, per_second: 3 }\n",
-	      "m.yaml:9:7: unknown key 'attempt' in retry",
-	      "m.yaml:10:29: unknown key 'jitter' in backoff of retry",
-	      "m.yaml:11:29: unknown key 'per_second' in budget of retry");
+	      "m.yaml:9:7: unknown key 'attempt' in retry of route 'r'",
+	      "m.yaml:10:29: unknown key 'jitter' in backoff of retry of route 'r'",
+	      "m.yaml:11:29: unknown key 'per_second' in budget of retry of route 'r'");
 }
 END_TEST
 
 START_TEST(retry_must_be_a_mapping)
 {
 	FAILS("    retry: 3\n",
-	      "m.yaml:8:12: 'retry' in a route: expected a mapping, got a string");
-	FAILS("    retry:\n", "m.yaml:8:11: 'retry' in a route: expected a mapping, got an empty "
+	      "m.yaml:8:12: 'retry' in route 'r': expected a mapping, got a string");
+	FAILS("    retry:\n", "m.yaml:8:11: 'retry' in route 'r': expected a mapping, got an empty "
 	                      "value");
 	FAILS("    retry: [attempts]\n",
-	      "m.yaml:8:12: 'retry' in a route: expected a mapping, got a list");
+	      "m.yaml:8:12: 'retry' in route 'r': expected a mapping, got a list");
 }
 END_TEST
 
@@ -753,21 +762,27 @@ START_TEST(breaker_values_out_of_range)
 	      "      slow_call_ratio: 1.01\n"
 	      "      open_duration: 0\n"
 	      "      half_open_requests: 1001\n",
-	      "m.yaml:9:15: 'window' in circuit_breaker: 500ms is out of range (1s..10m)",
-	      "m.yaml:10:21: 'min_requests' in circuit_breaker: 0 is out of range (1..1000000)",
-	      "m.yaml:11:22: 'failure_ratio' in circuit_breaker: 0 is out of range (more than 0, "
-	      "at most 1)",
-	      "m.yaml:12:29: 'consecutive_failures' in circuit_breaker: 1000001 is out of range "
-	      "(0..1000000)",
-	      "m.yaml:13:27: 'slow_call_duration' in circuit_breaker: 2h is out of range (0..1h)",
-	      "m.yaml:14:24: 'slow_call_ratio' in circuit_breaker: 1.01 is out of range (more "
-	      "than 0, at most 1)",
-	      "m.yaml:15:22: 'open_duration' in circuit_breaker: 0 is out of range (1ms..1h)",
-	      "m.yaml:16:27: 'half_open_requests' in circuit_breaker: 1001 is out of range "
-	      "(1..1000)");
+	      "m.yaml:9:15: 'window' in circuit_breaker of route 'r': 500ms is out of range "
+	      "(1s..10m)",
+	      "m.yaml:10:21: 'min_requests' in circuit_breaker of route 'r': 0 is out of range "
+	      "(1..1000000)",
+	      "m.yaml:11:22: 'failure_ratio' in circuit_breaker of route 'r': 0 is out of range "
+	      "(more than 0, at most 1)",
+	      "m.yaml:12:29: 'consecutive_failures' in circuit_breaker of route 'r': 1000001 is "
+	      "out of range (0..1000000)",
+	      "m.yaml:13:27: 'slow_call_duration' in circuit_breaker of route 'r': 2h is out of "
+	      "range (0..1h)",
+	      "m.yaml:14:24: 'slow_call_ratio' in circuit_breaker of route 'r': 1.01 is out of "
+	      "range (more than 0, at most 1)",
+	      "m.yaml:15:22: 'open_duration' in circuit_breaker of route 'r': 0 is out of range "
+	      "(1ms..1h)",
+	      "m.yaml:16:27: 'half_open_requests' in circuit_breaker of route 'r': 1001 is out "
+	      "of range (1..1000)");
 	FAILS("    circuit_breaker: { window: 11m, failure_ratio: half }\n",
-	      "m.yaml:8:32: 'window' in circuit_breaker: 11m is out of range (1s..10m)",
-	      "m.yaml:8:52: 'failure_ratio' in circuit_breaker: expected a number, got 'half'");
+	      "m.yaml:8:32: 'window' in circuit_breaker of route 'r': 11m is out of range "
+	      "(1s..10m)",
+	      "m.yaml:8:52: 'failure_ratio' in circuit_breaker of route 'r': expected a number, "
+	      "got 'half'");
 }
 END_TEST
 
@@ -776,11 +791,11 @@ START_TEST(breaker_max_open_duration_must_not_be_below_open_duration)
 	FAILS("    circuit_breaker:\n"
 	      "      open_duration: 2m\n"
 	      "      max_open_duration: 90s\n",
-	      "m.yaml:10:26: 'max_open_duration' in circuit_breaker: 90s is less than "
+	      "m.yaml:10:26: 'max_open_duration' in circuit_breaker of route 'r': 90s is less than "
 	      "open_duration (2m)");
 	/* Against the default open_duration, 30s. */
 	FAILS("    circuit_breaker: { max_open_duration: 10s }\n",
-	      "m.yaml:8:43: 'max_open_duration' in circuit_breaker: 10s is less than "
+	      "m.yaml:8:43: 'max_open_duration' in circuit_breaker of route 'r': 10s is less than "
 	      "open_duration (30s)");
 }
 END_TEST
@@ -791,10 +806,10 @@ START_TEST(breaker_unknown_keys_and_shape)
 	      "      window: 10s\n"
 	      "      failure_rate: 0.5\n"
 	      "      half_open: 3\n",
-	      "m.yaml:10:7: unknown key 'failure_rate' in circuit_breaker",
-	      "m.yaml:11:7: unknown key 'half_open' in circuit_breaker");
+	      "m.yaml:10:7: unknown key 'failure_rate' in circuit_breaker of route 'r'",
+	      "m.yaml:11:7: unknown key 'half_open' in circuit_breaker of route 'r'");
 	FAILS("    circuit_breaker: on\n",
-	      "m.yaml:8:22: 'circuit_breaker' in a route: expected a mapping, got a string");
+	      "m.yaml:8:22: 'circuit_breaker' in route 'r': expected a mapping, got a string");
 }
 END_TEST
 
@@ -848,15 +863,17 @@ START_TEST(fallback_invalid_values)
 	      "      content_type: \"text/plain\\r\\nX-Injected: 1\"\n"
 	      "      body: ~\n"
 	      "      headers: {}\n",
-	      "m.yaml:9:15: 'status' in fallback: 99 is out of range (100..599)",
-	      "m.yaml:10:21: 'content_type' in fallback: must not contain control characters",
-	      "m.yaml:11:13: 'body' in fallback: expected a string, got an empty value",
-	      "m.yaml:12:7: unknown key 'headers' in fallback");
+	      "m.yaml:9:15: 'status' in fallback of route 'r': 99 is out of range (100..599)",
+	      "m.yaml:10:21: 'content_type' in fallback of route 'r': must not contain control "
+	      "characters",
+	      "m.yaml:11:13: 'body' in fallback of route 'r': expected a string, got an empty "
+	      "value",
+	      "m.yaml:12:7: unknown key 'headers' in fallback of route 'r'");
 	FAILS("    fallback: { status: 600, content_type: '' }\n",
-	      "m.yaml:8:25: 'status' in fallback: 600 is out of range (100..599)",
-	      "m.yaml:8:44: 'content_type' in fallback: must not be empty");
+	      "m.yaml:8:25: 'status' in fallback of route 'r': 600 is out of range (100..599)",
+	      "m.yaml:8:44: 'content_type' in fallback of route 'r': must not be empty");
 	FAILS("    fallback: 503\n",
-	      "m.yaml:8:15: 'fallback' in a route: expected a mapping, got a string");
+	      "m.yaml:8:15: 'fallback' in route 'r': expected a mapping, got a string");
 }
 END_TEST
 
@@ -871,14 +888,14 @@ START_TEST(module_errors_join_core_errors_in_file_order)
 	      "  - name: s\n"
 	      "    upstream: nowhere\n"
 	      "    retry: { per_try_timeout: 20s, on: [418] }\n",
-	      "m.yaml:8:24: 'attempts' in retry: 0 is out of range (1..10)",
-	      "m.yaml:9:32: 'window' in circuit_breaker: 1h is out of range (1s..10m)",
-	      "m.yaml:10:25: 'status' in fallback: 1000 is out of range (100..599)",
+	      "m.yaml:8:24: 'attempts' in retry of route 'r': 0 is out of range (1..10)",
+	      "m.yaml:9:32: 'window' in circuit_breaker of route 'r': 1h is out of range (1s..10m)",
+	      "m.yaml:10:25: 'status' in fallback of route 'r': 1000 is out of range (100..599)",
 	      "m.yaml:11:5: unknown key 'timeot' in route 'r'",
 	      "m.yaml:13:15: 'upstream' in route 's': unknown upstream 'nowhere'",
 	      "m.yaml:14:31: 'per_try_timeout' in retry of route 's': 20s is more than the route "
 	      "timeout (15s)",
-	      "m.yaml:14:41: 'on' in retry: status 418 is out of range (500..599)");
+	      "m.yaml:14:41: 'on' in retry of route 's': status 418 is out of range (500..599)");
 }
 END_TEST
 
@@ -893,7 +910,7 @@ START_TEST(module_sections_are_freed_with_the_snapshot)
 	gw_config_unref(cfg);
 	gw_config_unref(cfg);
 	FAILS("    fallback: { body: 'x', content_type: text/html, status: 0 }\n",
-	      "m.yaml:8:61: 'status' in fallback: 0 is out of range (100..599)");
+	      "m.yaml:8:61: 'status' in fallback of route 'r': 0 is out of range (100..599)");
 }
 END_TEST
 
