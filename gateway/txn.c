@@ -440,23 +440,33 @@ static void on_body(void *owner, struct evbuffer *data, bool last)
 		gw_upconn_pause(txn->up, true);
 }
 
-static bool retry_allowed_after_stale(const struct gw_txn *txn)
+/*
+ * A reset on a kept-alive connection before any response byte usually means
+ * the server had closed it while it sat idle: the request never reached the
+ * server. It goes once more, on a new connection (the server's other idle
+ * connections are likely dead too, so they are dropped), when the request is
+ * safe to send again. It is not a try of its own and says nothing about the
+ * server's health, but it does count against the route's retry budget, so a
+ * server that resets reused connections cannot double its own load.
+ */
+static bool resend_after_stale(struct gw_txn *txn)
 {
-	const struct evkeyvalq *in;
+	const struct evkeyvalq *in = evhttp_request_get_input_headers(txn->req);
+	bool idempotency_key = evhttp_find_header(in, "Idempotency-Key") != NULL;
 
-	if (!txn->up_reused || txn->stale_retries >= 3)
+	if (!txn->up_reused || txn->stale_retries >= 1)
 		return false;
-	switch (txn->method) {
-	case GW_METHOD_GET:
-	case GW_METHOD_HEAD:
-	case GW_METHOD_OPTIONS:
-	case GW_METHOD_PUT:
-	case GW_METHOD_DELETE:
-		return true;
-	default:
-		in = evhttp_request_get_input_headers(txn->req);
-		return evhttp_find_header(in, "Idempotency-Key") != NULL;
-	}
+	if (!gw_retry_method_allows(txn->method, idempotency_key, GW_TRY_RESET))
+		return false;
+	if (!gw_retry_budget_acquire(txn->rs->budget, gw_clock_now_ms()))
+		return false;
+	gw_pool_drop_idle(txn->pool, (size_t)txn->server_idx);
+	txn->stale_retries++;
+	txn->tries--;
+	if (txn->server_idx < 64)
+		txn->tried &= ~(1ull << txn->server_idx);
+	start_try(txn);
+	return true;
 }
 
 static void on_error(void *owner, enum gw_try_result result, int err)
@@ -472,15 +482,8 @@ static void on_error(void *owner, enum gw_try_result result, int err)
 		abort_reply(txn);
 		return;
 	}
-	/* A pooled connection that the server had already closed: the request
-	 * never reached it. Try again on another connection; this is not a
-	 * try of its own and says nothing about the server's health. */
-	if (result == GW_TRY_RESET && retry_allowed_after_stale(txn)) {
-		txn->stale_retries++;
-		txn->tries--;
-		start_try(txn);
+	if (result == GW_TRY_RESET && resend_after_stale(txn))
 		return;
-	}
 	record_try(txn, result, 0);
 	if (retry_later(txn, result, 0))
 		return;

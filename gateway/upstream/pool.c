@@ -178,3 +178,11 @@ void gw_pool_sweep(struct gw_pool *pool, uint64_t now_ms)
 			gw_upconn_close(c);
 	}
 }
+
+void gw_pool_drop_idle(struct gw_pool *pool, size_t idx)
+{
+	struct gw_upconn *c;
+
+	while ((c = TAILQ_FIRST(&pool->servers[idx].idle)) != NULL)
+		gw_upconn_close(c);
+}

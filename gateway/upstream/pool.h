@@ -80,6 +80,8 @@ void gw_pool_cancel_wait(struct gw_pool *pool, size_t idx, struct gw_pool_waiter
 /* Called by upconn: a response completed and the connection can carry
  * another request; it goes to a waiter, to the idle list, or is closed. */
 void gw_pool_release(struct gw_upconn *c);
+/* Closes every idle connection of server idx (they are believed dead). */
+void gw_pool_drop_idle(struct gw_pool *pool, size_t idx);
 /* Closes idle connections past their time (called every worker tick). */
 void gw_pool_sweep(struct gw_pool *pool, uint64_t now_ms);
 /* Called by upconn when a connection closes: frees a slot for a waiter. */

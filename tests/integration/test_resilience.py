@@ -7,6 +7,8 @@ so that the whole file runs in a few seconds; every wait is a poll with a
 deadline, or a wait the config itself dictates (an open breaker's 1 s).
 """
 
+import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -445,6 +447,75 @@ class BudgetTests(GatewayTestCase):
         self.assertGreaterEqual(total, n + 10,
                                 "%d requests cost only %d tries: retries within the budget's floor"
                                 " were not made" % (n, total))
+
+    def test_resends_after_reset_on_reused_connections_count_against_budget(self):
+        """A server that answers the first request of each connection and
+        resets every later one looks like an idle connection it closed: the
+        gateway re-sends once on a new connection, but within the retry
+        budget (ratio 0.2, no floor), so the server never sees more than
+        about 1.2 x the client load."""
+        counter = {"requests": 0}
+        lock = threading.Lock()
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        port = listener.getsockname()[1]
+        stop = threading.Event()
+
+        def serve(conn):
+            with conn:
+                conn.settimeout(5)
+                first = True
+                buf = b""
+                while not stop.is_set():
+                    try:
+                        data = conn.recv(65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    buf += data
+                    if b"\r\n\r\n" not in buf:
+                        continue
+                    buf = b""
+                    with lock:
+                        counter["requests"] += 1
+                    if not first:
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))
+                        return  # reset
+                    first = False
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        def accept_loop():
+            listener.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    continue
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+        t = threading.Thread(target=accept_loop, daemon=True)
+        t.start()
+        self.addCleanup(lambda: (stop.set(), t.join(2), listener.close()))
+        gw = self.start_gateway(
+            {"u": {"servers": ["127.0.0.1:%d" % port]}},
+            [route("r", "u", retry={"attempts": 1, "budget": {"ratio": 0.2, "min_per_second": 0}})])
+        n = 60
+        statuses = Counter()
+        with Conn(gw.port) as c:
+            for i in range(n):
+                c.request("GET", "/reused/%d" % i)
+                statuses[c.read_response().status] += 1
+        with lock:
+            seen = counter["requests"]
+        self.assertLessEqual(seen, int(1.2 * n) + 2,
+                             "%d client requests cost %d upstream requests (answers %s): re-sends"
+                             " after resets on reused connections escape the budget"
+                             % (n, seen, dict(statuses)))
+        self.assertGreater(statuses[200], 1, "no request was served: %s" % dict(statuses))
 
 
 class BreakerTests(GatewayTestCase):
