@@ -88,8 +88,8 @@ static struct route routes[] = {
 #define HEALTHZ_ROUTE (&routes[3])
 
 /* What every path but /healthz answers while the 503 fault is on. */
-static struct route route_503 = {.path = "", .status = "503 Service Unavailable",
-                                 .body = "unavailable\n", .body_len = 12};
+static struct route route_503 = {
+    .path = "", .status = "503 Service Unavailable", .body = "unavailable\n", .body_len = 12};
 
 #define N_ROUTES      (sizeof(routes) / sizeof(routes[0]))
 #define DEFAULT_ROUTE (&routes[0])
