@@ -506,7 +506,6 @@ struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg)
 	cc->worker = w;
 	cc->fd = -1;
 	cc->phase = GW_CONN_ATTACHING;
-	cc->fresh = true;
 	cc->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	cc->timer = evtimer_new(base, on_timer, cc);
 	cc->input_cb = evbuffer_add_cb(bufferevent_get_input(cc->bev), on_input, cc);
@@ -557,7 +556,6 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 void gw_client_conn_request_begins(struct gw_client_conn *cc, struct gw_txn *txn)
 {
 	cc->phase = GW_CONN_BUSY;
-	cc->fresh = false;
 	cc->requests++;
 	cc->txn = txn;
 	/* The connection's timer may stay armed: it does nothing while BUSY,

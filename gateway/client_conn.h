@@ -58,7 +58,6 @@ struct gw_client_conn {
 	struct evhttp_connection *evcon; /* owned by evhttp */
 	evutil_socket_t fd;
 	enum gw_conn_phase phase;
-	bool fresh; /* no request seen yet on this connection */
 
 	struct event *timer;                /* owned: deadlines, and deferred work */
 	struct evbuffer_cb_entry *input_cb; /* the byte watcher, off while not needed */
