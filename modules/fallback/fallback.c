@@ -40,7 +40,7 @@ static int parse_fallback(struct gw_fallback_conf *c, const struct gw_node *node
 	gw_conf_ctx_enter(route_ctx, "fallback", &ctx, where);
 	gw_conf_check_keys(&ctx, node, fallback_keys);
 	if ((v = gw_node_get(node, "status")) &&
-	    gw_conf_uint(&ctx, v, "status", 100, 599, &status) == 0)
+	    gw_conf_uint(&ctx, v, "status", 200, 599, &status) == 0)
 		c->status = (unsigned)status;
 	if ((v = gw_node_get(node, "content_type")) &&
 	    gw_conf_string(&ctx, v, "content_type", false, &content_type) == 0) {

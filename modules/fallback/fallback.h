@@ -20,7 +20,7 @@
  * are freed by the module's conf_free with the snapshot.
  */
 struct gw_fallback_conf {
-	unsigned status;    /* 100..599, default 503 */
+	unsigned status;    /* 200..599, default 503: a 1xx answer cannot end a request */
 	char *content_type; /* default "application/json"; no control characters */
 	char *body;         /* default ""; any text */
 	size_t body_len;

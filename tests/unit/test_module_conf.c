@@ -863,14 +863,14 @@ START_TEST(fallback_invalid_values)
 	      "      content_type: \"text/plain\\r\\nX-Injected: 1\"\n"
 	      "      body: ~\n"
 	      "      headers: {}\n",
-	      "m.yaml:9:15: 'status' in fallback of route 'r': 99 is out of range (100..599)",
+	      "m.yaml:9:15: 'status' in fallback of route 'r': 99 is out of range (200..599)",
 	      "m.yaml:10:21: 'content_type' in fallback of route 'r': must not contain control "
 	      "characters",
 	      "m.yaml:11:13: 'body' in fallback of route 'r': expected a string, got an empty "
 	      "value",
 	      "m.yaml:12:7: unknown key 'headers' in fallback of route 'r'");
 	FAILS("    fallback: { status: 600, content_type: '' }\n",
-	      "m.yaml:8:25: 'status' in fallback of route 'r': 600 is out of range (100..599)",
+	      "m.yaml:8:25: 'status' in fallback of route 'r': 600 is out of range (200..599)",
 	      "m.yaml:8:44: 'content_type' in fallback of route 'r': must not be empty");
 	FAILS("    fallback: 503\n",
 	      "m.yaml:8:15: 'fallback' in route 'r': expected a mapping, got a string");
@@ -890,7 +890,7 @@ START_TEST(module_errors_join_core_errors_in_file_order)
 	      "    retry: { per_try_timeout: 20s, on: [418] }\n",
 	      "m.yaml:8:24: 'attempts' in retry of route 'r': 0 is out of range (1..10)",
 	      "m.yaml:9:32: 'window' in circuit_breaker of route 'r': 1h is out of range (1s..10m)",
-	      "m.yaml:10:25: 'status' in fallback of route 'r': 1000 is out of range (100..599)",
+	      "m.yaml:10:25: 'status' in fallback of route 'r': 1000 is out of range (200..599)",
 	      "m.yaml:11:5: unknown key 'timeot' in route 'r'",
 	      "m.yaml:13:15: 'upstream' in route 's': unknown upstream 'nowhere'",
 	      "m.yaml:14:31: 'per_try_timeout' in retry of route 's': 20s is more than the route "
@@ -910,7 +910,7 @@ START_TEST(module_sections_are_freed_with_the_snapshot)
 	gw_config_unref(cfg);
 	gw_config_unref(cfg);
 	FAILS("    fallback: { body: 'x', content_type: text/html, status: 0 }\n",
-	      "m.yaml:8:61: 'status' in fallback of route 'r': 0 is out of range (100..599)");
+	      "m.yaml:8:61: 'status' in fallback of route 'r': 0 is out of range (200..599)");
 }
 END_TEST
 
