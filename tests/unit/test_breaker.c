@@ -57,14 +57,7 @@ static void assert_rejects(struct gw_breaker *b, uint64_t now, uint64_t retry_af
 	ck_assert_uint_eq(ra, retry_after);
 }
 
-/* stderr captured into a file (log lines), in this test process only. */
-struct captured {
-	FILE *file;
-	int saved;
-};
-
-static struct captured capture_start(void);
-static char *capture_end(struct captured *c);
+#include "stderr_capture.h"
 
 /* ---- tripping ---------------------------------------------------------- */
 
@@ -483,37 +476,6 @@ START_TEST(breaker_force_closed_overrides_an_open_breaker)
 END_TEST
 
 /* ---- log lines --------------------------------------------------------- */
-
-/* Sends stderr to a temporary file until capture_end. */
-static struct captured capture_start(void)
-{
-	struct captured c;
-
-	fflush(stderr);
-	c.file = tmpfile();
-	ck_assert_ptr_nonnull(c.file);
-	c.saved = dup(2);
-	dup2(fileno(c.file), 2);
-	return c;
-}
-
-/* Restores stderr; returns what was written to it (the caller frees). */
-static char *capture_end(struct captured *c)
-{
-	long len;
-	char *text;
-
-	fflush(stderr);
-	dup2(c->saved, 2);
-	close(c->saved);
-	len = ftell(c->file);
-	ck_assert_int_ge(len, 0);
-	text = calloc(1, (size_t)len + 1);
-	rewind(c->file);
-	ck_assert_uint_eq(fread(text, 1, (size_t)len, c->file), (size_t)len);
-	fclose(c->file);
-	return text;
-}
 
 static int count_lines(const char *text)
 {

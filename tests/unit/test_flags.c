@@ -71,41 +71,7 @@ static const char *fmt(struct gw_flag_value v)
 	return gw_flag_value_format(v, buf, sizeof(buf));
 }
 
-/* stderr captured into a file (log lines), in this test process only. */
-struct captured {
-	FILE *file;
-	int saved;
-};
-
-static struct captured capture_start(void)
-{
-	struct captured c;
-
-	fflush(stderr);
-	c.file = tmpfile();
-	ck_assert_ptr_nonnull(c.file);
-	c.saved = dup(2);
-	dup2(fileno(c.file), 2);
-	return c;
-}
-
-/* Restores stderr; returns what was written to it (the caller frees). */
-static char *capture_end(struct captured *c)
-{
-	long len;
-	char *text;
-
-	fflush(stderr);
-	dup2(c->saved, 2);
-	close(c->saved);
-	len = ftell(c->file);
-	ck_assert_int_ge(len, 0);
-	text = calloc(1, (size_t)len + 1);
-	rewind(c->file);
-	ck_assert_uint_eq(fread(text, 1, (size_t)len, c->file), (size_t)len);
-	fclose(c->file);
-	return text;
-}
+#include "stderr_capture.h"
 
 static int count_occurrences(const char *text, const char *needle)
 {
