@@ -12,7 +12,7 @@
 
 #include "access_log.h"
 #include "../modules/flags/flag_sync.h"
-#include "route_state.h"
+#include "pipeline.h"
 #include "upstream/health.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -138,7 +138,7 @@ struct gw_server *gw_server_start(struct gw_config *config)
 	}
 	server->main_base = event_base_new();
 	server->health = gw_health_new(config);
-	server->routes = gw_route_states_new(config);
+	server->pipeline = gw_pipeline_new(config, server->main_base);
 	server->workers_done_ev = event_new(server->main_base, -1, 0, on_workers_done, server);
 	server->nworkers = config->workers;
 	server->workers = gw_calloc(server->nworkers, sizeof(*server->workers));
@@ -152,7 +152,7 @@ struct gw_server *gw_server_start(struct gw_config *config)
 	}
 	/* Flags before the workers run, so they start with the fleet's values. */
 	server->flags =
-	    gw_flags_sync_new(config, server->main_base, server->routes, err, sizeof(err));
+	    gw_flags_sync_new(config, server->main_base, server->pipeline, err, sizeof(err));
 	if (!server->flags) {
 		fprintf(stderr, "gateway: %s\n", err);
 		gw_server_free(server);
@@ -212,7 +212,7 @@ void gw_server_free(struct gw_server *server)
 		gw_worker_free(server->workers[i]);
 	if (server->health)
 		gw_health_free(server->health);
-	gw_route_states_free(server->routes);
+	gw_pipeline_free(server->pipeline);
 	free(server->workers);
 	if (server->sigterm_ev)
 		event_free(server->sigterm_ev);

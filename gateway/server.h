@@ -26,7 +26,7 @@ struct event;
 struct gw_worker;
 struct gw_access_log;
 struct gw_health;
-struct gw_route_states;
+struct gw_pipeline;
 struct gw_health_checker;
 struct gw_flags_sync;
 
@@ -38,7 +38,7 @@ struct gw_server {
 	struct event *sigterm_ev, *sigint_ev, *sighup_ev, *drain_deadline_ev, *workers_done_ev;
 	struct gw_access_log *access_log;
 	struct gw_health *health;                 /* shared by workers: server up/ejected */
-	struct gw_route_states *routes;           /* shared by workers: breakers, budgets */
+	struct gw_pipeline *pipeline;             /* shared by workers: module states */
 	struct gw_health_checker *health_checker; /* runs on main_base */
 	struct gw_flags_sync *flags;              /* runs on main_base: flags from Redis */
 

@@ -15,14 +15,10 @@
 #include "access_log.h"
 #include "client_conn.h"
 #include "http/header_rules.h"
-#include "../modules/circuit_breaker/breaker.h"
-#include "../modules/fallback/fallback.h"
-#include "../modules/flags/flag_state.h"
-#include "../modules/retry/retry.h"
+#include "pipeline.h"
 #include "relay.h"
 #include "upstream_request.h"
 #include "reply.h"
-#include "route_state.h"
 #include "router.h"
 #include "server.h"
 #include "upstream/health.h"
@@ -42,6 +38,7 @@ static void start_try(struct gw_txn *txn);
 
 static void set_deadline(struct gw_txn *txn, uint64_t ms)
 {
+	txn->deadline_armed = true;
 	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
 	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 
@@ -88,24 +85,35 @@ static bool status_is_failure(int status)
 	return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+/* The try as modules see it. */
+static struct gw_try try_of(const struct gw_txn *txn, enum gw_try_result result, int status)
+{
+	/* A streamed answer's duration is the time to its head. */
+	uint64_t us = txn->body_pending ? txn->head_us : gw_clock_now_us() - txn->try_start_us;
+	struct gw_try t = {
+	    .result = result,
+	    .status = status,
+	    .failure = result != GW_TRY_OK || status_is_failure(status),
+	    .duration_ms = us / 1000,
+	    .duration_us = us,
+	};
+
+	return t;
+}
+
 /*
- * One try is over: the breaker and outlier detection learn how it went.
- * Called once per try, whatever ended it.
+ * One try is over: outlier detection and the modules (breaker, concurrency
+ * limit) learn how it went. Called once per try, whatever ended it.
  */
 static void record_try(struct gw_txn *txn, enum gw_try_result result, int status)
 {
-	uint64_t now = gw_clock_now_ms();
-	bool failure = result != GW_TRY_OK || status_is_failure(status);
-	/* A streamed answer's duration is the time to its head. */
-	uint64_t duration = txn->body_pending ? txn->head_ms : now - txn->try_start_ms;
+	struct gw_try t = try_of(txn, result, status);
 
 	evtimer_del(&txn->try_ev);
 	txn->body_pending = false;
-	txn->probe_done = true;
-	if (txn->rs->breaker)
-		gw_breaker_record(txn->rs->breaker, now, failure, duration, txn->probe);
+	gw_pipeline_try_done(txn, &t);
 	gw_health_record(txn->worker->server->health, txn->route->upstream->index,
-	                 (size_t)txn->server_idx, failure, now);
+	                 (size_t)txn->server_idx, t.failure, gw_clock_now_ms());
 }
 
 static void arm_try_timer(struct gw_txn *txn, uint64_t ms)
@@ -117,36 +125,17 @@ static void arm_try_timer(struct gw_txn *txn, uint64_t ms)
 }
 
 /*
- * After a failed try, is another one allowed (SPEC section 5)? The route's
- * attempts and retry conditions; the method rules (a connect failure never
- * reached the upstream, anything else only for idempotent requests); no
- * retry for a half-open probe; room left before the route deadline for the
- * backoff and a whole try; and, last, the route's retry budget, shared by
- * all workers, so that a failing upstream never sees a retry storm. When
- * all of that holds, the next try starts after an exponential backoff with
- * full jitter.
+ * After a failed try, is another one allowed? The modules decide (the
+ * retry rules and budget, no retry for a breaker's probe); when they agree,
+ * the next try starts after the backoff they ask for.
  */
 static bool retry_later(struct gw_txn *txn, enum gw_try_result result, int status)
 {
-	const struct gw_retry_conf *rc = txn->retry;
-	const struct evkeyvalq *in;
-	uint64_t now = gw_clock_now_ms();
-	uint64_t backoff, need;
+	struct gw_try t = try_of(txn, result, status);
+	uint64_t backoff;
 
-	if (txn->tries >= rc->attempts || txn->probe || txn->client_gone)
+	if (txn->client_gone || !gw_pipeline_may_retry(txn, &t, &backoff))
 		return false;
-	if (!gw_retry_condition_matches(rc, result, status))
-		return false;
-	in = evhttp_request_get_input_headers(txn->req);
-	if (!gw_retry_method_allows(txn->method, evhttp_find_header(in, "Idempotency-Key") != NULL,
-	                            result))
-		return false;
-	backoff = gw_retry_backoff_ms(rc, txn->tries - 1, gw_worker_random(txn->worker));
-	need = backoff + (rc->per_try_timeout_ms ? rc->per_try_timeout_ms : 1);
-	if (now + need > txn->deadline_ms)
-		return false;
-	if (!gw_retry_budget_acquire(txn->rs->budget, now))
-		return false; /* counted by the budget (gateway_retry_budget_exhausted_total) */
 	txn->backoff_pending = true;
 	arm_try_timer(txn, backoff);
 	return true;
@@ -170,10 +159,10 @@ static void txn_end(struct gw_txn *txn)
 	if (!txn->logged)
 		log_access(txn);
 	stop_upstream(txn);
-	/* A probe that never made a try (no healthy server, client gone) gives
-	 * its place back, or the breaker would wait for it. */
-	if (txn->probe && !txn->probe_done)
-		gw_breaker_abandon_probe(txn->rs->breaker);
+	/* Whatever the modules took at admission goes back (a probe that never
+	 * made a try, a concurrency slot, a place in a queue). */
+	if (txn->rs)
+		gw_pipeline_end(txn);
 	if (txn->cc) {
 		gw_client_conn_request_ends(txn->cc);
 		txn->cc->txn = NULL;
@@ -190,6 +179,8 @@ static void txn_end(struct gw_txn *txn)
 /* Answers with a gateway error (only before any reply byte). */
 static void send_error(struct gw_txn *txn, struct gw_error_reply *e)
 {
+	if (txn->rs)
+		gw_pipeline_answer(txn, e); /* a route's fallback may replace it */
 	e->request_id = txn->request_id;
 	e->close = e->close || txn->worker->draining;
 	txn->status = e->status;
@@ -212,24 +203,17 @@ static void fail_request(struct gw_txn *txn, int status, const char *code, const
 	send_error(txn, &e);
 }
 
-/* The route's breaker is open: fail fast, with the fallback when the route
- * has one, and Retry-After = the time until it lets a probe through. */
-static void reply_circuit_open(struct gw_txn *txn, uint64_t retry_after_ms)
+/* A module's answer (shed, rate_limited, circuit_open, ...). */
+static void send_answer(struct gw_txn *txn, const struct gw_admit_answer *a)
 {
-	const struct gw_fallback_conf *fb = gw_fallback_conf_of(txn->route);
 	struct gw_error_reply e = {
-	    .status = 503,
-	    .code = "circuit_open",
-	    .retry_after_s = (int)((retry_after_ms + 999) / 1000),
+	    .status = a->status,
+	    .code = a->code,
 	};
 
-	if (e.retry_after_s < 1)
-		e.retry_after_s = 1;
-	if (fb) {
-		e.status = (int)fb->status;
-		e.content_type = fb->content_type;
-		e.body = fb->body;
-		e.body_len = fb->body_len;
+	if (a->retry_after_ms) {
+		uint64_t s = (a->retry_after_ms + 999) / 1000;
+		e.retry_after_s = s > 86400 ? 86400 : (int)s;
 	}
 	send_error(txn, &e);
 }
@@ -303,12 +287,6 @@ static void begin_reply(struct gw_txn *txn, const struct gw_response_head *h,
 	txn->reply_started = true;
 }
 
-static bool status_is_retryable(const struct gw_txn *txn, int status)
-{
-	return status >= 500 &&
-	       gw_retry_condition_matches(txn->retry, GW_TRY_STATUS_FAILURE, status);
-}
-
 static void on_response(void *owner, const struct gw_response_head *h, struct evbuffer *body)
 {
 	struct gw_txn *txn = owner;
@@ -317,8 +295,7 @@ static void on_response(void *owner, const struct gw_response_head *h, struct ev
 	txn->up = NULL;
 	try_done(txn);
 	record_try(txn, GW_TRY_OK, h->status);
-	if (status_is_retryable(txn, h->status) &&
-	    retry_later(txn, GW_TRY_STATUS_FAILURE, h->status))
+	if (status_is_failure(h->status) && retry_later(txn, GW_TRY_STATUS_FAILURE, h->status))
 		return; /* this answer is dropped; another server gets a try */
 	gw_client_conn_watch_close(txn->cc, false);
 	if (h->framing == GW_BODY_NONE) {
@@ -344,7 +321,7 @@ static void on_head(void *owner, const struct gw_response_head *h)
 {
 	struct gw_txn *txn = owner;
 
-	if (status_is_retryable(txn, h->status) && txn->tries < txn->retry->attempts) {
+	if (status_is_failure(h->status)) {
 		/* Nothing has reached the client yet: drop this answer (and its
 		 * connection) and try elsewhere, if the rules allow. */
 		struct gw_upconn *c = txn->up;
@@ -356,14 +333,11 @@ static void on_head(void *owner, const struct gw_response_head *h)
 			return;
 		}
 		txn->up = c; /* no retry after all: relay this answer */
-		txn->try_active = false;
-	} else if (status_is_failure(h->status)) {
-		record_try(txn, GW_TRY_OK, h->status);
 	} else {
 		/* A good head is not yet a good try: the body may still break
 		 * off. The try is judged when the body ends (record_try). */
 		txn->body_pending = true;
-		txn->head_ms = gw_clock_now_ms() - txn->try_start_ms;
+		txn->head_us = gw_clock_now_us() - txn->try_start_us;
 	}
 	txn->up_head = h; /* valid until the response completes */
 	txn->status = h->status;
@@ -451,14 +425,13 @@ static void on_body(void *owner, struct evbuffer *data, bool last)
  */
 static bool resend_after_stale(struct gw_txn *txn)
 {
-	const struct evkeyvalq *in = evhttp_request_get_input_headers(txn->req);
-	bool idempotency_key = evhttp_find_header(in, "Idempotency-Key") != NULL;
+	struct gw_try t = try_of(txn, GW_TRY_RESET, 0);
+	uint64_t backoff;
 
+	t.stale = true;
 	if (!txn->up_reused || txn->stale_retries >= 1)
 		return false;
-	if (!gw_retry_method_allows(txn->method, idempotency_key, GW_TRY_RESET))
-		return false;
-	if (!gw_retry_budget_acquire(txn->rs->budget, gw_clock_now_ms()))
+	if (!gw_pipeline_may_retry(txn, &t, &backoff))
 		return false;
 	gw_pool_drop_idle(txn->pool, (size_t)txn->server_idx);
 	txn->stale_retries++;
@@ -533,6 +506,7 @@ static void on_connection_ready(struct gw_pool_waiter *w, struct gw_upconn *c)
 
 static void start_try(struct gw_txn *txn)
 {
+	uint64_t now;
 	struct gw_upconn *c;
 	int idx = gw_pool_pick(txn->pool, txn->tried, gw_clock_now_ms());
 
@@ -546,12 +520,14 @@ static void start_try(struct gw_txn *txn)
 		txn->tried |= 1ull << idx;
 	txn->pool->inflight[idx]++;
 	txn->try_active = true;
-	txn->try_start_ms = gw_clock_now_ms();
-	if (txn->retry->per_try_timeout_ms && txn->deadline_ms > txn->try_start_ms &&
-	    txn->deadline_ms - txn->try_start_ms > txn->retry->per_try_timeout_ms)
-		arm_try_timer(txn, txn->retry->per_try_timeout_ms);
+	txn->try_start_us = gw_clock_now_us();
+	now = txn->try_start_us / 1000;
+	if (txn->per_try_timeout_ms && txn->deadline_ms > now &&
+	    txn->deadline_ms - now > txn->per_try_timeout_ms)
+		arm_try_timer(txn, txn->per_try_timeout_ms);
 	txn->waiter.ready = on_connection_ready;
 	txn->waiter.deadline_ms = txn->deadline_ms;
+	txn->waiter.rank = txn->route->priority;
 	c = gw_pool_get(txn->pool, (size_t)idx, &txn->waiter);
 	if (c) {
 		send_on(txn, c);
@@ -602,6 +578,66 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	stop_upstream(txn);
 	gw_client_conn_watch_close(txn->cc, false);
 	fail_request(txn, 504, "upstream_timeout", NULL, false);
+}
+
+/* ---- admission ---------------------------------------------------------- */
+
+/*
+ * The route's admission steps (modules/registry.c: flags, rate limit,
+ * shedding, breaker, budget, concurrency limit), from step `from`: the
+ * request is answered, parked, or goes to the upstream. The route deadline
+ * runs from the start, so a parked request keeps it.
+ */
+static void admit(struct gw_txn *txn, size_t from)
+{
+	struct gw_admit_answer a;
+
+	switch (gw_pipeline_admit(txn, from, &a)) {
+	case GW_PIPELINE_ANSWER:
+		send_answer(txn, &a);
+		return; /* decided before any upstream work */
+	case GW_PIPELINE_PARKED:
+		if (!txn->deadline_armed)
+			set_deadline(txn, txn->deadline_ms - gw_clock_now_ms());
+		gw_client_conn_watch_close(txn->cc, true);
+		return;
+	case GW_PIPELINE_GO:
+		break;
+	}
+	if (!txn->deadline_armed) {
+		uint64_t now = gw_clock_now_ms();
+		set_deadline(txn, txn->deadline_ms > now ? txn->deadline_ms - now : 0);
+		gw_client_conn_watch_close(txn->cc, true);
+	}
+	start_try(txn);
+}
+
+void gw_txn_resume(struct gw_txn *txn)
+{
+	admit(txn, txn->park_pos + 1);
+}
+
+void gw_txn_refuse(struct gw_txn *txn, const struct gw_admit_answer *a)
+{
+	gw_client_conn_watch_close(txn->cc, false);
+	send_answer(txn, a);
+}
+
+void gw_txn_reroute(struct gw_txn *txn, const struct gw_route_conf *r)
+{
+	txn->route = r;
+	txn->pool = txn->worker->pools[r->upstream->index];
+}
+
+const char *gw_txn_header(const struct gw_txn *txn, const char *name)
+{
+	return txn->req ? evhttp_find_header(evhttp_request_get_input_headers(txn->req), name)
+	                : NULL;
+}
+
+const char *gw_txn_client_ip(const struct gw_txn *txn)
+{
+	return txn->cc ? txn->cc->client_ip : "";
 }
 
 /* ---- entry ------------------------------------------------------------- */
@@ -672,38 +708,9 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 		}
 		return;
 	}
-	/* Feature flag (modules/flags): off -> flag_off, or the when_off upstream. */
-	if (txn->route->flag) {
-		const struct gw_route_conf *r = gw_flags_admit(
-		    w->flags, txn->config, txn->route, in, txn->cc ? txn->cc->client_ip : NULL);
-
-		if (!r) {
-			fail_request(txn, (int)txn->route->flag->when_off_status, "flag_off", NULL,
-			             false);
-			return;
-		}
-		txn->route = r;
-	}
 	txn->pool = w->pools[txn->route->upstream->index];
-	txn->rs = &w->server->routes->routes[txn->route->index];
-	txn->retry = gw_retry_conf_of(txn->route);
+	txn->rs = &w->server->pipeline->routes[txn->route->index];
 	now = gw_clock_now_ms();
-	if (txn->rs->breaker) {
-		uint64_t retry_after = 0;
-		switch (gw_breaker_admit(txn->rs->breaker, now, &retry_after)) {
-		case GW_BREAKER_REJECT:
-			reply_circuit_open(txn, retry_after);
-			return; /* no upstream connection at all */
-		case GW_BREAKER_PROBE:
-			txn->probe = true;
-			break;
-		case GW_BREAKER_ALLOW:
-			break;
-		}
-	}
-	gw_retry_budget_on_request(txn->rs->budget, now);
 	txn->deadline_ms = now + txn->route->timeout_ms;
-	set_deadline(txn, txn->route->timeout_ms);
-	gw_client_conn_watch_close(txn->cc, true);
-	start_try(txn);
+	admit(txn, 0);
 }

@@ -19,10 +19,12 @@
 #define GW_TXN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/event_struct.h>
 
+#include "../modules/module.h"
 #include "config/config.h"
 #include "upstream/pool.h"
 
@@ -30,7 +32,6 @@ struct evhttp_request;
 struct gw_worker;
 struct gw_client_conn;
 struct gw_route_state;
-struct gw_retry_conf;
 
 struct gw_txn {
 	struct gw_worker *worker;
@@ -51,13 +52,13 @@ struct gw_txn {
 	struct event deadline_ev; /* embedded: no allocation per request */
 	struct event try_ev;      /* per-try timeout, or the backoff before a retry */
 	bool backoff_pending;
-	uint64_t try_start_ms;
-	bool probe;                        /* a half-open breaker's probe */
-	bool probe_done;                   /* its try was recorded */
-	bool body_pending;                 /* good head streamed; judged when the body ends */
-	uint64_t head_ms;                  /* time from try start to its head */
-	struct gw_route_state *rs;         /* the route's breaker and budget */
-	const struct gw_retry_conf *retry; /* the route's retry policy (default: one try) */
+	bool deadline_armed;
+	uint64_t try_start_us;
+	uint64_t per_try_timeout_ms; /* 0: none; set by the retry module at admission */
+	bool body_pending;           /* good head streamed; judged when the body ends */
+	uint64_t head_us;            /* time from try start to its head */
+	struct gw_route_state *rs;   /* the route's modules (gateway/pipeline.h) */
+	size_t park_pos;             /* the admission step that parked it */
 
 	uint64_t start_us;
 	uint64_t deadline_ms;
@@ -76,11 +77,28 @@ struct gw_txn {
 	bool logged; /* the access log line is written */
 	const char *error_code;
 	struct evbuffer *held_body; /* HTTP/1.0 client, unknown length: whole body */
+
+	/* Each module's per-request slot (modules/module.h), zeroed at start. */
+	_Alignas(max_align_t) unsigned char mod_slots[GW_TXN_SLOT_BYTES];
 };
 
 /* evhttp_set_gencb callback: arg is the worker. */
 void gw_txn_handle(struct evhttp_request *req, void *arg);
 /* The client connection closed while the transaction ran. */
 void gw_txn_client_gone(struct gw_txn *txn);
+
+/*
+ * For modules. A parked request goes on with the admission step after the
+ * one that parked it (gw_txn_resume), or gets the answer a (gw_txn_refuse).
+ * Either may end and free the transaction before returning.
+ */
+void gw_txn_resume(struct gw_txn *txn);
+void gw_txn_refuse(struct gw_txn *txn, const struct gw_admit_answer *a);
+/* Runs the request as route r from now on (same name and state, other upstream). */
+void gw_txn_reroute(struct gw_txn *txn, const struct gw_route_conf *r);
+/* A request header's value, or NULL. */
+const char *gw_txn_header(const struct gw_txn *txn, const char *name);
+/* The client's address as text ("" when unknown). */
+const char *gw_txn_client_ip(const struct gw_txn *txn);
 
 #endif

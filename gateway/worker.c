@@ -13,6 +13,7 @@
 
 #include "access_log.h"
 #include "client_conn.h"
+#include "pipeline.h"
 #include "server.h"
 #include "txn.h"
 #include "upstream/pool.h"
@@ -124,9 +125,19 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, char *err
 	const struct gw_config *config = server->config;
 	struct event_config *ec = event_config_new();
 	struct timeval tick = {.tv_sec = 0, .tv_usec = GW_TICK_MS * 1000};
-	struct timeval idle = {.tv_sec = (time_t)(config->limits.idle_timeout_ms / 1000),
-	                       .tv_usec =
-	                           (suseconds_t)(config->limits.idle_timeout_ms % 1000) * 1000};
+	/* evhttp's inactivity timer only catches a client that stops reading:
+	 * the head, body and idle deadlines are the connection guard's own
+	 * (client_conn.c), so evhttp's must never fire before them. */
+	uint64_t stall_ms = config->limits.idle_timeout_ms;
+	struct timeval idle;
+
+	if (config->limits.header_timeout_ms > stall_ms)
+		stall_ms = config->limits.header_timeout_ms;
+	if (config->limits.body_timeout_ms > stall_ms)
+		stall_ms = config->limits.body_timeout_ms;
+	stall_ms += 1000;
+	idle.tv_sec = (time_t)(stall_ms / 1000);
+	idle.tv_usec = (suseconds_t)(stall_ms % 1000) * 1000;
 
 	w->id = id;
 	w->server = server;
@@ -160,6 +171,7 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, char *err
 	for (size_t i = 0; i < config->nupstreams; i++)
 		w->pools[i] =
 		    gw_pool_new(w, &config->upstreams[i], server->nworkers, server->health);
+	gw_pipeline_worker_new(server->pipeline, w);
 	w->wakeup_ev = event_new(w->base, -1, 0, on_wakeup, w);
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
 	event_add(w->tick_ev, &tick);
@@ -200,6 +212,7 @@ void gw_worker_free(struct gw_worker *w)
 		return;
 	if (w->http)
 		evhttp_free(w->http);
+	gw_pipeline_worker_free(w);
 	for (size_t i = 0; w->pools && i < w->config->nupstreams; i++)
 		if (w->pools[i])
 			gw_pool_free(w->pools[i]);

@@ -60,6 +60,8 @@ struct gw_worker {
 	 * writes the pointer; modules/flags/flag_sync.c hands new snapshots over
 	 * through an event on base and drops the last reference at exit. */
 	struct gw_flags_snap *flags;
+	/* Each module's state for this worker (gateway/pipeline.h), owned. */
+	void *mod_state[GW_MAX_MODULES];
 };
 
 /* Creates the worker's loop, evhttp and listeners (binding is done here, in

@@ -704,6 +704,26 @@ static const struct field limits_fields[] = {
     FIELDS_END,
 };
 
+static const struct field shedding_fields[] = {
+    U32("max_inflight", struct gw_shedding_conf, max_inflight, 1, 10000000, 2000),
+    DURATION("target_queue_delay", struct gw_shedding_conf, target_queue_delay_ms, 1, MIN, 20,
+             "1ms..1m"),
+    DURATION("max_loop_lag", struct gw_shedding_conf, max_loop_lag_ms, 1, MIN, 50, "1ms..1m"),
+    DURATION("retry_after", struct gw_shedding_conf, retry_after_ms, SEC, HOUR, 2 * SEC,
+             "1s..1h"),
+    BOOL("dry_run", struct gw_shedding_conf, dry_run, false),
+    FIELDS_END,
+};
+
+static void parse_shedding(struct loader *ld, const struct gw_node *value, const char *where,
+                           void *obj)
+{
+	struct gw_config *cfg = obj;
+
+	if (want_map(ld, value, "shedding", where))
+		walk_map(ld, value, "shedding", shedding_fields, &cfg->shedding, NULL);
+}
+
 static void parse_limits(struct loader *ld, const struct gw_node *value, const char *where,
                          void *obj)
 {
@@ -874,8 +894,33 @@ static void upstream_outlier_detection(struct loader *ld, const struct gw_node *
 	walk_map(ld, value, od_where, outlier_fields, &u->outlier_detection, NULL);
 }
 
+/* concurrency_limit: adaptive | N | off (the fixed limit is for the whole process). */
+static void upstream_concurrency_limit(struct loader *ld, const struct gw_node *value,
+                                       const char *where, void *obj)
+{
+	struct gw_upstream_conf *u = obj;
+	uint64_t n;
+
+	if (!want_scalar(ld, value, "concurrency_limit", where, "adaptive, off or a number"))
+		return;
+	if (strcmp(value->value, "adaptive") == 0) {
+		u->climit_mode = GW_CLIMIT_ADAPTIVE;
+	} else if (strcmp(value->value, "off") == 0) {
+		u->climit_mode = GW_CLIMIT_OFF;
+	} else if (value->value[0] >= '0' && value->value[0] <= '9') {
+		if (get_uint(ld, value, "concurrency_limit", where, 1, 100000, &n) == 0) {
+			u->climit_mode = GW_CLIMIT_FIXED;
+			u->climit_fixed = (uint32_t)n;
+		}
+	} else {
+		bad_value(ld, value, "concurrency_limit", where,
+		          "expected adaptive, off or a number 1..100000, got '%s'", value->value);
+	}
+}
+
 static const struct field upstream_fields[] = {
     CUSTOM("servers", upstream_servers),
+    CUSTOM("concurrency_limit", upstream_concurrency_limit),
     CUSTOM("balance", upstream_balance),
     DURATION("connect_timeout", struct gw_upstream_conf, connect_timeout_ms, 1, MIN, SEC,
              "1ms..1m"),
@@ -1182,8 +1227,33 @@ static void route_flag(struct loader *ld, const struct gw_node *value, const cha
 		missing_key(ld, value, "name", flag_where);
 }
 
+static const char *const priority_names[] = {"critical", "normal", "sheddable"};
+
+const char *gw_priority_name(enum gw_priority p)
+{
+	return (unsigned)p < GW_PRIORITY_COUNT ? priority_names[p] : "normal";
+}
+
+static void route_priority(struct loader *ld, const struct gw_node *value, const char *where,
+                           void *obj)
+{
+	struct gw_route_conf *r = obj;
+
+	if (!want_scalar(ld, value, "priority", where, "critical, normal or sheddable"))
+		return;
+	for (unsigned i = 0; i < GW_PRIORITY_COUNT; i++) {
+		if (strcmp(value->value, priority_names[i]) == 0) {
+			r->priority = (enum gw_priority)i;
+			return;
+		}
+	}
+	bad_value(ld, value, "priority", where, "expected critical, normal or sheddable, got '%s'",
+	          value->value);
+}
+
 static const struct field route_fields[] = {
     CUSTOM("name", route_name),
+    CUSTOM("priority", route_priority),
     CUSTOM("match", route_match),
     CUSTOM("upstream", route_upstream),
     CUSTOM("flag", route_flag),
@@ -1218,6 +1288,7 @@ static void parse_route(struct loader *ld, const struct gw_node *n, struct gw_ro
 	char where[160];
 
 	apply_defaults(route_fields, r);
+	r->priority = GW_PRIORITY_NORMAL;
 	if (n->type != GW_NODE_MAP) {
 		bad_value(ld, n, "routes", NULL, "expected a mapping for each route, got %s",
 		          gw_node_type_name(n));
@@ -1595,6 +1666,7 @@ static const struct field top_fields[] = {
     DURATION("drain_timeout", struct gw_config, drain_timeout_ms, 0, HOUR, 10 * SEC, "0..1h"),
     CUSTOM("access_log", parse_access_log),
     CUSTOM("limits", parse_limits),
+    CUSTOM("shedding", parse_shedding),
     CUSTOM("upstreams", parse_upstreams),
     CUSTOM("routes", parse_routes),
     CUSTOM("redis", parse_redis),
@@ -1681,6 +1753,7 @@ static struct gw_config *config_from_doc(const struct gw_yaml_doc *doc, struct g
 	cfg->access_log = gw_strdup("stdout");
 	apply_defaults(top_fields, cfg);
 	apply_defaults(limits_fields, &cfg->limits);
+	apply_defaults(shedding_fields, &cfg->shedding);
 
 	if (root->type != GW_NODE_MAP) {
 		error_at(&ld, root, "top level must be a mapping, got %s", gw_node_type_name(root));

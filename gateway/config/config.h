@@ -41,11 +41,21 @@ enum gw_balance {
 	GW_BALANCE_RANDOM,
 };
 
+/*
+ * A route's priority: which requests give way first when the gateway or an
+ * upstream is overloaded (SPEC section 5). The value is the rank used by
+ * the queues and the overload level: lower is more important. A route
+ * without `priority` is normal.
+ */
 enum gw_priority {
-	GW_PRIORITY_NORMAL = 0,
-	GW_PRIORITY_CRITICAL,
-	GW_PRIORITY_SHEDDABLE,
+	GW_PRIORITY_CRITICAL = 0,
+	GW_PRIORITY_NORMAL = 1,
+	GW_PRIORITY_SHEDDABLE = 2,
 };
+#define GW_PRIORITY_COUNT 3
+
+/* "critical", "normal", "sheddable". */
+const char *gw_priority_name(enum gw_priority p);
 
 /* An IP address and port, resolved at load time (never on the event loop). */
 struct gw_sockaddr {
@@ -67,6 +77,25 @@ struct gw_limits_conf {
 	uint64_t header_timeout_ms; /* default 10s */
 	uint64_t body_timeout_ms;   /* default 30s */
 	uint64_t idle_timeout_ms;   /* default 60s */
+};
+
+/*
+ * shedding: the process-wide overload level and the upstream queues
+ * (modules/shedding, modules/concurrency). Plain values.
+ */
+struct gw_shedding_conf {
+	uint32_t max_inflight;          /* requests in flight in the process; default 2000 */
+	uint64_t target_queue_delay_ms; /* standing queue delay that means overload; default 20ms */
+	uint64_t max_loop_lag_ms;       /* event-loop lag that means overload; default 50ms */
+	uint64_t retry_after_ms;        /* Retry-After of shed answers (+-20%); default 2s */
+	bool dry_run;                   /* count and log what would be shed, shed nothing */
+};
+
+/* An upstream's `concurrency_limit`: off, a fixed number, or adaptive. */
+enum gw_climit_mode {
+	GW_CLIMIT_OFF = 0,
+	GW_CLIMIT_FIXED,
+	GW_CLIMIT_ADAPTIVE,
 };
 
 struct gw_server_conf {
@@ -100,6 +129,8 @@ struct gw_upstream_conf {
 	uint64_t connect_timeout_ms; /* default 1s */
 	uint32_t max_connections;    /* per server, whole process; default 256 */
 	uint32_t keepalive;          /* idle connections kept per server; default 32 */
+	enum gw_climit_mode climit_mode; /* default off */
+	uint32_t climit_fixed;           /* the limit with GW_CLIMIT_FIXED, whole process */
 	/* Valid only when the has_ flag is set (the key is present); the
 	 * path string is owned by the snapshot. */
 	bool has_health_check;
@@ -185,7 +216,7 @@ struct gw_route_conf {
 	struct gw_upstream_conf *upstream; /* points into the same snapshot */
 	bool strip_prefix;                 /* default false */
 	uint64_t timeout_ms;               /* default 15s */
-	enum gw_priority priority;
+	enum gw_priority priority; /* default normal */
 	struct gw_route_flag *flag; /* NULL: no flag; owned by the snapshot */
 	/* Per-module configuration, indexed like modules/registry.c; NULL when
 	 * the route does not configure that module. Owned by the snapshot. */
@@ -202,6 +233,7 @@ struct gw_config {
 	uint64_t drain_timeout_ms; /* default 10s */
 	char *access_log;          /* "stdout" (default), "off", or a path */
 	struct gw_limits_conf limits;
+	struct gw_shedding_conf shedding;
 
 	struct gw_upstream_conf *upstreams;
 	size_t nupstreams;

@@ -31,7 +31,8 @@ struct gw_pool *gw_pool_new(struct gw_worker *w, const struct gw_upstream_conf *
 		s->index = i;
 		s->conf = &conf->servers[i];
 		TAILQ_INIT(&s->idle);
-		TAILQ_INIT(&s->waiters);
+		for (unsigned r = 0; r < GW_PRIORITY_COUNT; r++)
+			TAILQ_INIT(&s->waiters[r]);
 		pool->usable[i] = true;
 	}
 	return pool;
@@ -94,8 +95,11 @@ struct gw_upconn *gw_pool_get(struct gw_pool *pool, size_t idx, struct gw_pool_w
 		 * connect failure through a connection that is never made. */
 		return NULL;
 	}
+	if (waiter->rank >= GW_PRIORITY_COUNT)
+		waiter->rank = GW_PRIORITY_COUNT - 1;
 	waiter->queued = true;
-	TAILQ_INSERT_TAIL(&s->waiters, waiter, link);
+	TAILQ_INSERT_TAIL(&s->waiters[waiter->rank], waiter, link);
+	s->nwaiters++;
 	return NULL;
 }
 
@@ -103,7 +107,8 @@ void gw_pool_cancel_wait(struct gw_pool *pool, size_t idx, struct gw_pool_waiter
 {
 	if (!waiter->queued)
 		return;
-	TAILQ_REMOVE(&pool->servers[idx].waiters, waiter, link);
+	TAILQ_REMOVE(&pool->servers[idx].waiters[waiter->rank], waiter, link);
+	pool->servers[idx].nwaiters--;
 	waiter->queued = false;
 }
 
@@ -111,18 +116,25 @@ void gw_pool_cancel_wait(struct gw_pool *pool, size_t idx, struct gw_pool_waiter
  * use it before its deadline, and the connection would be opened for nothing. */
 #define GW_POOL_MIN_WAIT_LEFT_MS 10
 
-/* The first waiter that still has time to use a connection. */
+/* The first waiter of the most important rank that still has time to use
+ * a connection. */
 static struct gw_pool_waiter *next_waiter(struct gw_pool_server *s)
 {
-	uint64_t now = gw_clock_now_ms() + GW_POOL_MIN_WAIT_LEFT_MS;
+	uint64_t now;
 	struct gw_pool_waiter *w;
 
-	TAILQ_FOREACH(w, &s->waiters, link)
-	{
-		if (w->deadline_ms > now) {
-			TAILQ_REMOVE(&s->waiters, w, link);
-			w->queued = false;
-			return w;
+	if (s->nwaiters == 0)
+		return NULL;
+	now = gw_clock_now_ms() + GW_POOL_MIN_WAIT_LEFT_MS;
+	for (unsigned r = 0; r < GW_PRIORITY_COUNT; r++) {
+		TAILQ_FOREACH(w, &s->waiters[r], link)
+		{
+			if (w->deadline_ms > now) {
+				TAILQ_REMOVE(&s->waiters[r], w, link);
+				s->nwaiters--;
+				w->queued = false;
+				return w;
+			}
 		}
 	}
 	return NULL;
@@ -152,7 +164,7 @@ void gw_pool_closed(struct gw_pool_server *s)
 	struct gw_pool_waiter *w;
 	struct gw_upconn *c;
 
-	if (TAILQ_EMPTY(&s->waiters) || s->nopen >= s->pool->max_open)
+	if (s->nwaiters == 0 || s->nopen >= s->pool->max_open)
 		return;
 	w = next_waiter(s);
 	if (!w)

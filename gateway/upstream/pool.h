@@ -5,7 +5,8 @@
  * `keepalive`), counts its open ones (at most its share of
  * `max_connections`: the limit is per server for the whole process and is
  * split evenly over workers so that no lock is needed), and queues the
- * requests waiting for a connection when the limit is reached. A waiting
+ * requests waiting for a connection when the limit is reached: critical
+ * before normal before sheddable, FIFO within a priority. A waiting
  * request is bounded by its route timeout.
  *
  * Ownership: the worker owns its pools; a pool owns its servers' connections
@@ -29,6 +30,7 @@ struct gw_health;
 struct gw_pool_waiter {
 	void (*ready)(struct gw_pool_waiter *w, struct gw_upconn *c);
 	uint64_t deadline_ms; /* past it the waiter is skipped: its own timer ends it */
+	unsigned rank;        /* its route's priority: lower ranks are served first */
 	bool queued;
 	TAILQ_ENTRY(gw_pool_waiter) link;
 };
@@ -43,7 +45,8 @@ struct gw_pool_server {
 	struct gw_upconn_list idle;
 	unsigned nidle;
 	unsigned nopen; /* connecting, idle and busy */
-	struct gw_waiter_list waiters;
+	struct gw_waiter_list waiters[GW_PRIORITY_COUNT]; /* by rank, FIFO within */
+	unsigned nwaiters;
 };
 
 struct gw_pool {

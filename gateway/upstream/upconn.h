@@ -25,7 +25,7 @@
 
 #include "../http/chunked.h"
 #include "../http/response_head.h"
-#include "../../modules/module.h"
+#include "../try_result.h"
 
 struct event;
 struct evbuffer;

@@ -100,21 +100,13 @@ static int parse_breaker(struct gw_breaker_conf *c, const struct gw_node *node,
  * where names the route (module.h): messages say "in circuit_breaker of
  * route 'x'".
  */
-static int breaker_conf_parse(void *conf, const struct gw_node *node, const char *where,
+int gw_breaker_conf_parse(void *conf, const struct gw_node *node, const char *where,
                               const char *file, struct gw_errlist *errs)
 {
 	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = where};
 
 	return parse_breaker(conf, node, &ctx);
 }
-
-const struct gw_module gw_breaker_module = {
-    .name = "circuit_breaker",
-    .conf_size = sizeof(struct gw_breaker_conf),
-    .conf_parse = breaker_conf_parse,
-    .conf_check = NULL, /* nothing to check against the route */
-    .conf_free = NULL,  /* nothing inside is allocated */
-};
 
 const struct gw_breaker_conf *gw_breaker_conf_of(const struct gw_route_conf *route)
 {

@@ -66,8 +66,15 @@ struct gw_breaker_conf {
 	uint32_t half_open_requests; /* default 5 */
 };
 
-/* The module (registry.c): parses `circuit_breaker`; no hooks yet. */
+/*
+ * The module (registry.c, breaker_module.c): fails fast while open, makes
+ * probes while half-open, learns from every try. Its route state is the
+ * route's struct gw_breaker.
+ */
 extern const struct gw_module gw_breaker_module;
+/* The module's conf_parse (breaker.c). */
+int gw_breaker_conf_parse(void *conf, const struct gw_node *node, const char *where,
+                          const char *file, struct gw_errlist *errs);
 
 /* Every default, as a route's `circuit_breaker: {}` gets them. */
 extern const struct gw_breaker_conf gw_breaker_conf_default;

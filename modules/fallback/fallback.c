@@ -3,6 +3,7 @@
  */
 #include "fallback.h"
 #include "../../gateway/config/conf_read.h"
+#include "../../gateway/reply.h"
 #include "../../gateway/util/alloc.h"
 
 #include <stdlib.h>
@@ -75,8 +76,23 @@ static void fallback_conf_free(void *conf)
 	free(c->body);
 }
 
+/* A route that fails fast (circuit open) answers with its fallback instead. */
+static void fallback_on_answer(struct gw_mod_env *env, struct gw_error_reply *e)
+{
+	const struct gw_fallback_conf *fb = env->conf;
+
+	if (strcmp(e->code, "circuit_open") != 0)
+		return;
+	e->status = (int)fb->status;
+	e->content_type = fb->content_type;
+	e->body = fb->body;
+	e->body_len = fb->body_len;
+}
+
 const struct gw_module gw_fallback_module = {
     .name = "fallback",
+    .route_key = "fallback",
+    .on_answer = fallback_on_answer,
     .conf_size = sizeof(struct gw_fallback_conf),
     .conf_parse = fallback_conf_parse,
     .conf_check = NULL,

@@ -14,7 +14,7 @@
 
 #include "flag_cache.h"
 #include "../../gateway/redis/redis_client.h"
-#include "../../gateway/route_state.h"
+#include "../../gateway/pipeline.h"
 #include "../../gateway/util/alloc.h"
 #include "../../gateway/util/log.h"
 
@@ -36,7 +36,7 @@ struct reread;
 struct gw_flags_sync {
 	struct gw_config *config; /* reference */
 	struct event_base *base;
-	struct gw_route_states *routes; /* the server's; breakers forced from here */
+	struct gw_pipeline *pipeline; /* the server's; breakers forced from here */
 	struct gw_redis *redis;         /* owned; NULL without a redis section */
 	struct event *poll_ev;          /* every redis.poll_interval */
 	struct event *expire_ev;        /* the next end of a TTL'd ops value */
@@ -158,7 +158,7 @@ static void apply_breakers(struct gw_flags_sync *fs, const struct gw_flags_snap 
 		if (s->breakers[r] == fs->applied[r])
 			continue;
 		fs->applied[r] = s->breakers[r];
-		b = fs->routes && r < fs->routes->nroutes ? fs->routes->routes[r].breaker : NULL;
+		b = gw_pipeline_route_state(fs->pipeline, r, &gw_breaker_module);
 		if (b)
 			gw_breaker_force(b, s->breakers[r]);
 	}
@@ -474,7 +474,7 @@ static void on_start_deadline(evutil_socket_t fd, short what, void *arg)
 /* ---- life cycle ---------------------------------------------------------------- */
 
 struct gw_flags_sync *gw_flags_sync_new(struct gw_config *config, struct event_base *main_base,
-                                        struct gw_route_states *routes, char *err, size_t err_size)
+                                        struct gw_pipeline *pipeline, char *err, size_t err_size)
 {
 	struct gw_flags_sync *fs;
 	const struct gw_redis_conf *rc = &config->redis;
@@ -492,7 +492,7 @@ struct gw_flags_sync *gw_flags_sync_new(struct gw_config *config, struct event_b
 	fs = gw_calloc(1, sizeof(*fs));
 	fs->config = gw_config_ref(config);
 	fs->base = main_base;
-	fs->routes = routes;
+	fs->pipeline = pipeline;
 	fs->remote = gw_flags_layer_new(config);
 	fs->override = gw_flags_layer_new(config);
 	fs->applied = gw_calloc(config->nroutes ? config->nroutes : 1, sizeof(*fs->applied));

@@ -33,7 +33,7 @@
 #include "flag_state.h"
 
 struct event_base;
-struct gw_route_states;
+struct gw_pipeline;
 struct gw_flags_sync;
 
 /*
@@ -42,7 +42,7 @@ struct gw_flags_sync;
  * that is not set).
  */
 struct gw_flags_sync *gw_flags_sync_new(struct gw_config *config, struct event_base *main_base,
-                                        struct gw_route_states *routes, char *err, size_t err_size);
+                                        struct gw_pipeline *pipeline, char *err, size_t err_size);
 /* Connects, waits for the first read (bounded), starts polling. */
 void gw_flags_sync_start(struct gw_flags_sync *fs);
 /*

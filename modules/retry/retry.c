@@ -196,7 +196,7 @@ static int parse_retry(struct gw_retry_conf *c, const struct gw_node *node,
 }
 
 /* where names the route (module.h): messages say "in retry of route 'x'". */
-static int retry_conf_parse(void *conf, const struct gw_node *node, const char *where,
+int gw_retry_conf_parse(void *conf, const struct gw_node *node, const char *where,
                             const char *file, struct gw_errlist *errs)
 {
 	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = where};
@@ -204,7 +204,7 @@ static int retry_conf_parse(void *conf, const struct gw_node *node, const char *
 	return parse_retry(conf, node, &ctx);
 }
 
-static int retry_conf_check(const void *conf, const struct gw_route_conf *route, const char *file,
+int gw_retry_conf_check(const void *conf, const struct gw_route_conf *route, const char *file,
                             struct gw_errlist *errs)
 {
 	const struct gw_retry_conf *c = conf;
@@ -228,14 +228,6 @@ static int retry_conf_check(const void *conf, const struct gw_route_conf *route,
 		               route->index + 1, per_try, timeout);
 	return -1;
 }
-
-const struct gw_module gw_retry_module = {
-    .name = "retry",
-    .conf_size = sizeof(struct gw_retry_conf),
-    .conf_parse = retry_conf_parse,
-    .conf_check = retry_conf_check,
-    .conf_free = NULL, /* nothing inside is allocated */
-};
 
 const struct gw_retry_conf *gw_retry_conf_of(const struct gw_route_conf *route)
 {

@@ -50,8 +50,18 @@ struct gw_retry_conf {
 	unsigned per_try_timeout_line, per_try_timeout_col;
 };
 
-/* The module (registry.c): parses and checks `retry`; no hooks yet. */
+/*
+ * The module (registry.c, retry_module.c): counts requests into the budget,
+ * sets the per-try timeout, and decides retries (conditions, method rules,
+ * room before the deadline, then the budget). Runs on every route: the
+ * budget is on by default. Its route state is the route's budget.
+ */
 extern const struct gw_module gw_retry_module;
+/* The module's conf_parse and conf_check (retry.c). */
+int gw_retry_conf_parse(void *conf, const struct gw_node *node, const char *where,
+                        const char *file, struct gw_errlist *errs);
+int gw_retry_conf_check(const void *conf, const struct gw_route_conf *route, const char *file,
+                        struct gw_errlist *errs);
 
 /*
  * What a route without a `retry` key gets: one try (no retries), every

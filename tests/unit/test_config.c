@@ -456,8 +456,14 @@ START_TEST(shipped_example_config_loads)
 	ck_assert_uint_eq(checkout->nservers, 1);
 	ck_assert_uint_eq(port_of(&checkout->servers[0].addr), 9003);
 
-	ck_assert_uint_eq(cfg->nroutes, 3);
+	ck_assert_uint_eq(cfg->nroutes, 4);
 	ck_assert_str_eq(cfg->routes[0].name, "checkout");
+	ck_assert_int_eq(cfg->routes[0].priority, GW_PRIORITY_CRITICAL);
+	ck_assert_int_eq(catalog->climit_mode, GW_CLIMIT_ADAPTIVE);
+	ck_assert_uint_eq(cfg->shedding.max_inflight, 2000);
+	ck_assert_uint_eq(cfg->shedding.target_queue_delay_ms, 20);
+	ck_assert_str_eq(cfg->routes[2].name, "recommendations");
+	ck_assert_int_eq(cfg->routes[2].priority, GW_PRIORITY_SHEDDABLE);
 	ck_assert_str_eq(cfg->routes[0].path_prefix, "/api/checkout");
 	ck_assert_uint_eq(cfg->routes[0].methods, GW_METHOD_GET | GW_METHOD_POST);
 	ck_assert_ptr_eq(cfg->routes[0].upstream, checkout);
@@ -466,8 +472,8 @@ START_TEST(shipped_example_config_loads)
 	ck_assert_str_eq(cfg->routes[1].path_prefix, "/api/catalog");
 	ck_assert_ptr_eq(cfg->routes[1].upstream, catalog);
 	ck_assert(!cfg->routes[1].strip_prefix);
-	ck_assert_str_eq(cfg->routes[2].name, "default");
-	ck_assert_str_eq(cfg->routes[2].path_prefix, "/");
+	ck_assert_str_eq(cfg->routes[3].name, "default");
+	ck_assert_str_eq(cfg->routes[3].path_prefix, "/");
 	ck_assert_ptr_eq(cfg->routes[2].upstream, catalog);
 	gw_config_unref(cfg);
 }

@@ -14,9 +14,13 @@
 #include "gateway/config/yaml_tree.h"
 #include "gateway/util/errlist.h"
 #include "modules/circuit_breaker/breaker.h"
+#include "modules/concurrency/concurrency.h"
 #include "modules/fallback/fallback.h"
+#include "modules/flags/flags_module.h"
 #include "modules/module.h"
+#include "modules/rate_limit/rate_limit.h"
 #include "modules/retry/retry.h"
+#include "modules/shedding/shedding.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -409,23 +413,45 @@ END_TEST
 
 /* ---- the registry ------------------------------------------------------ */
 
-START_TEST(registry_lists_breaker_retry_fallback_in_order)
+START_TEST(registry_lists_modules_in_pipeline_order)
 {
-	ck_assert_uint_eq(gw_modules_count, 3);
-	ck_assert_int_eq(gw_module_find("circuit_breaker"), 0);
-	ck_assert_int_eq(gw_module_find("retry"), 1);
-	ck_assert_int_eq(gw_module_find("fallback"), 2);
-	ck_assert_int_eq(gw_module_find("Retry"), -1);
-	ck_assert_int_eq(gw_module_find("rate_limit"), -1);
-	ck_assert_ptr_eq(gw_modules[0], &gw_breaker_module);
-	ck_assert_ptr_eq(gw_modules[1], &gw_retry_module);
-	ck_assert_ptr_eq(gw_modules[2], &gw_fallback_module);
+	const struct gw_module *const order[] = {
+	    &gw_flags_module, &gw_rate_limit_module, &gw_shedding_module,   &gw_breaker_module,
+	    &gw_retry_module, &gw_concurrency_module, &gw_fallback_module,
+	};
+
+	ck_assert_uint_eq(gw_modules_count, sizeof(order) / sizeof(order[0]));
 	for (size_t i = 0; i < gw_modules_count; i++) {
+		ck_assert_ptr_eq(gw_modules[i], order[i]);
+		ck_assert_uint_eq(gw_module_index(order[i]), i);
 		ck_assert_ptr_nonnull(gw_modules[i]->name);
-		ck_assert_ptr_nonnull(gw_modules[i]->conf_parse);
-		ck_assert_uint_gt(gw_modules[i]->conf_size, 0);
-		/* the request path is wired elsewhere */
-		ck_assert_ptr_null(gw_modules[i]->on_request);
+		/* a module with a route key parses it */
+		if (gw_modules[i]->route_key) {
+			ck_assert_ptr_nonnull(gw_modules[i]->conf_parse);
+			ck_assert_uint_gt(gw_modules[i]->conf_size, 0);
+		}
+	}
+	ck_assert_int_eq(gw_module_find("circuit_breaker"), 3);
+	ck_assert_int_eq(gw_module_find("retry"), 4);
+	ck_assert_int_eq(gw_module_find("fallback"), 6);
+	ck_assert_int_eq(gw_module_find("rate_limit"), 1);
+	ck_assert_int_eq(gw_module_find("Retry"), -1);
+	/* modules configured elsewhere have no route key */
+	ck_assert_int_eq(gw_module_find("shedding"), -1);
+	ck_assert_int_eq(gw_module_find("flags"), -1);
+}
+END_TEST
+
+START_TEST(request_slots_fit_and_do_not_overlap)
+{
+	gw_modules_init();
+	for (size_t i = 0; i < gw_modules_count; i++) {
+		size_t end = gw_module_slot_offset[i] + gw_modules[i]->slot_size;
+
+		ck_assert_uint_le(end, GW_TXN_SLOT_BYTES);
+		if (i + 1 < gw_modules_count)
+			ck_assert_uint_le(end, gw_module_slot_offset[i + 1]);
+		ck_assert_uint_eq(gw_module_slot_offset[i] % _Alignof(max_align_t), 0);
 	}
 }
 END_TEST
@@ -941,8 +967,9 @@ static Suite *module_conf_suite(void)
 	         conf_read_keys_shapes_and_missing_keys);
 	add_case(s, "conf_read_spells_durations_and_sizes_back",
 	         conf_read_spells_durations_and_sizes_back);
-	add_case(s, "registry_lists_breaker_retry_fallback_in_order",
-	         registry_lists_breaker_retry_fallback_in_order);
+	add_case(s, "registry_lists_modules_in_pipeline_order",
+	         registry_lists_modules_in_pipeline_order);
+	add_case(s, "request_slots_fit_and_do_not_overlap", request_slots_fit_and_do_not_overlap);
 	add_case(s, "route_without_module_keys_gets_module_defaults",
 	         route_without_module_keys_gets_module_defaults);
 	add_case(s, "retry_empty_section_gets_every_default",

@@ -1,0 +1,254 @@
+#include "concurrency.h"
+#include "climit.h"
+#include "prio_queue.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "../shedding/shedding.h"
+#include "../../gateway/txn.h"
+#include "../../gateway/util/alloc.h"
+#include "../../gateway/util/clock.h"
+#include "../../gateway/worker.h"
+
+/* Bounds of a learned limit, per worker. */
+#define CLIMIT_MIN     1
+#define CLIMIT_MAX     10000
+#define CLIMIT_INITIAL 20
+/* CoDel interval: a queue standing above target this long is overload, not a burst. */
+#define CC_QUEUE_INTERVAL_MS 100
+
+/* One upstream in one worker: its limit, its slots in use, its queue. */
+struct cc_upstream {
+	const struct gw_upstream_conf *conf;
+	bool adaptive;
+	uint32_t fixed;   /* the worker's share of a fixed limit */
+	uint32_t inflight; /* requests holding a slot */
+	struct gw_climit limit;
+	struct gw_pq queue;
+	bool dispatching; /* dispatch() is on the stack: it will see freed slots */
+};
+
+/* Per worker: every upstream of the config the worker started with. Owned by the worker. */
+struct cc_worker {
+	struct gw_worker *w;
+	struct cc_upstream *ups; /* indexed like config->upstreams; unused for limit off */
+	size_t nups;
+	struct event *tick_ev;
+};
+
+/* Per request. */
+struct cc_slot {
+	struct gw_pq_entry entry; /* while parked */
+	struct gw_txn *txn;
+	struct cc_upstream *up; /* where it holds or waits for a slot */
+	bool held;              /* holds a slot */
+	uint32_t inflight_at_admit;
+};
+
+static uint32_t limit_of(const struct cc_upstream *u)
+{
+	return u->adaptive ? gw_climit_get(&u->limit) : u->fixed;
+}
+
+static void take_slot(struct cc_upstream *u, struct cc_slot *slot)
+{
+	slot->held = true;
+	slot->up = u;
+	slot->inflight_at_admit = ++u->inflight;
+}
+
+static struct cc_slot *slot_of(struct gw_pq_entry *e)
+{
+	return (struct cc_slot *)((char *)e - offsetof(struct cc_slot, entry));
+}
+
+static void shed_waiter(struct cc_worker *cw, struct cc_slot *slot)
+{
+	struct gw_txn *txn = slot->txn;
+	const struct gw_shedding_conf *sc = &cw->w->config->shedding;
+	struct gw_admit_answer a = {
+	    .status = 503,
+	    .code = "shed",
+	    .retry_after_ms = gw_shed_retry_after_ms(sc, gw_worker_random(cw->w)),
+	};
+
+	gw_shed_count(cw->w, txn->route, "upstream queue standing above target_queue_delay",
+	              false);
+	gw_txn_refuse(txn, &a); /* may free txn */
+}
+
+/*
+ * Hands free slots to waiters, highest class first, and sheds what the
+ * queue says must go. Resuming a request may end it at once (and end()
+ * frees its slot): the dispatching flag turns that recursion into more
+ * turns of this loop.
+ */
+static void dispatch(struct cc_worker *cw, struct cc_upstream *u)
+{
+	struct gw_pq_entry *e;
+	uint64_t now = gw_clock_now_ms();
+
+	if (u->dispatching)
+		return;
+	u->dispatching = true;
+	if (!cw->w->config->shedding.dry_run)
+		while ((e = gw_pq_shed_next(&u->queue, now)) != NULL)
+			shed_waiter(cw, slot_of(e));
+	while (u->inflight < limit_of(u) && (e = gw_pq_pop(&u->queue, now)) != NULL) {
+		struct cc_slot *slot = slot_of(e);
+
+		take_slot(u, slot);
+		gw_txn_resume(slot->txn); /* may free it */
+	}
+	u->dispatching = false;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct cc_worker *cw = arg;
+
+	for (size_t i = 0; i < cw->nups; i++)
+		if (cw->ups[i].conf && gw_pq_total(&cw->ups[i].queue) > 0)
+			dispatch(cw, &cw->ups[i]);
+}
+
+static void *cc_worker_new(void *process_state, struct gw_worker *w)
+{
+	const struct gw_config *config = w->config;
+	struct cc_worker *cw = gw_calloc(1, sizeof(*cw));
+	struct timeval every = {.tv_sec = 0, .tv_usec = GW_CONCURRENCY_TICK_MS * 1000};
+	unsigned nworkers = config->workers ? config->workers : 1;
+	bool any = false;
+
+	cw->w = w;
+	cw->nups = config->nupstreams;
+	cw->ups = gw_calloc(cw->nups ? cw->nups : 1, sizeof(*cw->ups));
+	for (size_t i = 0; i < cw->nups; i++) {
+		const struct gw_upstream_conf *uc = &config->upstreams[i];
+		struct cc_upstream *u = &cw->ups[i];
+
+		if (uc->climit_mode == GW_CLIMIT_OFF)
+			continue;
+		any = true;
+		u->conf = uc;
+		u->adaptive = uc->climit_mode == GW_CLIMIT_ADAPTIVE;
+		u->fixed = (uc->climit_fixed + nworkers - 1) / nworkers;
+		gw_climit_init(&u->limit, CLIMIT_INITIAL, CLIMIT_MIN, CLIMIT_MAX);
+		gw_pq_init(&u->queue, config->shedding.target_queue_delay_ms,
+		           CC_QUEUE_INTERVAL_MS);
+	}
+	if (any) {
+		cw->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, cw);
+		event_add(cw->tick_ev, &every);
+	}
+	return cw;
+}
+
+static void cc_worker_free(void *state)
+{
+	struct cc_worker *cw = state;
+
+	if (cw->tick_ev)
+		event_free(cw->tick_ev);
+	free(cw->ups);
+	free(cw);
+}
+
+static bool cc_active(const struct gw_route_conf *route)
+{
+	return route->upstream->climit_mode != GW_CLIMIT_OFF;
+}
+
+static enum gw_admit cc_on_admit(struct gw_mod_env *env)
+{
+	struct cc_worker *cw = env->worker_state;
+	struct cc_slot *slot = env->slot;
+	struct cc_upstream *u;
+	unsigned rank = env->route->priority;
+
+	if (env->route->upstream->index >= cw->nups)
+		return GW_ADMIT_NEXT; /* an upstream newer than this worker's table */
+	u = &cw->ups[env->route->upstream->index];
+	if (!u->conf)
+		return GW_ADMIT_NEXT; /* rerouted to an upstream without a limit */
+	/* A free slot goes to a class the queue is not shedding (gw_pq_yield:
+	 * at 4x a sheddable request must not take the slot a normal one is
+	 * being refused for). */
+	if (u->inflight < limit_of(u) && gw_pq_total(&u->queue) == 0 &&
+	    !gw_pq_yield(&u->queue, rank, env->now_ms)) {
+		take_slot(u, slot);
+		return GW_ADMIT_NEXT;
+	}
+	if (gw_pq_refuse(&u->queue, rank, env->now_ms)) {
+		bool dry = cw->w->config->shedding.dry_run;
+
+		gw_shed_count(env->worker, env->route, "upstream queue standing above target", dry);
+		if (!dry) {
+			env->answer.status = 503;
+			env->answer.code = "shed";
+			env->answer.retry_after_ms = gw_shed_retry_after_ms(
+			    &cw->w->config->shedding, gw_worker_random(env->worker));
+			return GW_ADMIT_ANSWER;
+		}
+	}
+	slot->txn = env->txn;
+	slot->up = u;
+	gw_pq_push(&u->queue, &slot->entry, rank, env->now_ms);
+	return GW_ADMIT_PARK;
+}
+
+static void cc_on_try_done(struct gw_mod_env *env, const struct gw_try *t)
+{
+	struct cc_slot *slot = env->slot;
+
+	if (slot->held && slot->up->adaptive)
+		gw_climit_sample(&slot->up->limit, env->now_ms, t->duration_us,
+		                 slot->inflight_at_admit, t->result != GW_TRY_TIMEOUT);
+}
+
+static void cc_on_end(struct gw_mod_env *env)
+{
+	struct cc_slot *slot = env->slot;
+	struct cc_upstream *u = slot->up;
+
+	if (!u)
+		return;
+	gw_pq_remove(&u->queue, &slot->entry, env->now_ms);
+	if (slot->held) {
+		slot->held = false;
+		u->inflight--;
+		dispatch(env->worker_state, u);
+	}
+}
+
+void gw_concurrency_stats(struct gw_worker *w, size_t upstream, struct gw_concurrency_stats *out)
+{
+	struct cc_worker *cw = w->mod_state[gw_module_index(&gw_concurrency_module)];
+	const struct cc_upstream *u;
+
+	*out = (struct gw_concurrency_stats){0};
+	if (!cw || upstream >= cw->nups || !cw->ups[upstream].conf)
+		return;
+	u = &cw->ups[upstream];
+	out->limit = limit_of(u);
+	out->inflight = u->inflight;
+	for (unsigned r = 0; r < GW_PRIORITY_COUNT; r++)
+		out->queued[r] = gw_pq_len(&u->queue, r);
+	out->min_rtt_us = u->adaptive ? gw_climit_min_rtt_us(&u->limit) : 0;
+	out->rtt_us = u->adaptive ? gw_climit_rtt_us(&u->limit) : 0;
+}
+
+const struct gw_module gw_concurrency_module = {
+    .name = "concurrency",
+    .route_key = NULL, /* the upstream's concurrency_limit */
+    .active = cc_active,
+    .slot_size = sizeof(struct cc_slot),
+    .worker_state_new = cc_worker_new,
+    .worker_state_free = cc_worker_free,
+    .on_admit = cc_on_admit,
+    .on_try_done = cc_on_try_done,
+    .on_end = cc_on_end,
+};

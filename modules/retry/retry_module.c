@@ -1,0 +1,99 @@
+/*
+ * Retry as a module (module.h): the budget counts every request, and after
+ * a failed try the rules of SPEC section 5 decide whether another one goes.
+ */
+#include "retry.h"
+
+#include "../../gateway/txn.h"
+#include "../../gateway/util/clock.h"
+#include "../../gateway/worker.h"
+
+static bool retry_active(const struct gw_route_conf *route)
+{
+	return true; /* the budget is on even where a route sets no `retry` */
+}
+
+static void *retry_route_state_new(const void *conf, const struct gw_route_conf *route)
+{
+	const struct gw_retry_conf *rc = conf ? conf : &gw_retry_conf_default;
+
+	return gw_retry_budget_new(rc->budget_ratio, rc->budget_min_per_second);
+}
+
+static void retry_route_state_free(void *state)
+{
+	gw_retry_budget_free(state);
+}
+
+static enum gw_admit retry_on_admit(struct gw_mod_env *env)
+{
+	const struct gw_retry_conf *rc = env->conf ? env->conf : &gw_retry_conf_default;
+
+	env->txn->per_try_timeout_ms = rc->per_try_timeout_ms;
+	gw_retry_budget_on_request(env->route_state, env->now_ms);
+	return GW_ADMIT_NEXT;
+}
+
+/*
+ * After a failed try, is another one allowed (SPEC section 5)? The route's
+ * attempts and retry conditions; the method rules (a connect failure never
+ * reached the upstream, anything else only for idempotent requests); room
+ * left before the route deadline for the backoff and a whole try; and,
+ * last, the route's retry budget, shared by all workers, so that a failing
+ * upstream never sees a retry storm. The wait before the next try is an
+ * exponential backoff with full jitter.
+ *
+ * A stale keep-alive connection (t->stale) is re-sent at once, once, when
+ * the method allows it, and within the budget: see txn.c.
+ */
+static bool retry_may_retry(struct gw_mod_env *env, const struct gw_try *t, uint64_t *backoff_ms)
+{
+	const struct gw_retry_conf *rc = env->conf ? env->conf : &gw_retry_conf_default;
+	struct gw_txn *txn = env->txn;
+	bool idempotency_key = gw_txn_header(txn, "Idempotency-Key") != NULL;
+	uint64_t backoff, need;
+
+	if (t->stale) {
+		*backoff_ms = 0;
+		return gw_retry_method_allows(txn->method, idempotency_key, GW_TRY_RESET) &&
+		       gw_retry_budget_acquire(env->route_state, env->now_ms);
+	}
+	if (txn->tries >= rc->attempts)
+		return false;
+	if (!gw_retry_condition_matches(rc, t->result, t->status))
+		return false;
+	if (!gw_retry_method_allows(txn->method, idempotency_key, t->result))
+		return false;
+	backoff = gw_retry_backoff_ms(rc, txn->tries - 1, gw_worker_random(txn->worker));
+	need = backoff + (rc->per_try_timeout_ms ? rc->per_try_timeout_ms : 1);
+	if (env->now_ms + need > txn->deadline_ms)
+		return false;
+	if (!gw_retry_budget_acquire(env->route_state, env->now_ms))
+		return false; /* counted by the budget (gateway_retry_budget_exhausted_total) */
+	*backoff_ms = backoff;
+	return true;
+}
+
+static void retry_report(const void *state, struct gw_report *out)
+{
+	uint64_t requests, retries;
+
+	gw_retry_budget_window(state, gw_clock_now_ms(), &requests, &retries);
+	out->add(out, "window_requests", (double)requests);
+	out->add(out, "window_retries", (double)retries);
+	out->add(out, "budget_exhausted", (double)gw_retry_budget_exhausted(state));
+}
+
+const struct gw_module gw_retry_module = {
+    .name = "retry",
+    .route_key = "retry",
+    .conf_size = sizeof(struct gw_retry_conf),
+    .conf_parse = gw_retry_conf_parse,
+    .conf_check = gw_retry_conf_check,
+    .active = retry_active,
+    .route_state_new = retry_route_state_new,
+    .route_state_free = retry_route_state_free,
+    .on_admit = retry_on_admit,
+    .may_retry = retry_may_retry,
+    .report = retry_report,
+};

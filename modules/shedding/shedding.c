@@ -1,0 +1,242 @@
+#include "shedding.h"
+#include "overload.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "../flags/flag_state.h"
+#include "../../gateway/pipeline.h"
+#include "../../gateway/server.h"
+#include "../../gateway/txn.h"
+#include "../../gateway/util/alloc.h"
+#include "../../gateway/util/clock.h"
+#include "../../gateway/util/log.h"
+#include "../../gateway/worker.h"
+
+/*
+ * Process-wide: the detector (main thread only) and what workers read and
+ * count (atomics). Owned by the pipeline; freed after the workers.
+ */
+struct shed_process {
+	struct gw_shedding_conf conf;
+	struct gw_overload_conf oconf;
+	struct gw_overload detector; /* main thread only */
+	struct event *sample_ev;     /* on the main loop, every GW_SHED_SAMPLE_MS */
+	atomic_uint level;           /* the detector's last level */
+	atomic_uint inflight;        /* requests between admission and their end */
+	atomic_ullong max_lag_ms;    /* worst loop lag since the last sample */
+	atomic_ullong shed[GW_PRIORITY_COUNT], dry_run[GW_PRIORITY_COUNT];
+};
+
+/* Per worker: the loop-lag probe and the dry-run log limiter. Owned by the worker. */
+struct shed_worker {
+	struct shed_process *p;
+	struct event *lag_ev;
+	uint64_t lag_expected_us; /* when the probe should fire next */
+	uint64_t last_log_ms;
+};
+
+/* Per request: it is counted in shed_process.inflight. */
+struct shed_slot {
+	bool counted;
+};
+
+uint64_t gw_shed_retry_after_ms(const struct gw_shedding_conf *c, uint64_t random64)
+{
+	/* uniform in [0.8, 1.2] x retry_after, so refused clients spread out */
+	uint64_t span = c->retry_after_ms * 2 / 5;
+
+	return c->retry_after_ms - c->retry_after_ms / 5 + (span ? random64 % (span + 1) : 0);
+}
+
+static struct shed_process *process_of(struct gw_worker *w)
+{
+	return gw_pipeline_process_state(w->server->pipeline, &gw_shedding_module);
+}
+
+void gw_shed_count(struct gw_worker *w, const struct gw_route_conf *route, const char *why,
+                   bool dry_run)
+{
+	struct shed_process *p = process_of(w);
+	struct shed_worker *sw = w->mod_state[gw_module_index(&gw_shedding_module)];
+	uint64_t now;
+
+	if (!p)
+		return;
+	atomic_fetch_add_explicit(dry_run ? &p->dry_run[route->priority] : &p->shed[route->priority],
+	                          1, memory_order_relaxed);
+	if (!dry_run || !sw)
+		return;
+	now = gw_clock_now_ms();
+	if (now - sw->last_log_ms < 1000 && sw->last_log_ms)
+		return;
+	sw->last_log_ms = now;
+	gw_log(GW_LOG_WARN, "shedding dry run: would shed route %s (%s): %s", route->name,
+	       gw_priority_name(route->priority), why);
+}
+
+void gw_shed_stats(const void *state, struct gw_shed_stats *out)
+{
+	struct shed_process *p = (struct shed_process *)state;
+
+	out->level = atomic_load(&p->level);
+	out->inflight = atomic_load(&p->inflight);
+	for (unsigned i = 0; i < GW_PRIORITY_COUNT; i++) {
+		out->shed[i] = atomic_load(&p->shed[i]);
+		out->dry_run[i] = atomic_load(&p->dry_run[i]);
+	}
+}
+
+/* ---- the detector, on the main thread ------------------------------------ */
+
+static void on_sample(evutil_socket_t fd, short what, void *arg)
+{
+	struct shed_process *p = arg;
+	uint64_t lag = atomic_exchange(&p->max_lag_ms, 0);
+	unsigned before = gw_overload_level(&p->detector);
+	unsigned level = gw_overload_update(&p->detector, gw_clock_now_ms(),
+	                                    atomic_load(&p->inflight), lag);
+
+	atomic_store_explicit(&p->level, level, memory_order_relaxed);
+	if (level != before)
+		gw_log(GW_LOG_WARN, "overload level %u -> %u: %s", before, level,
+		       gw_overload_reason(&p->detector));
+}
+
+static void *shed_process_new(const struct gw_config *config, struct event_base *main_base)
+{
+	struct shed_process *p = gw_calloc(1, sizeof(*p));
+	struct timeval every = {.tv_sec = 0, .tv_usec = GW_SHED_SAMPLE_MS * 1000};
+
+	p->conf = config->shedding;
+	p->oconf.max_inflight = config->shedding.max_inflight;
+	p->oconf.max_loop_lag_ms = config->shedding.max_loop_lag_ms;
+	gw_overload_init(&p->detector, &p->oconf);
+	if (main_base) {
+		p->sample_ev = event_new(main_base, -1, EV_PERSIST, on_sample, p);
+		event_add(p->sample_ev, &every);
+	}
+	return p;
+}
+
+static void shed_process_free(void *state)
+{
+	struct shed_process *p = state;
+
+	if (p->sample_ev)
+		event_free(p->sample_ev);
+	free(p);
+}
+
+/* ---- loop lag, in each worker -------------------------------------------- */
+
+/*
+ * A timer that should fire every GW_SHED_LAG_PROBE_MS fires late by as
+ * long as the loop was busy with other work: that lateness is the loop
+ * lag, the time a new event (a request) waits before the worker looks at
+ * it. The worst since the detector's last sample is kept.
+ */
+static void on_lag_probe(evutil_socket_t fd, short what, void *arg)
+{
+	struct shed_worker *sw = arg;
+	uint64_t now = gw_clock_now_us();
+	uint64_t lag = now > sw->lag_expected_us ? (now - sw->lag_expected_us) / 1000 : 0;
+	uint64_t seen = atomic_load_explicit(&sw->p->max_lag_ms, memory_order_relaxed);
+
+	while (lag > seen && !atomic_compare_exchange_weak(&sw->p->max_lag_ms, &seen, lag))
+		;
+	sw->lag_expected_us = now + GW_SHED_LAG_PROBE_MS * 1000;
+}
+
+static void *shed_worker_new(void *process_state, struct gw_worker *w)
+{
+	struct shed_worker *sw = gw_calloc(1, sizeof(*sw));
+	struct timeval every = {.tv_sec = 0, .tv_usec = GW_SHED_LAG_PROBE_MS * 1000};
+
+	sw->p = process_state;
+	if (sw->p) {
+		sw->lag_ev = event_new(w->base, -1, EV_PERSIST, on_lag_probe, sw);
+		sw->lag_expected_us = gw_clock_now_us() + GW_SHED_LAG_PROBE_MS * 1000;
+		event_add(sw->lag_ev, &every);
+	}
+	return sw;
+}
+
+static void shed_worker_free(void *state)
+{
+	struct shed_worker *sw = state;
+
+	if (sw->lag_ev)
+		event_free(sw->lag_ev);
+	free(sw);
+}
+
+/* ---- the admission step -------------------------------------------------- */
+
+static bool shed_active(const struct gw_route_conf *route)
+{
+	return true; /* every route has a priority */
+}
+
+static enum gw_admit shed_on_admit(struct gw_mod_env *env)
+{
+	struct shed_worker *sw = env->worker_state;
+	struct shed_process *p = sw->p;
+	struct shed_slot *slot = env->slot;
+	const struct gw_flags_snap *flags = env->worker->flags;
+	unsigned rank = env->route->priority, level;
+	uint32_t inflight;
+	const char *why;
+
+	if (!p)
+		return GW_ADMIT_NEXT;
+	inflight = atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
+	slot->counted = true;
+	if (inflight >= p->conf.max_inflight) {
+		why = "max_inflight reached";
+	} else {
+		if (flags && flags->shed_level != GW_SHED_LEVEL_AUTO) {
+			level = (unsigned)flags->shed_level;
+			why = "level forced by the operator";
+		} else {
+			unsigned now_level = gw_overload_instant_level(&p->oconf, inflight + 1);
+			level = atomic_load_explicit(&p->level, memory_order_relaxed);
+			if (now_level > level)
+				level = now_level;
+			why = "overload level";
+		}
+		if (!gw_overload_sheds(level, rank))
+			return GW_ADMIT_NEXT;
+	}
+	gw_shed_count(env->worker, env->route, why, p->conf.dry_run);
+	if (p->conf.dry_run)
+		return GW_ADMIT_NEXT;
+	env->answer.status = 503;
+	env->answer.code = "shed";
+	env->answer.retry_after_ms = gw_shed_retry_after_ms(&p->conf, gw_worker_random(env->worker));
+	return GW_ADMIT_ANSWER;
+}
+
+static void shed_on_end(struct gw_mod_env *env)
+{
+	struct shed_worker *sw = env->worker_state;
+	struct shed_slot *slot = env->slot;
+
+	if (slot->counted)
+		atomic_fetch_sub_explicit(&sw->p->inflight, 1, memory_order_relaxed);
+}
+
+const struct gw_module gw_shedding_module = {
+    .name = "shedding",
+    .route_key = NULL, /* the top-level `shedding` section and each route's priority */
+    .active = shed_active,
+    .slot_size = sizeof(struct shed_slot),
+    .process_state_new = shed_process_new,
+    .process_state_free = shed_process_free,
+    .worker_state_new = shed_worker_new,
+    .worker_state_free = shed_worker_free,
+    .on_admit = shed_on_admit,
+    .on_end = shed_on_end,
+};
