@@ -169,9 +169,9 @@ static void seed(uint64_t k[2], const void *salt)
 
 /*
  * Fixed-point arithmetic. Why not tokens as a double: a request arriving
- * exactly when a token is due must get it, and a double that adds 7/1000 per
- * ms reaches 0.99999999 at 1000/7 ms, refuses, and shifts the grant by a ms;
- * counts per second then wobble between 6 and 8. Integers don't.
+ * exactly when a token is due must get it, and a double that adds 0.007 per
+ * ms may hold 6.9999999 rather than 7 at 1000 ms, refuse, and shift the grant
+ * by a ms; counts per second then wobble between 6 and 8. Integers don't.
  *
  * With S = scale, one token is per_ms * S units and a ms adds rate * S units
  * (rounded to an integer). For a rate with at most log10(S) decimals both are
@@ -347,11 +347,12 @@ static uint64_t credit_at(const struct gw_bucket_table *t, const struct gw_bucke
  *   - Even then, it goes only if nothing in the sample is closer to full.
  *     A flood key costs its sender a request and leaves a bucket one token
  *     short of full, refilling; a key that is being limited has less credit
- *     than that, so as long as one flood key is in the sample (they are the
- *     keys used just after it), the flood evicts its own keys and the limited
- *     key keeps its bucket however long the flood lasts, used meanwhile or
- *     not. Draining its flood keys first costs the attacker a bucket's worth
- *     of admitted requests per key.
+ *     than that (with burst >= 2; with burst 1 all are alike, the least
+ *     recent goes and one token is forgiven), so as long as one flood key is
+ *     in the sample (they are the keys used just after it), the flood evicts
+ *     its own keys and the limited key keeps its bucket however long the
+ *     flood lasts, used meanwhile or not. Draining its flood keys first
+ *     costs the attacker a bucket's worth of admitted requests per key.
  *   - An evicted key comes back with a full bucket: at most `burst` tokens
  *     are forgiven, never more, and no key is ever refused because of other
  *     keys (the table fails open, by the least the sample allows).

@@ -97,7 +97,9 @@ static void *rl_route_state_new(const void *conf, const struct gw_route_conf *ro
 	const struct gw_rate_limit_conf *c = conf;
 	struct rl_route *rl = gw_calloc(1, sizeof(*rl));
 
-	rl->table = gw_bucket_table_new(c->rate, c->per_ms, c->burst, c->max_keys);
+	/* by: route has one key: no room for more */
+	rl->table = gw_bucket_table_new(c->rate, c->per_ms, c->burst,
+	                                c->by == GW_RL_BY_ROUTE ? 1 : c->max_keys);
 	return rl;
 }
 

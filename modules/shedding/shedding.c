@@ -27,6 +27,7 @@ struct shed_process {
 	atomic_uint level;           /* the detector's last level */
 	atomic_uint inflight;        /* requests between admission and their end */
 	atomic_ullong max_lag_ms;    /* worst loop lag since the last sample */
+	uint64_t prev_lag_ms;        /* the previous sample's (main thread only) */
 	atomic_ullong shed[GW_PRIORITY_COUNT], dry_run[GW_PRIORITY_COUNT];
 };
 
@@ -91,13 +92,23 @@ void gw_shed_stats(const void *state, struct gw_shed_stats *out)
 
 /* ---- the detector, on the main thread ------------------------------------ */
 
+/*
+ * Every GW_SHED_SAMPLE_MS: in-flight and loop lag into the detector. The lag
+ * must be sustained, seen in two samples in a row: a loop that is really
+ * saturated is late at every probe, while a single late probe is usually
+ * the process being descheduled for a moment on a busy machine, which is no
+ * reason to shed anybody.
+ */
 static void on_sample(evutil_socket_t fd, short what, void *arg)
 {
 	struct shed_process *p = arg;
-	uint64_t lag = atomic_exchange(&p->max_lag_ms, 0);
+	uint64_t seen = atomic_exchange(&p->max_lag_ms, 0);
+	uint64_t lag = seen < p->prev_lag_ms ? seen : p->prev_lag_ms;
 	unsigned before = gw_overload_level(&p->detector);
-	unsigned level = gw_overload_update(&p->detector, gw_clock_now_ms(),
-	                                    atomic_load(&p->inflight), lag);
+	unsigned level;
+
+	p->prev_lag_ms = seen;
+	level = gw_overload_update(&p->detector, gw_clock_now_ms(), atomic_load(&p->inflight), lag);
 
 	atomic_store_explicit(&p->level, level, memory_order_relaxed);
 	if (level != before)

@@ -190,19 +190,21 @@ START_TEST(retry_after_is_neither_early_nor_late)
 		struct gw_bucket_table *t =
 		    gw_bucket_table_new(rates[r].rate, rates[r].per_ms, 3, 100);
 		uint64_t now = 1000, wait;
+		unsigned early = 0, late = 0;
 
 		for (int i = 0; i < 2000; i++) {
 			now += next_random(&seed) % 50;
-			wait = take(t, "k", now);
-			if (wait == 0)
-				continue;
-			ck_assert_uint_ge(wait, 1);
+			while ((wait = take(t, "k", now)) == 0)
+				continue; /* down to the first refusal */
 			/* A refused take changes nothing: one ms earlier is still too early. */
-			if (wait > 1)
-				ck_assert_uint_eq(take(t, "k", now + wait - 1), 1);
-			ck_assert_uint_eq(take(t, "k", now + wait), 0);
+			if (wait > 1 && take(t, "k", now + wait - 1) != 1)
+				early++;
+			if (take(t, "k", now + wait) != 0)
+				late++;
 			now += wait;
 		}
+		ck_assert_uint_eq(early, 0);
+		ck_assert_uint_eq(late, 0);
 		gw_bucket_table_free(t);
 	}
 }
@@ -284,16 +286,20 @@ START_TEST(flood_of_distinct_keys_keeps_keys_and_bytes_bounded)
 	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
 		struct gw_bucket_table *t = gw_bucket_table_new(100, SEC, 50, sizes[s]);
 		size_t bytes = gw_bucket_table_bytes(t);
+		unsigned refused = 0, over = 0;
 		char key[32];
 
 		ck_assert_uint_eq(gw_bucket_table_keys(t), 0);
 		ck_assert_uint_le(bytes, 4096 + 64 * (size_t)sizes[s]);
+		/* Plain counts in the loop: a Check assertion costs a write to its pipe. */
 		for (unsigned i = 0; i < 100000; i++) {
 			snprintf(key, sizeof(key), "api-key-%u", i);
-			ck_assert_uint_eq(take(t, key, i / 100), 0); /* a new key: a full bucket */
-			if (i % 997 == 0)
-				ck_assert_uint_le(gw_bucket_table_keys(t), sizes[s]);
+			refused += take(t, key, i / 100) != 0; /* a new key: a full bucket */
+			if (i % 997 == 0 && gw_bucket_table_keys(t) > sizes[s])
+				over++;
 		}
+		ck_assert_uint_eq(refused, 0);
+		ck_assert_uint_eq(over, 0);
 		/* Full once every shard is: when keys are ten times the room. */
 		if (sizes[s] <= 10000)
 			ck_assert_uint_eq(gw_bucket_table_keys(t), sizes[s]);
@@ -327,14 +333,16 @@ END_TEST
 START_TEST(limited_key_keeps_its_bucket_through_a_flood_of_one_shot_keys)
 {
 	struct gw_bucket_table *t = gw_bucket_table_new(10, SEC, 10, 1000);
+	unsigned refused = 0;
 	char key[32];
 
 	/* Drained, then not used at all while 100 000 new keys arrive. */
 	ck_assert_uint_eq(drain(t, "victim", 0), 10);
 	for (unsigned i = 0; i < 100000; i++) {
 		snprintf(key, sizeof(key), "flood-%u", i);
-		ck_assert_uint_eq(take(t, key, i / 1000), 0);
+		refused += take(t, key, i / 1000) != 0;
 	}
+	ck_assert_uint_eq(refused, 0);
 	ck_assert_uint_le(gw_bucket_table_keys(t), 1000);
 	/* 100 ms later: the one token refilled, not a fresh bucket of 10. */
 	ck_assert_uint_eq(take_n(t, "victim", 100, 20), 1);
