@@ -1,117 +1,141 @@
 /*
  * Adaptive concurrency limit (climit.h).
  *
+ * The question: how many requests may this worker have in flight to this
+ * upstream? Too few and the upstream idles while requests wait in the
+ * gateway's queue; too many and they wait in the upstream's own queue,
+ * where the gateway can no longer put critical requests first. The answer
+ * is learned from round-trip times, in the spirit of TCP Vegas, Netflix's
+ * Gradient2Limit and Envoy's adaptive concurrency filter.
+ *
  * What is measured
  * ----------------
- * Each finished request gives (rtt, inflight at send, ok). Samples are
+ * Each finished request gives (rtt, in flight at send, ok). Samples are
  * gathered in windows of at least CLIMIT_WINDOW_MIN samples spanning at
- * least one no-load RTT, so a window is about one round trip of traffic
- * and its mean RTT is not the noise of one request. From the windows:
+ * least one no-load RTT (about one round trip of traffic), for their mean
+ * RTT (`rtt`), mean in flight at send and peak in flight at send.
  *
- *   rtt      the mean RTT of the last window;
- *   min_rtt  the no-load RTT: the lowest window mean (and probe mean, see
- *            below) of the current and the previous period.
- *
- * Means are compared with means: a minimum of single samples would sit at
- * the fast end of the service-time spread and make an idle upstream look
- * queued, eating the tolerance.
+ * The no-load RTT (`min_rtt`) is measured by a probe at the start of every
+ * period (see below): it is the median of the last three probes' mean
+ * RTTs (the lower of two when there are two; before the first probe, the
+ * lowest single RTT seen). Means are compared with means: a minimum of
+ * samples sits at the fast end of the service-time spread and would make
+ * an idle upstream look queued; a minimum of many window means drifts low
+ * the same way, which is why windows do not feed min_rtt at all.
  *
  * The update rule (once per window)
  * ---------------------------------
  * Below its capacity C an upstream answers in about min_rtt whatever the
- * in-flight count; above it, requests queue and, by Little's law, rtt =
- * min_rtt * inflight / C. So inflight * min_rtt / rtt estimates C, whatever
- * the limit was (the in-flight counts and RTTs of the same requests are
- * used, so the one-RTT lag between a change of limit and its effect on the
- * RTT does not make the rule oscillate). The limit is steered towards
+ * number in flight; above it requests queue and, by Little's law, rtt =
+ * min_rtt * inflight / C. So inflight * min_rtt / rtt estimates C from the
+ * same requests' in-flight counts and RTTs, whatever the limit was when
+ * they were sent (no lag between cause and effect, so no oscillation).
+ * The limit is steered to C * (1 + tol): the upstream always has work,
+ * with a queue of tol * C and an RTT of (1 + tol) * min_rtt. With r = rtt
+ * / min_rtt (at least 1):
  *
- *   target = C_estimate * (1 + tolerance)
- *
- * i.e. the upstream is kept busy with a queue of tolerance * C in front of
- * it, and the RTT at tolerance above min_rtt. With r = rtt / min_rtt:
- *
- *   r > 1 + tol:  congested. target = mean inflight * (1 + tol) / r; the
- *                 limit only goes down on this branch.
- *   r <= 1 + tol: not congested. If the limit was reached in the window
- *                 (some request was sent at the limit), grow to limit *
- *                 (1 + tol) / r, and by at least 1 while r < 1 + tol / 2
- *                 (small limits would otherwise grow by less than one
- *                 request and stay put). A limit that was not reached is
- *                 left alone: light load neither grows it (it would grow
- *                 without bound) nor shrinks it (a burst would then wait).
+ *   r > 1 + tol   congested: target = mean in flight * (1 + tol) / r. The
+ *                 limit only goes down here, and not below half what it
+ *                 was at the start of the period unless r > CLIMIT_SURE_QUEUE
+ *                 (see "upstream slower" below).
+ *   r <= 1 + tol  if the limit was reached in the window (a request was
+ *                 sent at the limit): target = limit * (1 + tol) / r, and
+ *                 at least limit + 1 while r < 1 + tol / 2 (small limits
+ *                 would otherwise gain less than a request and stay put).
+ *                 A limit not reached is left alone: light load neither
+ *                 grows it (without bound) nor shrinks it (a burst would
+ *                 then wait).
  *
  *   limit += CLIMIT_SMOOTHING * (target - limit)
  *
- * Growth needs requests actually sent at the new limit, so it compounds at
- * most once per round trip (about +7% per RTT): a few hundred milliseconds
- * from 10 to 40 at a 10 ms RTT. A timeout or reset multiplies the limit by
- * GW_CLIMIT_BACKOFF at once, but only once per flight: a failure of a
- * request sent before the last cut was already answered (as TCP does), so
- * a burst of timeouts is one cut, not a collapse to min_limit. Samples
- * sent before a cut or a probe describe a limit that no longer holds and
- * are left out of the windows.
+ * Growth needs requests sent at the new limit, so it compounds at most
+ * once per round trip (+7% per RTT at most: 10 -> 40 in about 0.3 s at a
+ * 10 ms RTT). A timeout or reset multiplies the limit by GW_CLIMIT_BACKOFF
+ * at once, but once per flight (as TCP): a failed request sent before the
+ * last cut was answered by that cut, so a burst of timeouts is one cut,
+ * not a fall to min_limit. Samples sent before a cut, during a probe or
+ * in the RTT after it (when the queue is still empty at any limit)
+ * describe a limit that no longer holds and are left out of the windows.
  *
- * Re-measuring the no-load RTT
- * ----------------------------
- * At the chosen operating point the upstream always has a small queue, so
- * no window shows the no-load RTT any more, and a minimum that never
- * expires could not follow an upstream that became slower for good (it
- * would read the slowness as queueing and cut the limit to min_limit for
- * ever). So the minimum is kept per period (the lowest of this period and
- * the previous one: a value lives one to two periods), and each period
- * starts with a probe: the limit drops to GW_CLIMIT_PROBE_SHARE of the
- * learned one until CLIMIT_PROBE_SAMPLES requests sent after the drop have
- * come back. 0.75 * 1.15 < 1: the upstream's queue drains and these
- * requests see the no-load RTT. The probe costs a few RTTs at 75% of the
- * limit, and the upstream loses work only while its queue is empty: well
- * under 1% of its time.
+ * tol is a share, not a count of requests, so N workers sharing one
+ * upstream (each sees the same r) still add up to C * (1 + tol).
+ *
+ * The probe, and an upstream that became slower
+ * ---------------------------------------------
+ * At the operating point the upstream always has a small queue, so no
+ * window shows the no-load RTT, and a no-load RTT that never expired could
+ * not follow an upstream that became slower for good: the slowness would
+ * read as a queue and the limit would fall for ever. So each period starts
+ * with a probe: the limit drops to GW_CLIMIT_PROBE_SHARE of itself (less
+ * when the last window saw r > 1 + tol: the share then scales by (1 + tol)
+ * / r, so the lowered limit is below the capacity estimate), one RTT is
+ * left for the requests sent before (and the upstream's queue) to drain,
+ * and the RTTs of requests sent over the next CLIMIT_PROBE_SEND_RTTS
+ * no-load RTTs are averaged. They are chosen by send time, not by arrival:
+ * the first back are the fastest, and their mean would read low. A quarter
+ * period at most. 0.75 * 1.15 < 1: the queue drains, and these requests
+ * see the no-load RTT. It costs the upstream work only while its queue is
+ * empty: about 0.5% of the time.
  *
  * Periods are CLIMIT_PERIOD_RTTS no-load RTTs rounded up to a power of two
- * of milliseconds (1.024 s for 10 ms) and start at multiples of their
- * length on the caller's clock: the workers of one process share that
- * clock, so they probe together and drain the queue together. (Gateway
- * processes on other hosts do not; a probe of one of many clients may not
- * drain the queue, the minimum then reads a little high and the limit
- * settles a little higher.)
+ * of milliseconds (1.024 s at 10 ms) and start at multiples of their
+ * length on the caller's clock, the probe's schedule too: the workers of a
+ * process share that clock, so they drain the queue together (a probe by
+ * one of eight workers would not). Gateways on other hosts do not share
+ * it: their probes may not drain the queue, min_rtt then reads high and
+ * the limits settle higher; keep tol's budget in mind there.
+ *
+ * When the upstream becomes slower, r rises, the limit falls (by at most
+ * half per period), and two probes later the median has the new no-load
+ * RTT: the limit is back at C * (1 + tol) within about two seconds at
+ * 10 ms. A real overload of more than CLIMIT_SURE_QUEUE times the no-load
+ * RTT is no drift or noise: the limit then falls as far as the rule says.
+ *
+ * The limit admitted against is est (a double) dithered to whole numbers
+ * (publish()), so a small share keeps its fraction.
  *
  * Parameters and why
  * ------------------
- * GW_CLIMIT_TOLERANCE 0.15  the standing queue inside the upstream, as a
- *     share of its capacity, and the latency added to the no-load RTT. The
- *     gateway wants critical requests served at about their unloaded
- *     latency: 15% is half of the 30% it can live with, and well above
- *     the noise of a window mean (the service-time spread over ~C requests).
- *     A share, not a count, so N workers sharing an upstream still add up
- *     to 15% of its capacity (each sees the same RTT ratio).
+ * GW_CLIMIT_TOLERANCE 0.15  the queue kept inside the upstream, as a share
+ *     of its capacity, and the latency added to its no-load RTT. Half of
+ *     the 30% the gateway accepts (critical requests should see about the
+ *     unloaded latency), and well above the noise of a window mean.
  * CLIMIT_SMOOTHING 0.5      each window moves the limit half way to its
- *     target: one noisy window cannot halve the limit, and a real change
- *     is followed within a few round trips.
+ *     target: one noisy window does not halve the limit; a real change is
+ *     followed within a few round trips.
  * GW_CLIMIT_BACKOFF 0.5     a timeout or reset is late, strong evidence of
- *     overload (the request waited a whole timeout): halve, like TCP.
- * GW_CLIMIT_PROBE_SHARE 0.75 below 1 / (1 + tolerance) with margin, so the
- *     queue drains even when two workers' limits overshoot a little.
- * CLIMIT_PROBE_SAMPLES 8    enough for a mean, few enough to end within
- *     about two RTTs at a limit of 10 or more.
- * CLIMIT_PERIOD_RTTS 100, period 1.024 s .. 32.768 s: a probe every ~100
- *     RTTs costs well under 1%, and a no-load RTT that rose is believed
- *     within two periods (about 2 s at 10 ms).
- * CLIMIT_WINDOW_MIN 4       samples in a window: a mean, not one request.
+ *     overload (the request waited out a whole timeout): halve, as TCP.
+ * GW_CLIMIT_PROBE_SHARE 0.75 below 1 / (1 + tol) with margin, so the queue
+ *     drains even when the workers' limits overshoot a little.
+ * CLIMIT_PROBE_SEND_RTTS 2, CLIMIT_PROBE_WAIT_RTTS 4: about 1.5 * limit
+ *     samples per probe; the wait covers RTTs up to ~5x the mean.
+ * CLIMIT_PERIOD_RTTS 100 (1.024 s .. 32.768 s): a probe per ~100 RTTs
+ *     costs ~0.5% of the upstream's time, and a slower upstream is
+ *     believed within two to three periods.
+ * CLIMIT_PERIOD_FLOOR 0.5, CLIMIT_SURE_QUEUE 3: a wrong no-load RTT can
+ *     cost at most half the limit per period; a queue of 3x no-load is
+ *     never a wrong estimate and is followed at once.
+ * CLIMIT_WINDOW_MIN 4, CLIMIT_SEED_SAMPLES 8: a mean, not one request.
  *
- * Bounds: the learned limit is clamped to [min_limit, max_limit] after each
- * change, the probe limit too; RTTs are clamped to [1 us, ~71 min] and
- * windows to 65536 samples so no sum can overflow.
+ * Bounds: the learned limit is clamped to [min_limit, max_limit] at every
+ * change, and so is what gw_climit_get returns (probe and dithering
+ * included). RTTs are clamped to [1 us, 2^32 us] and windows to 65536
+ * samples, so no sum can overflow. O(1) per sample, no allocation.
  */
 #include "climit.h"
 
-#define CLIMIT_SMOOTHING     0.5
-#define CLIMIT_PROBE_SAMPLES 8
-#define CLIMIT_PERIOD_RTTS   100
-#define CLIMIT_PERIOD_MIN_MS 1024u
-#define CLIMIT_PERIOD_MAX_MS 32768u
-#define CLIMIT_WINDOW_MIN    4
-#define CLIMIT_WINDOW_MAX    65536u
-#define CLIMIT_RTT_MAX_US    (1ull << 32)
-#define CLIMIT_NONE          UINT64_MAX
+#define CLIMIT_SMOOTHING       0.5
+#define CLIMIT_PERIOD_FLOOR    0.5
+#define CLIMIT_SURE_QUEUE      3.0
+#define CLIMIT_PROBE_SEND_RTTS 2
+#define CLIMIT_PROBE_WAIT_RTTS 4
+#define CLIMIT_SEED_SAMPLES    8
+#define CLIMIT_PERIOD_RTTS     100
+#define CLIMIT_PERIOD_MIN_MS   1024u
+#define CLIMIT_PERIOD_MAX_MS   32768u
+#define CLIMIT_WINDOW_MIN      4
+#define CLIMIT_WINDOW_MAX      65536u
+#define CLIMIT_RTT_MAX_US      (1ull << 32)
 
 static uint32_t clamp_round(const struct gw_climit *l, double x)
 {
@@ -134,14 +158,30 @@ static double clamp_est(const struct gw_climit *l, double x)
 	return x;
 }
 
-static uint64_t no_load_us(const struct gw_climit *l)
+/*
+ * The admission limit: est, lowered while probing, as a whole number. A
+ * rounded limit would hide a fraction that matters when a worker's share
+ * is small (1.6 and 2.4 both admit 2: a 25% dead zone the update rule
+ * could not see through), so the fraction is spread over successive
+ * samples (error diffusion): at 1.6 the limit is 2 three times in five
+ * and 1 otherwise, and the mean in flight follows est.
+ */
+static void publish(struct gw_climit *l, uint64_t now_us)
 {
-	return l->min_cur_us < l->min_prev_us ? l->min_cur_us : l->min_prev_us;
-}
+	double x;
+	uint32_t whole;
 
-static void publish(struct gw_climit *l)
-{
-	l->limit = clamp_round(l, l->probing ? l->est * GW_CLIMIT_PROBE_SHARE : l->est);
+	l->lowered = l->probing && now_us < l->probe_send_end_us;
+	x = clamp_est(l, l->lowered ? l->est * l->probe_share : l->est);
+	whole = (uint32_t)x;
+	l->dither += x - whole;
+	if (l->dither >= 1 && whole < l->max_limit) {
+		l->dither -= 1;
+		whole++;
+	}
+	if (!(l->dither >= 0 && l->dither < 1))
+		l->dither = 0;
+	l->limit = whole;
 }
 
 static void window_reset(struct gw_climit *l)
@@ -152,17 +192,46 @@ static void window_reset(struct gw_climit *l)
 	l->win_inflight_sum = 0;
 }
 
-/* Samples sent before now_us are left out of the windows from here on. */
-static void restart_windows(struct gw_climit *l, uint64_t now_us)
+/* Samples sent before t_us are left out of the windows from here on. */
+static void restart_windows(struct gw_climit *l, uint64_t t_us)
 {
-	l->ignore_before_us = now_us;
+	if (t_us > l->ignore_before_us)
+		l->ignore_before_us = t_us;
 	window_reset(l);
+}
+
+/* A new no-load measurement: the median of the last three, the lower of two. */
+static void probe_record(struct gw_climit *l, uint64_t mean_us)
+{
+	uint64_t a, b, c;
+
+	l->probes_us[l->probe_next] = mean_us ? mean_us : 1;
+	l->probe_next = (l->probe_next + 1) % 3;
+	if (l->nprobes < 3)
+		l->nprobes++;
+	a = l->probes_us[0];
+	b = l->probes_us[1];
+	c = l->probes_us[2];
+	if (l->nprobes == 1) /* probes_forget starts them at 0 */
+		l->no_load_us = a;
+	else if (l->nprobes == 2)
+		l->no_load_us = a < b ? a : b;
+	else
+		l->no_load_us =
+		    a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
+}
+
+static void probes_forget(struct gw_climit *l)
+{
+	l->nprobes = 0;
+	l->probe_next = 0;
+	l->no_load_us = 0;
 }
 
 /* CLIMIT_PERIOD_RTTS no-load RTTs, as a power of two of ms within the bounds. */
 static uint32_t period_for(uint64_t min_rtt_us)
 {
-	uint64_t want_ms = min_rtt_us == CLIMIT_NONE ? 0 : min_rtt_us * CLIMIT_PERIOD_RTTS / 1000;
+	uint64_t want_ms = min_rtt_us * CLIMIT_PERIOD_RTTS / 1000;
 	uint32_t p = CLIMIT_PERIOD_MIN_MS;
 
 	while (p < CLIMIT_PERIOD_MAX_MS && p < want_ms)
@@ -176,18 +245,50 @@ void gw_climit_init(struct gw_climit *l, uint32_t initial, uint32_t min_limit, u
 	l->min_limit = min_limit ? min_limit : 1;
 	l->max_limit = max_limit > l->min_limit ? max_limit : l->min_limit;
 	l->est = clamp_est(l, initial);
-	l->min_cur_us = CLIMIT_NONE;
-	l->min_prev_us = CLIMIT_NONE;
+	l->period_floor = l->est * CLIMIT_PERIOD_FLOOR;
 	l->period_ms = CLIMIT_PERIOD_MIN_MS;
-	publish(l);
+	publish(l, 0);
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
 }
 
 /*
- * A new period: the older minimum expires, and a probe starts (when there
- * is a no-load RTT to refresh). A jump over a whole period (no traffic, or
- * a clock that went back) forgets both minimums.
+ * The probe (see the block comment), on a schedule every worker derives
+ * alike from the period's start (start_us), not from when a sample came.
  */
-static void roll_period(struct gw_climit *l, uint64_t now_ms, uint64_t now_us)
+static void probe_start(struct gw_climit *l, uint64_t start_us, uint64_t m)
+{
+	uint64_t most_us = (uint64_t)l->period_ms * 1000 / 4;
+	uint64_t drain_us = l->rtt_us > m ? l->rtt_us : m;
+	/*
+	 * The lowered limit must be below the upstream's capacity: when the
+	 * last window saw the RTT at r times the no-load one, that is about
+	 * the limit * (1 + tol) / r, not the limit.
+	 */
+	l->probe_share = GW_CLIMIT_PROBE_SHARE;
+	if (l->no_load_us && l->rtt_us > l->no_load_us * (1 + GW_CLIMIT_TOLERANCE))
+		l->probe_share *= (1 + GW_CLIMIT_TOLERANCE) * (double)l->no_load_us / l->rtt_us;
+	l->probing = true;
+	l->probe_start_us = start_us;
+	l->probe_send_from_us = start_us + min_u64(drain_us, most_us / 4);
+	l->probe_send_end_us =
+	    l->probe_send_from_us + min_u64(CLIMIT_PROBE_SEND_RTTS * m, most_us / 4);
+	l->probe_end_us = l->probe_send_end_us + min_u64(CLIMIT_PROBE_WAIT_RTTS * m, most_us / 2);
+	l->probe_sum_us = 0;
+	l->probe_n = 0;
+	/* The first RTT after the probe finds the queue empty at any limit: not a sign of room. */
+	restart_windows(l, l->probe_send_end_us + drain_us);
+}
+
+/*
+ * A new period starts with a probe and a new floor. A jump over a whole
+ * period (no traffic, or a clock that went back) forgets the probes: the
+ * upstream may have changed since, and the first samples seed them again.
+ */
+static void roll_period(struct gw_climit *l, uint64_t now_ms, uint64_t now_us, uint64_t rtt_us)
 {
 	uint64_t id = now_ms / l->period_ms;
 
@@ -198,17 +299,13 @@ static void roll_period(struct gw_climit *l, uint64_t now_ms, uint64_t now_us)
 	}
 	if (id == l->period_id)
 		return;
-	l->min_prev_us = id == l->period_id + 1 ? l->min_cur_us : CLIMIT_NONE;
-	l->min_cur_us = CLIMIT_NONE;
-	l->period_ms = period_for(no_load_us(l));
+	if (id != l->period_id + 1)
+		probes_forget(l);
+	l->period_ms = period_for(l->no_load_us ? l->no_load_us : rtt_us);
 	l->period_id = now_ms / l->period_ms;
-	if (no_load_us(l) == CLIMIT_NONE)
-		return;
-	l->probing = true;
-	l->probe_start_us = now_us;
-	l->probe_sum_us = 0;
-	l->probe_n = 0;
-	window_reset(l);
+	l->period_floor = l->est * CLIMIT_PERIOD_FLOOR;
+	probe_start(l, now_us - now_ms % l->period_ms * 1000,
+	            l->no_load_us ? l->no_load_us : rtt_us);
 }
 
 /* Multiplicative decrease, once per flight: see the block comment. */
@@ -217,30 +314,27 @@ static void backoff(struct gw_climit *l, uint64_t now_us, uint64_t sent_us)
 	if (sent_us < l->cut_us)
 		return;
 	l->est = clamp_est(l, l->est * GW_CLIMIT_BACKOFF);
+	if (l->period_floor > l->est)
+		l->period_floor = l->est;
 	l->cut_us = now_us;
 	restart_windows(l, now_us);
 }
 
+/*
+ * The probe's requests are chosen by send time, not by arrival: the first
+ * to come back are the fastest, and a mean of them would read low.
+ */
 static void probe_sample(struct gw_climit *l, uint64_t now_us, uint64_t sent_us, uint64_t rtt_us)
 {
-	uint32_t need = l->limit < CLIMIT_PROBE_SAMPLES ? l->limit : CLIMIT_PROBE_SAMPLES;
-
-	if (sent_us >= l->probe_start_us) {
+	if (sent_us >= l->probe_send_from_us && sent_us < l->probe_send_end_us) {
 		l->probe_sum_us += rtt_us;
 		l->probe_n++;
 	}
-	/* Light traffic may never bring enough: a probe lasts a quarter period at most. */
-	if (l->probe_n < need && now_us >= l->probe_start_us &&
-	    now_us - l->probe_start_us < (uint64_t)l->period_ms * 1000 / 4)
+	if (now_us >= l->probe_start_us && now_us < l->probe_end_us)
 		return;
-	if (l->probe_n > 0) {
-		uint64_t mean = l->probe_sum_us / l->probe_n;
-
-		if (mean < l->min_cur_us)
-			l->min_cur_us = mean;
-	}
+	if (l->probe_n > 0)
+		probe_record(l, l->probe_sum_us / l->probe_n);
 	l->probing = false;
-	restart_windows(l, now_us);
 }
 
 /* The update rule of the block comment, on a closed window. */
@@ -250,13 +344,13 @@ static void window_close(struct gw_climit *l)
 	double r, target, tol = GW_CLIMIT_TOLERANCE;
 
 	l->rtt_us = mean;
-	if (no_load_us(l) == CLIMIT_NONE)
-		l->min_cur_us = l->win_min_us; /* the first window: see the block comment */
-	if (mean < l->min_cur_us)
-		l->min_cur_us = mean;
-	r = (double)mean / (double)no_load_us(l); /* >= 1: the minimum includes this mean */
+	r = (double)mean / (double)l->no_load_us;
+	if (r < 1)
+		r = 1; /* noise, or a faster upstream: the next probe will tell */
 	if (r > 1 + tol) {
 		target = (double)l->win_inflight_sum / l->win_n * (1 + tol) / r;
+		if (target < l->period_floor && r < CLIMIT_SURE_QUEUE)
+			target = l->period_floor;
 		if (target > l->est)
 			target = l->est;
 	} else if (l->win_peak >= clamp_round(l, l->est)) {
@@ -272,23 +366,32 @@ static void window_close(struct gw_climit *l)
 
 static void window_sample(struct gw_climit *l, uint64_t now_us, uint64_t rtt_us, uint32_t inflight)
 {
-	uint64_t span_us;
-
-	if (l->win_n == 0) {
+	if (l->win_n == 0)
 		l->win_start_us = now_us;
-		l->win_min_us = rtt_us;
-	}
-	if (rtt_us < l->win_min_us)
-		l->win_min_us = rtt_us;
 	l->win_rtt_sum_us += rtt_us;
 	l->win_inflight_sum += inflight;
 	if (inflight > l->win_peak)
 		l->win_peak = inflight;
 	l->win_n++;
-	span_us = no_load_us(l) == CLIMIT_NONE ? l->win_rtt_sum_us / l->win_n : no_load_us(l);
+	if (l->no_load_us == 0) {
+		/*
+		 * Nothing measured yet: the lowest of the first RTTs stands in
+		 * until the first probe. A worker's first requests find its
+		 * share of the upstream's queue empty; the lowest of them errs
+		 * low, and a no-load RTT too low costs at most half the limit
+		 * for a period, where one too high would hide a queue.
+		 */
+		if (l->win_n == 1 || rtt_us < l->win_min_us)
+			l->win_min_us = rtt_us;
+		if (l->win_n >= CLIMIT_SEED_SAMPLES) {
+			l->no_load_us = l->win_min_us;
+			window_reset(l);
+		}
+		return;
+	}
 	if (l->win_n >= CLIMIT_WINDOW_MAX ||
 	    (l->win_n >= CLIMIT_WINDOW_MIN &&
-	     (now_us < l->win_start_us || now_us - l->win_start_us >= span_us)))
+	     (now_us < l->win_start_us || now_us - l->win_start_us >= l->no_load_us)))
 		window_close(l);
 }
 
@@ -306,14 +409,19 @@ void gw_climit_sample(struct gw_climit *l, uint64_t now_ms, uint64_t rtt_us, uin
 		inflight = 1;
 	sent_us = now_us > rtt_us ? now_us - rtt_us : 0;
 
-	roll_period(l, now_ms, now_us);
-	if (!ok)
+	roll_period(l, now_ms, now_us, rtt_us);
+	if (!ok) {
 		backoff(l, now_us, sent_us);
-	else if (l->probing)
-		probe_sample(l, now_us, sent_us, rtt_us);
-	else if (sent_us >= l->ignore_before_us)
-		window_sample(l, now_us, rtt_us, inflight);
-	publish(l);
+	} else {
+		/* Until the first probe, the lowest RTT seen stands in for it (see window_sample). */
+		if (l->nprobes == 0 && l->no_load_us && rtt_us < l->no_load_us)
+			l->no_load_us = rtt_us;
+		if (l->probing)
+			probe_sample(l, now_us, sent_us, rtt_us);
+		if (sent_us >= l->ignore_before_us)
+			window_sample(l, now_us, rtt_us, inflight);
+	}
+	publish(l, now_us);
 }
 
 uint32_t gw_climit_get(const struct gw_climit *l)
@@ -328,9 +436,7 @@ uint32_t gw_climit_learned(const struct gw_climit *l)
 
 uint64_t gw_climit_min_rtt_us(const struct gw_climit *l)
 {
-	uint64_t m = no_load_us(l);
-
-	return m == CLIMIT_NONE ? 0 : m;
+	return l->no_load_us;
 }
 
 uint64_t gw_climit_rtt_us(const struct gw_climit *l)

@@ -28,30 +28,43 @@
  * through the functions below.
  */
 struct gw_climit {
-	uint32_t limit;                /* what gw_climit_get returns: est rounded, lower while probing */
+	uint32_t limit; /* what gw_climit_get returns: est dithered, lower while probing */
 	uint32_t min_limit, max_limit; /* 1 <= min_limit <= max_limit */
 	double est;                    /* the learned limit, fractional, in [min, max] */
+	double dither;                 /* fraction of est carried to the next limit, in [0, 1) */
 
 	/* The window being gathered: ok samples sent after ignore_before_us. */
-	uint64_t win_start_us;    /* completion time of its first sample */
-	uint64_t win_rtt_sum_us;  /* sum of the RTTs */
+	uint64_t win_start_us;     /* completion time of its first sample */
+	uint64_t win_rtt_sum_us;   /* sum of the RTTs */
 	uint64_t win_inflight_sum; /* sum of the in-flight counts at send */
-	uint32_t win_n;           /* samples */
-	uint32_t win_peak;        /* highest in-flight count at send */
-	uint64_t win_min_us;      /* lowest RTT, to seed the no-load RTT */
-	uint64_t rtt_us;          /* mean RTT of the last closed window, 0 before the first */
+	uint32_t win_n;            /* samples */
+	uint32_t win_peak;         /* highest in-flight count at send */
+	uint64_t win_min_us;       /* lowest RTT, while seeding no_load_us */
+	uint64_t rtt_us;           /* mean RTT of the last closed window, 0 before the first */
 
-	/* The no-load RTT: minimum of window and probe means over two periods. */
-	uint64_t min_cur_us, min_prev_us; /* UINT64_MAX: nothing measured */
-	uint64_t period_id;               /* now_ms / period_ms of the current period */
-	uint32_t period_ms;               /* a power of two, so workers' periods line up */
-	bool started;                     /* a sample was seen: period_id is meaningful */
+	/* The no-load RTT: the median of the last three probes' mean RTTs. */
+	uint64_t probes_us[3];
+	uint32_t nprobes;    /* 0..3 of probes_us hold a value */
+	uint32_t probe_next; /* where the next one goes */
+	uint64_t no_load_us; /* their median (the lower of two), or a seed; 0: none yet */
+	double period_floor; /* RTT-based decreases stop here until the next period */
+	uint64_t period_id;  /* now_ms / period_ms of the current period */
+	uint32_t period_ms;  /* a power of two, so workers' periods line up */
+	bool started;        /* a sample was seen: period_id is meaningful */
 
-	/* The probe that re-measures the no-load RTT at the start of each period. */
-	bool probing;
-	uint64_t probe_start_us;
+	/*
+	 * The probe that re-measures the no-load RTT at the start of each
+	 * period: the limit is lowered from probe_start_us to
+	 * probe_send_end_us; the RTTs of requests sent from
+	 * probe_send_from_us (the queue drained) are averaged until
+	 * probe_end_us.
+	 */
+	bool probing; /* probe_* are meaningful */
+	bool lowered; /* the limit is lowered */
+	uint64_t probe_start_us, probe_send_from_us, probe_send_end_us, probe_end_us;
 	uint64_t probe_sum_us;
 	uint32_t probe_n;
+	double probe_share; /* of est while lowered */
 
 	uint64_t ignore_before_us; /* samples sent earlier saw a limit that is gone */
 	uint64_t cut_us;           /* time of the last loss backoff */
@@ -73,12 +86,14 @@ void gw_climit_sample(struct gw_climit *l, uint64_t now_ms, uint64_t rtt_us, uin
 
 /*
  * The limit to admit against now, always within [min_limit, max_limit].
- * It is the learned limit, except for a few RTTs at the start of each
- * period when it is GW_CLIMIT_PROBE_SHARE of it (the no-load RTT probe).
+ * It is the learned limit (its fraction spread over successive calls of
+ * gw_climit_sample: 2.4 gives 2 or 3, 3 two times in five), except for a
+ * few RTTs at the start of each period when it is GW_CLIMIT_PROBE_SHARE of
+ * it or less (the no-load RTT probe).
  */
 uint32_t gw_climit_get(const struct gw_climit *l);
 
-/* The learned limit (what gw_climit_get returns outside probes), for status and tests. */
+/* The learned limit, rounded: what gw_climit_get gives on average outside probes. */
 uint32_t gw_climit_learned(const struct gw_climit *l);
 
 /* For status/metrics: the no-load RTT estimate and the recent RTT, in us (0: none yet). */

@@ -206,7 +206,8 @@ static void cc_on_try_done(struct gw_mod_env *env, const struct gw_try *t)
 
 	if (slot->held && slot->up->adaptive)
 		gw_climit_sample(&slot->up->limit, env->now_ms, t->duration_us,
-		                 slot->inflight_at_admit, t->result != GW_TRY_TIMEOUT);
+		                 slot->inflight_at_admit,
+		                 t->result != GW_TRY_TIMEOUT && t->result != GW_TRY_RESET);
 }
 
 static void cc_on_end(struct gw_mod_env *env)
@@ -233,7 +234,7 @@ void gw_concurrency_stats(struct gw_worker *w, size_t upstream, struct gw_concur
 	if (!cw || upstream >= cw->nups || !cw->ups[upstream].conf)
 		return;
 	u = &cw->ups[upstream];
-	out->limit = limit_of(u);
+	out->limit = u->adaptive ? gw_climit_learned(&u->limit) : u->fixed;
 	out->inflight = u->inflight;
 	for (unsigned r = 0; r < GW_PRIORITY_COUNT; r++)
 		out->queued[r] = gw_pq_len(&u->queue, r);
