@@ -337,6 +337,51 @@ static void probe_sample(struct gw_climit *l, uint64_t now_us, uint64_t sent_us,
 	l->probing = false;
 }
 
+/*
+ * The delivery floor. Round-trip times measured by a busy event loop
+ * include the time the loop took to get to the answer: a gateway that is
+ * itself swamped (thousands of connections at 4x, every one wanting an
+ * answer) sees RTTs two or three times the upstream's while the upstream is
+ * fine, and a limit driven by RTT alone collapses, starving the upstream
+ * and queueing critical requests behind the gateway's own mistake. The
+ * number of answers per second is not fooled: an upstream that just
+ * completed R requests per second with a no-load RTT of T took R x T
+ * requests in flight without queueing (Little's law, the idea of BBR's
+ * bandwidth-delay product). So an RTT-driven decrease never goes below
+ * GW_CLIMIT_FLOOR_SHARE of what the best recent GW_CLIMIT_RATE_BIN_MS
+ * bin delivered; a real loss of capacity lowers the delivered rate, and the
+ * floor follows within GW_CLIMIT_RATE_BINS bins (a second).
+ */
+static void rate_count(struct gw_climit *l, uint64_t now_ms)
+{
+	uint64_t epoch = now_ms / GW_CLIMIT_RATE_BIN_MS;
+
+	if (epoch > l->rate_epoch) {
+		uint64_t skip = epoch - l->rate_epoch;
+
+		for (uint64_t i = 1; i <= skip && i <= GW_CLIMIT_RATE_BINS; i++)
+			l->rate_bins[(l->rate_epoch + i) % GW_CLIMIT_RATE_BINS] = 0;
+		l->rate_epoch = epoch;
+	}
+	if (epoch == l->rate_epoch)
+		l->rate_bins[epoch % GW_CLIMIT_RATE_BINS]++;
+}
+
+static double delivery_floor(const struct gw_climit *l)
+{
+	uint32_t best = 0;
+
+	/* complete bins only: the current one is still filling */
+	for (uint64_t i = 1; i < GW_CLIMIT_RATE_BINS; i++) {
+		uint32_t n = l->rate_bins[(l->rate_epoch + GW_CLIMIT_RATE_BINS - i) %
+		                          GW_CLIMIT_RATE_BINS];
+		if (n > best)
+			best = n;
+	}
+	return GW_CLIMIT_FLOOR_SHARE * best * (double)l->no_load_us /
+	       (GW_CLIMIT_RATE_BIN_MS * 1000.0);
+}
+
 /* The update rule of the block comment, on a closed window. */
 static void window_close(struct gw_climit *l)
 {
@@ -351,6 +396,8 @@ static void window_close(struct gw_climit *l)
 		target = (double)l->win_inflight_sum / l->win_n * (1 + tol) / r;
 		if (target < l->period_floor && r < CLIMIT_SURE_QUEUE)
 			target = l->period_floor;
+		if (target < delivery_floor(l))
+			target = delivery_floor(l);
 		if (target > l->est)
 			target = l->est;
 	} else if (l->win_peak >= clamp_round(l, l->est)) {
@@ -416,6 +463,7 @@ void gw_climit_sample(struct gw_climit *l, uint64_t now_ms, uint64_t rtt_us, uin
 		/* Until the first probe, the lowest RTT seen stands in for it (see window_sample). */
 		if (l->nprobes == 0 && l->no_load_us && rtt_us < l->no_load_us)
 			l->no_load_us = rtt_us;
+		rate_count(l, now_ms);
 		if (l->probing)
 			probe_sample(l, now_us, sent_us, rtt_us);
 		if (sent_us >= l->ignore_before_us)

@@ -20,6 +20,11 @@
 #define GW_CLIMIT_BACKOFF 0.5
 /* While the no-load RTT is re-measured, the limit is this share of the learned one. */
 #define GW_CLIMIT_PROBE_SHARE 0.75
+/* The delivery floor: completions counted in bins of this width, the best
+ * bin of the last GW_CLIMIT_RATE_BINS, times the no-load RTT, times this share. */
+#define GW_CLIMIT_RATE_BIN_MS 100
+#define GW_CLIMIT_RATE_BINS   10
+#define GW_CLIMIT_FLOOR_SHARE 0.9
 
 /*
  * One upstream's adaptive limit in one worker: plain data embedded in its
@@ -65,6 +70,11 @@ struct gw_climit {
 	uint64_t probe_sum_us;
 	uint32_t probe_n;
 	double probe_share; /* of est while lowered */
+
+	/* Completions per GW_CLIMIT_RATE_BIN_MS over the last bins (ring), for
+	 * the delivery floor. */
+	uint32_t rate_bins[GW_CLIMIT_RATE_BINS];
+	uint64_t rate_epoch; /* now_ms / GW_CLIMIT_RATE_BIN_MS of rate_bins[rate_epoch % N] */
 
 	uint64_t ignore_before_us; /* samples sent earlier saw a limit that is gone */
 	uint64_t cut_us;           /* time of the last loss backoff */

@@ -63,10 +63,12 @@
  * alone still needs more than what the higher ones leave, that cycle can
  * still happen, so each relapse (an episode that begins within target +
  * GW_PQ_RELAPSE_INTERVALS intervals of the end of the last) doubles the
- * hold, up to GW_PQ_HOLD_MAX_INTERVALS intervals (1.6 s at a 100 ms
+ * hold, up to GW_PQ_HOLD_MAX_INTERVALS intervals (3.2 s at a 100 ms
  * interval): the share of the cycle spent admitting requests that will be
- * shed late falls from about a half to about 1/17, and the cost is that a
- * flapping queue takes up to 16 intervals of calm to let the class back in.
+ * shed late falls from about a half to about 1/33 (and, with refusal as
+ * soon as a class's own oldest request passes target, that share is about
+ * target / hold of the arrivals), and the cost is that a
+ * flapping queue takes up to 32 intervals of calm to let the class back in.
  * An episode that begins later than that starts again from one interval.
  */
 
@@ -287,8 +289,17 @@ bool gw_pq_refuse(struct gw_pq *q, unsigned rank, uint64_t now_ms)
 	if (rank >= GW_PQ_RANKS)
 		rank = GW_PQ_RANKS - 1;
 	settle(q, now_ms);
-	if (!q->overloaded || rank == 0 || rank < q->floor)
+	if (rank == 0)
 		return false;
+	/* Overloaded, and the class is at or below the episode's floor; or,
+	 * overloaded or not, the class's own oldest request has already
+	 * waited past target: a newcomer of that class would wait at least as
+	 * long, so it is refused now, in microseconds, instead of being shed
+	 * after its wait. */
+	if ((!q->overloaded || rank < q->floor) && watch_delay(&q->rank[rank], now_ms) <= q->target_ms)
+		return false;
+	if (q->overloaded && rank < q->floor)
+		q->floor = rank; /* refused in this episode: it joins the floor */
 	q->counts[rank].refused++;
 	return true;
 }

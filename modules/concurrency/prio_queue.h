@@ -33,7 +33,7 @@
  * GW_PQ_HOLD_MAX_INTERVALS intervals. See "Hysteresis" in prio_queue.c.
  */
 #define GW_PQ_RELAPSE_INTERVALS  4
-#define GW_PQ_HOLD_MAX_INTERVALS 16
+#define GW_PQ_HOLD_MAX_INTERVALS 32
 
 /*
  * One waiting request's place in the queue. Embedded in the request and
@@ -126,8 +126,10 @@ bool gw_pq_overloaded(struct gw_pq *q, uint64_t now_ms);
  * overloaded, rank > 0, and rank >= the episode's floor, the highest
  * priority class shed so far in this episode or standing in the queue (its
  * own oldest entry above target for an interval; a standing critical class
- * refuses every other). Critical is never refused. A true answer is counted
- * as a refusal of that rank.
+ * refuses every other); or, overloaded or not, the rank's own oldest entry
+ * has already waited more than target (a newcomer would wait longer).
+ * Critical is never refused. A true answer is counted as a refusal of that
+ * rank.
  */
 bool gw_pq_refuse(struct gw_pq *q, unsigned rank, uint64_t now_ms);
 

@@ -277,13 +277,13 @@ static uint64_t one_episode(struct gw_pq *q, struct gw_pq_entry *e, uint64_t at)
 	return at + 150;
 }
 
-START_TEST(relapse_doubles_the_hold_up_to_sixteen_intervals)
+START_TEST(relapse_doubles_the_hold_up_to_thirty_two_intervals)
 {
 	struct gw_pq q;
 	struct gw_pq_entry a = {0};
 	struct gw_pq_stats s;
 	uint64_t calm_from, t = 0;
-	static const uint64_t holds[] = {100, 200, 400, 800, 1600, 1600, 1600};
+	static const uint64_t holds[] = {100, 200, 400, 800, 1600, 3200, 3200, 3200};
 
 	init(&q);
 	for (unsigned i = 0; i < sizeof(holds) / sizeof(holds[0]); i++) {
@@ -299,7 +299,7 @@ START_TEST(relapse_doubles_the_hold_up_to_sixteen_intervals)
 	calm_from = one_episode(&q, &a, t + 1000);
 	gw_pq_stats(&q, calm_from, &s);
 	ck_assert_uint_eq(s.hold_ms, 100);
-	ck_assert_uint_eq(s.episodes, 8);
+	ck_assert_uint_eq(s.episodes, sizeof(holds) / sizeof(holds[0]) + 1);
 }
 END_TEST
 
@@ -338,7 +338,12 @@ START_TEST(refuse_nothing_while_not_overloaded)
 	init(&q);
 	gw_pq_push(&q, &a, SHED, 0);
 	for (unsigned r = 0; r < GW_PQ_RANKS; r++)
-		ck_assert(!gw_pq_refuse(&q, r, 109));
+		ck_assert(!gw_pq_refuse(&q, r, TARGET));
+	/* past target its own class is refused (a newcomer would wait
+	 * longer), the others are not; nothing is shed */
+	ck_assert(!gw_pq_refuse(&q, CRIT, 109));
+	ck_assert(!gw_pq_refuse(&q, NORM, 109));
+	ck_assert(gw_pq_refuse(&q, SHED, 109));
 	ck_assert_ptr_null(gw_pq_shed_next(&q, 109));
 	ck_assert_uint_eq(gw_pq_len(&q, SHED), 1);
 }
@@ -356,8 +361,12 @@ START_TEST(refuse_at_2x_only_sheddable_while_critical_and_normal_keep_up)
 	for (uint64_t t = 3; t < 300; t++) {
 		gw_pq_push(&q, t % 2 ? &c : &n, t % 2 ? CRIT : NORM, t);
 		ck_assert_ptr_eq(gw_pq_pop(&q, t + 1), t % 2 ? &c : &n);
-		if (t + 1 < 110)
+		/* the starving sheddable class is refused once its oldest waited
+		 * past target, before the overload is declared */
+		if (t + 1 <= TARGET)
 			ck_assert(!gw_pq_refuse(&q, SHED, t + 1));
+		else if (t + 1 < 110)
+			ck_assert(gw_pq_refuse(&q, SHED, t + 1));
 	}
 	ck_assert(gw_pq_overloaded(&q, 300));
 	ck_assert(gw_pq_refuse(&q, SHED, 300));
@@ -388,12 +397,14 @@ START_TEST(refuse_at_4x_normal_too_when_normal_stands)
 	gw_pq_push(&q, &s[1], SHED, 55);
 	gw_pq_push(&q, &n[1], NORM, 60);
 	trickle(&q, &c, CRIT, 61, 109);
-	/* Overloaded at 110 with sheddable standing; normal stands from 160. */
-	ck_assert(!gw_pq_refuse(&q, SHED, 109));
+	/* Overloaded at 110 with sheddable standing; normal stands from 160.
+	 * Before that, a class is refused anyway once its own oldest request
+	 * waited past target: a newcomer would wait longer. */
+	ck_assert(!gw_pq_overloaded(&q, 109));
+	ck_assert(gw_pq_refuse(&q, SHED, 109));
 	ck_assert(gw_pq_refuse(&q, SHED, 110));
 	trickle(&q, &c, CRIT, 110, 159);
 	ck_assert(gw_pq_refuse(&q, SHED, 159));
-	ck_assert(!gw_pq_refuse(&q, NORM, 159));
 	ck_assert(gw_pq_refuse(&q, NORM, 160));
 	ck_assert(!gw_pq_refuse(&q, CRIT, 160));
 	trickle(&q, &c, CRIT, 160, 300);
@@ -536,8 +547,6 @@ START_TEST(stats_count_waits_per_rank_and_the_current_delay)
 	ck_assert_ptr_eq(gw_pq_pop(&q, 52), &e[1]); /* waited 42 */
 	ck_assert_ptr_eq(gw_pq_pop(&q, 60), &e[2]); /* waited 40 */
 	gw_pq_remove(&q, &e[5], 61);
-	ck_assert(!gw_pq_refuse(&q, SHED, 70));
-
 	gw_pq_stats(&q, 70, &s);
 	ck_assert_uint_eq(s.target_ms, TARGET);
 	ck_assert_uint_eq(s.interval_ms, INTERVAL);
@@ -561,7 +570,6 @@ START_TEST(stats_count_waits_per_rank_and_the_current_delay)
 	ck_assert_uint_eq(s.floor, GW_PQ_RANKS);
 
 	/* Overload from 110; sheddable stands from 140: a refusal, a shed. */
-	ck_assert(!gw_pq_refuse(&q, SHED, 139));
 	ck_assert(gw_pq_refuse(&q, SHED, 150));
 	ck_assert_ptr_eq(gw_pq_shed_next(&q, 150), &e[3]);
 	gw_pq_stats(&q, 160, &s);
@@ -789,7 +797,7 @@ static Suite *prio_queue_suite(void)
 	ADD(s, overload_holds_until_delay_at_or_below_target_for_an_interval);
 	ADD(s, overload_ends_with_a_queue_that_waits_at_most_target);
 	ADD(s, calm_before_the_overload_does_not_end_it);
-	ADD(s, relapse_doubles_the_hold_up_to_sixteen_intervals);
+	ADD(s, relapse_doubles_the_hold_up_to_thirty_two_intervals);
 	ADD(s, relapse_window_is_target_plus_four_intervals);
 	ADD(s, refuse_nothing_while_not_overloaded);
 	ADD(s, refuse_at_2x_only_sheddable_while_critical_and_normal_keep_up);
