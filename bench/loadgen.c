@@ -4,6 +4,7 @@
  *   loadgen --url http://127.0.0.1:8080/path[@weight] [--url ...] [--rate R]
  *           [--connections N] [--duration D] [--timeout T] [--header 'N: v']
  *           [--method M] [--body-size B] [--json FILE] [--progress]
+ *           [--split-connections] [--warmup W] [--connect-first S]
  *
  * Requests are sent at a fixed rate whether or not answers come back, over a
  * fixed set of keep-alive connections with at most one request in flight on
@@ -33,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -175,8 +177,10 @@ struct stats {
 	uint64_t cls[6]; /* answers by status class: cls[2] is 2xx */
 	uint64_t err[E_COUNT];
 	uint64_t codes[N_CODES];
-	struct hist lat; /* scheduled time -> last byte */
-	struct hist svc; /* actual send -> last byte (what wrk measures) */
+	struct hist lat;  /* scheduled time -> last byte */
+	struct hist svc;  /* actual send -> last byte (what wrk measures) */
+	struct hist ok;   /* lat of the 2xx answers only */
+	struct hist shed; /* lat of the 429 and 503 answers (load shedding) */
 };
 
 struct url {
@@ -189,6 +193,7 @@ struct url {
 	char *req; /* the whole request, built once */
 	size_t req_len;
 	struct stats st;
+	struct stats warm; /* requests due during --warmup: counted apart, not reported */
 };
 
 enum rstate {
@@ -218,6 +223,7 @@ struct resp {
 
 struct conn {
 	evutil_socket_t fd;
+	int pool; /* index in G.pools */
 	bool connected;
 	bool has_req;
 	bool idle; /* on the idle list */
@@ -243,6 +249,19 @@ struct qent {
 	int url;
 };
 
+/*
+ * Connections and the FIFO of requests waiting for one. There is one pool,
+ * or with --split-connections one per URL, so that requests to a slow URL
+ * never wait behind another URL's (like independent client populations).
+ */
+struct pool {
+	TAILQ_HEAD(, conn) idle_list;
+	struct qent *q;
+	size_t qcap, qhead, qn, qmax;
+	int nconns; /* connections of this pool so far */
+	int max;    /* --max-connections: it may grow to this */
+};
+
 static struct {
 	/* options */
 	struct url urls[MAX_URLS];
@@ -253,7 +272,9 @@ static struct {
 	const char *method;
 	size_t body_size;
 	double rate;
-	int nconns;
+	int nconns;    /* opened at the start */
+	int max_conns; /* --max-connections (>= nconns) */
+	int nopen;     /* G.conns[0..nopen) are in use */
 	double duration_s;
 	double measured_s; /* goodput divisor: duration_s, or less after ^C */
 	uint64_t duration_ns;
@@ -261,6 +282,8 @@ static struct {
 	uint64_t tick_ns;
 	const char *json_path;
 	bool progress;
+	double connect_first_s; /* > 0: start the clock once every connection is up */
+	uint64_t warmup_ns;     /* --warmup: requests due before start + this are not reported */
 	bool head_method;
 	/* target */
 	struct sockaddr_storage addr;
@@ -270,10 +293,11 @@ static struct {
 	struct event tick;
 	struct event sigint;
 	struct conn *conns;
-	TAILQ_HEAD(, conn) idle_list;
-	struct qent *q;
-	size_t qcap, qhead, qn, qmax;
-	int busy; /* connections holding a request */
+	struct pool pools[MAX_URLS];
+	int npools; /* 1, or nurls with --split-connections */
+	bool split;
+	size_t qn; /* requests waiting, all pools */
+	int busy;  /* connections holding a request */
 	uint64_t start, end, hard_end;
 	uint64_t next_idx, total_reqs;
 	uint64_t next_scan;
@@ -282,6 +306,9 @@ static struct {
 	bool interrupted;
 	char *rbuf;
 	uint64_t connect_attempts, connect_failures, unsolicited;
+	int nconnected; /* connections that ever came up (--connect-first) */
+	bool clock_started;
+	struct event connect_wait;
 	/* --progress */
 	struct hist iv_lat;
 	uint64_t iv_sent, iv_done, next_progress;
@@ -302,6 +329,9 @@ static bool open_loop(void)
 
 static void conn_connect(struct conn *c, uint64_t now);
 static void conn_release(struct conn *c, uint64_t now);
+static void mark_connected(struct conn *c);
+static void pool_grow(struct pool *p, uint64_t now);
+static void on_retry(evutil_socket_t fd, short what, void *arg);
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 
@@ -331,9 +361,14 @@ static int pick_url(void)
 	return best;
 }
 
-static void queue_grow(void)
+static struct pool *pool_of_url(int url)
 {
-	size_t ncap = G.qcap ? G.qcap * 2 : 1024;
+	return &G.pools[G.split ? url : 0];
+}
+
+static void queue_grow(struct pool *p)
+{
+	size_t ncap = p->qcap ? p->qcap * 2 : 1024;
 	struct qent *nq = malloc(ncap * sizeof(*nq));
 	size_t i;
 
@@ -341,47 +376,78 @@ static void queue_grow(void)
 		fprintf(stderr, "loadgen: out of memory for the queue\n");
 		exit(1);
 	}
-	for (i = 0; i < G.qn; i++)
-		nq[i] = G.q[(G.qhead + i) % G.qcap];
-	free(G.q);
-	G.q = nq;
-	G.qcap = ncap;
-	G.qhead = 0;
+	for (i = 0; i < p->qn; i++)
+		nq[i] = p->q[(p->qhead + i) % p->qcap];
+	free(p->q);
+	p->q = nq;
+	p->qcap = ncap;
+	p->qhead = 0;
 }
 
-static void queue_push(int url, uint64_t sched)
+static void queue_push(struct pool *p, int url, uint64_t sched)
 {
-	if (G.qn == G.qcap)
-		queue_grow();
-	G.q[(G.qhead + G.qn) % G.qcap] = (struct qent){.sched = sched, .url = url};
+	if (p->qn == p->qcap)
+		queue_grow(p);
+	p->q[(p->qhead + p->qn) % p->qcap] = (struct qent){.sched = sched, .url = url};
+	p->qn++;
 	G.qn++;
-	if (G.qn > G.qmax)
-		G.qmax = G.qn;
+	if (p->qn > p->qmax)
+		p->qmax = p->qn;
 }
 
-static struct qent queue_pop(void)
+static struct qent queue_pop(struct pool *p)
 {
-	struct qent e = G.q[G.qhead];
+	struct qent e = p->q[p->qhead];
 
-	G.qhead = (G.qhead + 1) % G.qcap;
+	p->qhead = (p->qhead + 1) % p->qcap;
+	p->qn--;
 	G.qn--;
 	return e;
 }
 
-static void count_error(int url, enum err_kind kind)
+/* The longest any pool's queue got. */
+static size_t queue_max(void)
 {
-	G.urls[url].st.err[kind]++;
+	size_t m = 0;
+	int i;
+
+	for (i = 0; i < G.npools; i++) {
+		if (G.pools[i].qmax > m)
+			m = G.pools[i].qmax;
+	}
+	return m;
+}
+
+/* Where a request due at sched is counted: in the results, or apart (--warmup). */
+static struct stats *stats_for(int url, uint64_t sched)
+{
+	if (G.warmup_ns && sched < G.start + G.warmup_ns)
+		return &G.urls[url].warm;
+	return &G.urls[url].st;
+}
+
+static void count_error(int url, uint64_t sched, enum err_kind kind)
+{
+	stats_for(url, sched)->err[kind]++;
 	G.iv_done++;
 }
 
 /* Requests are queued in scheduled order: expired ones are at the head. */
+static void pool_expire(struct pool *p, uint64_t now)
+{
+	while (p->qn > 0 && now - p->q[p->qhead].sched > G.timeout_ns) {
+		struct qent e = queue_pop(p);
+
+		count_error(e.url, e.sched, E_TIMEOUT);
+	}
+}
+
 static void queue_expire(uint64_t now)
 {
-	while (G.qn > 0 && now - G.q[G.qhead].sched > G.timeout_ns) {
-		struct qent e = queue_pop();
+	int i;
 
-		count_error(e.url, E_TIMEOUT);
-	}
+	for (i = 0; i < G.npools; i++)
+		pool_expire(&G.pools[i], now);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -391,7 +457,7 @@ static void queue_expire(uint64_t now)
 static void idle_add(struct conn *c)
 {
 	if (!c->idle) {
-		TAILQ_INSERT_TAIL(&G.idle_list, c, idle_link);
+		TAILQ_INSERT_TAIL(&G.pools[c->pool].idle_list, c, idle_link);
 		c->idle = true;
 	}
 }
@@ -399,7 +465,7 @@ static void idle_add(struct conn *c)
 static void idle_remove(struct conn *c)
 {
 	if (c->idle) {
-		TAILQ_REMOVE(&G.idle_list, c, idle_link);
+		TAILQ_REMOVE(&G.pools[c->pool].idle_list, c, idle_link);
 		c->idle = false;
 	}
 }
@@ -417,7 +483,7 @@ static void drop_request(struct conn *c, enum err_kind kind)
 {
 	if (!c->has_req)
 		return;
-	count_error(c->url, kind);
+	count_error(c->url, c->sched, kind);
 	c->has_req = false;
 	G.busy--;
 }
@@ -497,6 +563,18 @@ static void conn_connect(struct conn *c, uint64_t now)
 	conn_release(c, now);
 }
 
+/* One more connection for pool p; conn_connect() hands it the oldest waiting request. */
+static void pool_grow(struct pool *p, uint64_t now)
+{
+	struct conn *c = &G.conns[G.nopen++];
+
+	c->fd = -1;
+	c->pool = (int)(p - G.pools);
+	p->nconns++;
+	evtimer_assign(&c->retry, G.base, on_retry, c);
+	conn_connect(c, now);
+}
+
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	if (!G.interrupted)
@@ -517,7 +595,7 @@ static int write_request(struct conn *c, uint64_t now)
 		if (!open_loop())
 			c->sched = now;
 		c->sent = now;
-		G.urls[c->url].st.sent++;
+		stats_for(c->url, c->sched)->sent++;
 		G.iv_sent++;
 	}
 	n = send(c->fd, u->req + c->woff, u->req_len - c->woff, MSG_NOSIGNAL);
@@ -553,11 +631,15 @@ static void start_request(struct conn *c, int url, uint64_t sched, uint64_t now)
 /* A new request is due: send it on an idle connection, or queue it. */
 static void dispatch(int url, uint64_t sched, uint64_t now)
 {
-	struct conn *c = TAILQ_FIRST(&G.idle_list);
+	struct pool *p = pool_of_url(url);
+	struct conn *c = TAILQ_FIRST(&p->idle_list);
 
-	G.urls[url].st.sched++;
+	stats_for(url, sched)->sched++;
 	if (!c) {
-		queue_push(url, sched);
+		queue_push(p, url, sched);
+		/* --max-connections: a new connection rather than a wait */
+		if (p->nconns < p->max && G.nopen < G.max_conns && !G.interrupted)
+			pool_grow(p, now);
 		return;
 	}
 	start_request(c, url, sched, now);
@@ -569,17 +651,19 @@ static void conn_release(struct conn *c, uint64_t now)
 	if (G.interrupted)
 		return;
 	if (open_loop()) {
-		queue_expire(now);
-		if (G.qn > 0) {
-			struct qent e = queue_pop();
+		struct pool *p = &G.pools[c->pool];
+
+		pool_expire(p, now);
+		if (p->qn > 0) {
+			struct qent e = queue_pop(p);
 
 			start_request(c, e.url, e.sched, now);
 			return;
 		}
 	} else if (!G.stopping) {
-		int url = pick_url();
+		int url = G.split ? c->pool : pick_url();
 
-		G.urls[url].st.sched++;
+		stats_for(url, now)->sched++;
 		start_request(c, url, now, now);
 		return;
 	}
@@ -903,13 +987,17 @@ static ssize_t feed_chunked(struct resp *r, const char *p, size_t n)
 
 static void record_answer(struct conn *c, uint64_t now)
 {
-	struct stats *st = &G.urls[c->url].st;
+	struct stats *st = stats_for(c->url, c->sched);
 	uint64_t lat = (now - c->sched) / NS_PER_US;
 
 	st->cls[c->r.status / 100]++;
 	st->codes[c->r.status]++;
 	hist_record(&st->lat, lat);
 	hist_record(&st->svc, (now - c->sent) / NS_PER_US);
+	if (c->r.status / 100 == 2)
+		hist_record(&st->ok, lat);
+	else if (c->r.status == 429 || c->r.status == 503)
+		hist_record(&st->shed, lat);
 	if (G.progress)
 		hist_record(&G.iv_lat, lat);
 	G.iv_done++;
@@ -995,10 +1083,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		n = recv(c->fd, G.rbuf, RBUF_SIZE, 0);
 		now = now_ns();
 		if (n > 0) {
-			if (!c->connected) {
-				c->connected = true;
-				c->backoff_ms = 0;
-			}
+			if (!c->connected)
+				mark_connected(c);
 			if (feed(c, G.rbuf, (size_t)n, now) < 0 || n < RBUF_SIZE)
 				return;
 			continue;
@@ -1027,8 +1113,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 			connect_failed(c, now);
 			return;
 		}
-		c->connected = true;
-		c->backoff_ms = 0;
+		mark_connected(c);
 	}
 	if (c->has_req && c->woff < G.urls[c->url].req_len)
 		write_request(c, now);
@@ -1050,7 +1135,7 @@ static void scan_inflight(uint64_t now)
 {
 	int i;
 
-	for (i = 0; i < G.nconns; i++) {
+	for (i = 0; i < G.nopen; i++) {
 		struct conn *c = &G.conns[i];
 
 		if (c->has_req && now - c->sent > G.timeout_ns)
@@ -1100,12 +1185,14 @@ static void finish(void)
 {
 	int i;
 
-	while (G.qn > 0) {
-		struct qent e = queue_pop();
+	for (i = 0; i < G.npools; i++) {
+		while (G.pools[i].qn > 0) {
+			struct qent e = queue_pop(&G.pools[i]);
 
-		count_error(e.url, E_TIMEOUT);
+			count_error(e.url, e.sched, E_TIMEOUT);
+		}
 	}
-	for (i = 0; i < G.nconns; i++)
+	for (i = 0; i < G.nopen; i++)
 		drop_request(&G.conns[i], E_TIMEOUT);
 	event_base_loopbreak(G.base);
 }
@@ -1139,8 +1226,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static void on_sigint(evutil_socket_t fd, short what, void *arg)
 {
 	G.interrupted = true;
-	if (now_ns() < G.end)
-		G.measured_s = (double)(now_ns() - G.start) / 1e9;
+	if (now_ns() < G.end) {
+		uint64_t from = G.start + G.warmup_ns;
+
+		G.measured_s = now_ns() > from ? (double)(now_ns() - from) / 1e9 : 0.001;
+	}
 	finish();
 }
 
@@ -1162,6 +1252,8 @@ static void stats_add(struct stats *dst, const struct stats *src)
 		dst->codes[i] += src->codes[i];
 	hist_add(&dst->lat, &src->lat);
 	hist_add(&dst->svc, &src->svc);
+	hist_add(&dst->ok, &src->ok);
+	hist_add(&dst->shed, &src->shed);
 }
 
 static const double pcts[] = {50, 90, 99, 99.9};
@@ -1193,15 +1285,30 @@ static void print_lat_row(const char *name, int w, const struct hist *h)
 	       h->count ? (double)h->sum / (double)h->count / 1e3 : 0.0, h->count);
 }
 
-static void print_lat_table(const char *title, int w, const struct stats *total, bool svc)
+/* Which histogram of a struct stats a latency table shows. */
+static const struct hist *pick_hist(const struct stats *st, char which)
+{
+	switch (which) {
+	case 's':
+		return &st->svc;
+	case 'o':
+		return &st->ok;
+	case 'x':
+		return &st->shed;
+	default:
+		return &st->lat;
+	}
+}
+
+static void print_lat_table(const char *title, int w, const struct stats *total, char which)
 {
 	int i;
 
 	printf("\n%s\n%-*s %9s %9s %9s %9s %9s %9s %9s\n", title, w, "url", "p50", "p90", "p99",
 	       "p99.9", "max", "mean", "count");
 	for (i = 0; i < G.nurls; i++)
-		print_lat_row(G.urls[i].text, w, svc ? &G.urls[i].st.svc : &G.urls[i].st.lat);
-	print_lat_row("total", w, svc ? &total->svc : &total->lat);
+		print_lat_row(G.urls[i].text, w, pick_hist(&G.urls[i].st, which));
+	print_lat_row("total", w, pick_hist(total, which));
 }
 
 static void print_codes(const char *name, const struct stats *st)
@@ -1228,8 +1335,13 @@ static void print_report(const struct stats *total)
 		printf("open loop: %.0f req/s", G.rate);
 	else
 		printf("closed loop");
-	printf(", %d connections, %.1f s, timeout %.1f s\n\n", G.nconns, G.duration_s,
-	       (double)G.timeout_ns / 1e9);
+	printf(", %d connections%s", G.nconns, G.split ? " (split by URL)" : "");
+	if (G.max_conns > G.nconns)
+		printf(" + %d opened on demand (max %d)", G.nopen - G.nconns, G.max_conns);
+	printf(", %.1f s, timeout %.1f s", G.duration_s, (double)G.timeout_ns / 1e9);
+	if (G.warmup_ns)
+		printf(" (after a %.1f s warm-up, not counted)", (double)G.warmup_ns / 1e9);
+	printf("\n\n");
 	printf("%-*s %8s %8s %8s %6s %6s %6s %7s %6s %7s %6s %10s\n", w, "url", "sched", "sent",
 	       "2xx", "3xx", "4xx", "5xx", "connect", "reset", "timeout", "parse", "goodput/s");
 	for (i = 0; i < G.nurls; i++)
@@ -1238,17 +1350,22 @@ static void print_report(const struct stats *total)
 	print_lat_table(open_loop() ? "latency ms, scheduled send -> last byte (no coordinated "
 	                              "omission)"
 	                            : "latency ms, send -> last byte",
-	                w, total, false);
+	                w, total, 'l');
 	if (open_loop())
 		print_lat_table("service time ms, actual send -> last byte (as wrk measures)", w,
-		                total, true);
+		                total, 's');
+	/* only when they differ from the first table */
+	if (total->ok.count != total->lat.count)
+		print_lat_table("latency ms of the 2xx answers only", w, total, 'o');
+	if (total->shed.count > 0)
+		print_lat_table("latency ms of the 429 and 503 answers (shed)", w, total, 'x');
 	printf("\nstatus codes:\n");
 	for (i = 0; i < G.nurls; i++)
 		print_codes(G.urls[i].text, &G.urls[i].st);
 	print_codes("total", total);
 	printf("connects %" PRIu64 " (failed %" PRIu64
 	       "), max queue %zu, unsolicited bytes %" PRIu64 ", max tick gap %.3f ms%s\n",
-	       G.connect_attempts, G.connect_failures, G.qmax, G.unsolicited,
+	       G.connect_attempts, G.connect_failures, queue_max(), G.unsolicited,
 	       (double)G.max_tick_gap / 1e6, G.interrupted ? ", INTERRUPTED" : "");
 	if (open_loop() && G.max_tick_gap > 2 * G.tick_ns + STALL_WARN_NS)
 		printf("warning: the generator itself stalled for up to %.1f ms (busy machine?); "
@@ -1301,6 +1418,10 @@ static void json_stats(FILE *f, const struct stats *st)
 	json_hist(f, "latency_us", &st->lat);
 	fprintf(f, ", ");
 	json_hist(f, "service_us", &st->svc);
+	fprintf(f, ", ");
+	json_hist(f, "latency_2xx_us", &st->ok);
+	fprintf(f, ", ");
+	json_hist(f, "latency_shed_us", &st->shed);
 	fprintf(f, ", \"status\": {");
 	for (i = 0; i < N_CODES; i++) {
 		if (st->codes[i]) {
@@ -1321,14 +1442,18 @@ static int write_json(const char *path, const struct stats *total)
 		return -1;
 	}
 	fprintf(f,
-	        "{\"mode\": \"%s\", \"rate\": %.1f, \"connections\": %d, \"duration_s\": %.3f, "
-	        "\"timeout_s\": %.3f,\n \"urls\": [",
-	        open_loop() ? "open" : "closed", G.rate, G.nconns, G.duration_s,
-	        (double)G.timeout_ns / 1e9);
+	        "{\"mode\": \"%s\", \"rate\": %.1f, \"connections\": %d, "
+	        "\"connections_opened\": %d, \"max_connections\": %d, \"duration_s\": %.3f, "
+	        "\"timeout_s\": %.3f, \"warmup_s\": %.3f,\n \"urls\": [",
+	        open_loop() ? "open" : "closed", G.rate, G.nconns, G.nopen, G.max_conns,
+	        G.duration_s, (double)G.timeout_ns / 1e9, (double)G.warmup_ns / 1e9);
 	for (i = 0; i < G.nurls; i++) {
 		fprintf(f, "%s\n  {\"url\": ", i ? "," : "");
 		json_string(f, G.urls[i].text);
 		fprintf(f, ", \"weight\": %d, ", G.urls[i].weight);
+		if (G.split)
+			fprintf(f, "\"connections\": %d, \"max_queue\": %zu, ", G.pools[i].nconns,
+			        G.pools[i].qmax);
 		json_stats(f, &G.urls[i].st);
 		fprintf(f, "}");
 	}
@@ -1338,7 +1463,7 @@ static int write_json(const char *path, const struct stats *total)
 	        "},\n \"connect_attempts\": %" PRIu64 ", \"connect_failures\": %" PRIu64
 	        ", \"max_queue\": %zu, \"unsolicited\": %" PRIu64 ", \"max_tick_gap_us\": %" PRIu64
 	        ", \"interrupted\": %s}\n",
-	        G.connect_attempts, G.connect_failures, G.qmax, G.unsolicited,
+	        G.connect_attempts, G.connect_failures, queue_max(), G.unsolicited,
 	        (uint64_t)(G.max_tick_gap / NS_PER_US), G.interrupted ? "true" : "false");
 	return fclose(f) == 0 ? 0 : -1;
 }
@@ -1354,6 +1479,8 @@ static void usage(void)
 	        "  --url U[@W]        target URL, repeatable; W is its share of requests (1)\n"
 	        "  --rate R           requests/s, open loop (1000); 0 = closed loop like wrk\n"
 	        "  --connections N    keep-alive connections, one request in flight each (10)\n"
+	        "  --max-connections M  open loop: when a request is due and every connection\n"
+	        "                     is busy, open another, up to M in all (= N: fixed)\n"
 	        "  --duration D       seconds of sending (10); then up to 5 s drain\n"
 	        "  --timeout T        seconds a request may wait queued, and then in flight (5)\n"
 	        "  --header 'N: v'    extra request header, repeatable\n"
@@ -1362,6 +1489,12 @@ static void usage(void)
 	        "  --tick-us U        scheduler period in microseconds (1000)\n"
 	        "  --json FILE        write the results as JSON too\n"
 	        "  --progress         print one line per second to stderr\n"
+	        "  --connect-first S  open loop: open every connection before the clock starts\n"
+	        "                     (waiting at most S seconds)\n"
+	        "  --split-connections  one pool of connections (and one queue) per URL, sized\n"
+	        "                     by the weights: a slow URL does not delay the others\n"
+	        "  --warmup W         send for W seconds more first; requests due then are not\n"
+	        "                     counted (results cover the --duration after the warm-up)\n"
 	        "All URLs must name the same host and port.\n");
 	exit(2);
 }
@@ -1432,7 +1565,7 @@ static void add_header(const char *h)
 
 static void parse_args(int argc, char **argv)
 {
-	double timeout_s = 5, tick_us = 1000;
+	double timeout_s = 5, tick_us = 1000, warmup_s = 0;
 	int i;
 
 	G.rate = 1000;
@@ -1445,6 +1578,10 @@ static void parse_args(int argc, char **argv)
 			G.progress = true;
 			continue;
 		}
+		if (strcmp(a, "--split-connections") == 0) {
+			G.split = true;
+			continue;
+		}
 		if (i + 1 >= argc)
 			usage();
 		if (strcmp(a, "--url") == 0)
@@ -1453,6 +1590,8 @@ static void parse_args(int argc, char **argv)
 			G.rate = parse_double(argv[++i], 0, 1e7);
 		else if (strcmp(a, "--connections") == 0)
 			G.nconns = (int)parse_double(argv[++i], 1, 100000);
+		else if (strcmp(a, "--max-connections") == 0)
+			G.max_conns = (int)parse_double(argv[++i], 1, 1000000);
 		else if (strcmp(a, "--duration") == 0)
 			G.duration_s = parse_double(argv[++i], 0.001, 86400);
 		else if (strcmp(a, "--timeout") == 0)
@@ -1467,19 +1606,31 @@ static void parse_args(int argc, char **argv)
 			G.body_size = (size_t)parse_double(argv[++i], 0, 1 << 30);
 		else if (strcmp(a, "--json") == 0)
 			G.json_path = argv[++i];
+		else if (strcmp(a, "--connect-first") == 0)
+			G.connect_first_s = parse_double(argv[++i], 0, 600);
+		else if (strcmp(a, "--warmup") == 0)
+			warmup_s = parse_double(argv[++i], 0, 86400);
 		else
 			usage();
 	}
 	if (G.nurls == 0)
 		usage();
+	if (G.max_conns < G.nconns || !open_loop())
+		G.max_conns = G.nconns;
+	if (G.split && G.nconns < G.nurls) {
+		fprintf(stderr,
+		        "loadgen: --split-connections needs at least one connection per URL\n");
+		exit(2);
+	}
 	if (!G.method)
 		G.method = G.body_size ? "POST" : "GET";
 	G.head_method = strcmp(G.method, "HEAD") == 0;
-	G.duration_ns = (uint64_t)(G.duration_s * 1e9);
+	G.warmup_ns = (uint64_t)(warmup_s * 1e9);
+	G.duration_ns = (uint64_t)((warmup_s + G.duration_s) * 1e9);
 	G.measured_s = G.duration_s;
 	G.timeout_ns = (uint64_t)(timeout_s * 1e9);
 	G.tick_ns = (uint64_t)(tick_us * 1e3);
-	G.total_reqs = (uint64_t)(G.rate * G.duration_s);
+	G.total_reqs = (uint64_t)(G.rate * (warmup_s + G.duration_s));
 }
 
 static bool user_sent_host(void)
@@ -1569,9 +1720,48 @@ static struct event_base *new_base(void)
 	return base;
 }
 
-static void setup(void)
+/* Time zero: request i is due at now + i / rate from here on. */
+static void start_clock(uint64_t now)
 {
 	struct timeval tick = {.tv_sec = 0, .tv_usec = (suseconds_t)(G.tick_ns / NS_PER_US)};
+
+	if (G.clock_started)
+		return;
+	G.clock_started = true;
+	event_del(&G.connect_wait);
+	G.start = now;
+	G.end = now + G.duration_ns;
+	G.hard_end = G.end + DRAIN_NS;
+	G.next_scan = now + SCAN_NS;
+	G.next_progress = now + NS_PER_S;
+	G.last_tick = 0;
+	event_add(&G.tick, &tick);
+	if (G.connect_first_s > 0) {
+		fprintf(stderr, "loadgen: clock started, %d of %d connections up\n", G.nconnected,
+		        G.nconns);
+		fflush(stderr);
+	}
+	if (open_loop())
+		schedule_due(now);
+}
+
+static void mark_connected(struct conn *c)
+{
+	c->connected = true;
+	c->backoff_ms = 0;
+	if (++G.nconnected == G.nconns && !G.clock_started)
+		start_clock(now_ns());
+}
+
+static void on_connect_wait(evutil_socket_t fd, short what, void *arg)
+{
+	fprintf(stderr, "loadgen: only %d of %d connections up after %.1f s; starting anyway\n",
+	        G.nconnected, G.nconns, G.connect_first_s);
+	start_clock(now_ns());
+}
+
+static void setup(void)
+{
 	uint64_t now;
 	int i;
 
@@ -1580,35 +1770,96 @@ static void setup(void)
 	resolve_target();
 	G.base = new_base();
 	G.rbuf = malloc(RBUF_SIZE);
-	G.conns = calloc((size_t)G.nconns, sizeof(*G.conns));
+	{
+		/* every connection is a descriptor: use the hard limit, and stay within it */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			if (rl.rlim_cur != RLIM_INFINITY &&
+			    (rlim_t)G.max_conns + 64 > rl.rlim_cur) {
+				int m = rl.rlim_cur > 64 + (rlim_t)G.nconns
+				            ? (int)(rl.rlim_cur - 64)
+				            : G.nconns;
+
+				if (G.max_conns > G.nconns || m < G.nconns)
+					fprintf(stderr,
+					        "loadgen: open-file limit %llu: at most %d "
+					        "connections\n",
+					        (unsigned long long)rl.rlim_cur, m);
+				G.max_conns = m > G.nconns ? m : G.nconns;
+			}
+		}
+	}
+	G.conns = calloc((size_t)G.max_conns, sizeof(*G.conns));
 	if (!G.rbuf || !G.conns) {
 		fprintf(stderr, "loadgen: out of memory\n");
 		exit(1);
 	}
-	if (open_loop()) {
+	G.npools = G.split ? G.nurls : 1;
+	for (i = 0; i < G.npools; i++) {
+		struct pool *p = &G.pools[i];
+		double share = G.split ? (double)G.urls[i].weight / G.total_weight : 1.0;
+
+		TAILQ_INIT(&p->idle_list);
 		/* room for everything that can be due within one timeout */
-		while (G.qcap < (size_t)(G.rate * ((double)G.timeout_ns / 1e9 + 1)) &&
-		       G.qcap < (1u << 24))
-			queue_grow();
+		while (open_loop() &&
+		       p->qcap < (size_t)(G.rate * share * ((double)G.timeout_ns / 1e9 + 1)) &&
+		       p->qcap < (1u << 24))
+			queue_grow(p);
 	}
-	TAILQ_INIT(&G.idle_list);
+	/* --split-connections: connections in proportion to the weights, at least 1 each */
+	for (i = 0; i < G.nconns; i++) {
+		int k = 0;
+
+		if (G.split) {
+			double best = -1e300;
+			int j;
+
+			/* the pool furthest below its share so far */
+			for (j = 0; j < G.npools; j++) {
+				double want = (double)(i + 1) * G.urls[j].weight / G.total_weight;
+				double gap = want - G.pools[j].nconns;
+
+				if (gap > best) {
+					best = gap;
+					k = j;
+				}
+			}
+		}
+		G.conns[i].pool = k;
+		G.pools[k].nconns++;
+	}
+	G.nopen = G.nconns;
+	for (i = 0; i < G.npools; i++) {
+		double share = G.split ? (double)G.urls[i].weight / G.total_weight : 1.0;
+		int m = (int)(G.max_conns * share);
+
+		G.pools[i].max = m > G.pools[i].nconns ? m : G.pools[i].nconns;
+	}
 	event_assign(&G.tick, G.base, -1, EV_PERSIST, on_tick, NULL);
 	evsignal_assign(&G.sigint, G.base, SIGINT, on_sigint, NULL);
 	event_add(&G.sigint, NULL);
+	evtimer_assign(&G.connect_wait, G.base, on_connect_wait, NULL);
 	now = now_ns();
-	G.start = now;
-	G.end = now + G.duration_ns;
-	G.hard_end = G.end + DRAIN_NS;
-	G.next_scan = now + SCAN_NS;
-	G.next_progress = now + NS_PER_S;
-	event_add(&G.tick, &tick);
+	if (!(open_loop() && G.connect_first_s > 0))
+		start_clock(now);
+	else {
+		struct timeval tv = {.tv_sec = (time_t)G.connect_first_s,
+		                     .tv_usec = (suseconds_t)((G.connect_first_s -
+		                                               (double)(time_t)G.connect_first_s) *
+		                                              1e6)};
+
+		G.start = now;
+		G.end = UINT64_MAX; /* until the clock starts */
+		evtimer_add(&G.connect_wait, &tv);
+	}
 	for (i = 0; i < G.nconns; i++) {
 		G.conns[i].fd = -1;
 		evtimer_assign(&G.conns[i].retry, G.base, on_retry, &G.conns[i]);
 		conn_connect(&G.conns[i], now);
 	}
-	if (open_loop())
-		schedule_due(now);
 }
 
 int main(int argc, char **argv)

@@ -3,6 +3,7 @@
  * bottleneck of what it measures.
  *
  *   upstream_stub [--port P] [--threads N] [--delay-ms D] [--slow-ms S]
+ *                 [--max-concurrent N --service-ms S]
  *
  * Every response is built once at start-up; a request costs one read(), a
  * scan for the end of its head, a reference to a static buffer and one
@@ -21,6 +22,14 @@
  * --slow-ms later), SIGUSR2 toggles "503" (every answer but /healthz becomes
  * 503 Service Unavailable), SIGHUP prints one `stats ...` line with the
  * requests received so far, SIGTERM/SIGINT print it and exit 0.
+ *
+ * A fixed-capacity upstream, for overload tests (bench/overload):
+ * --max-concurrent N --service-ms S serves at most N requests at once, each
+ * answered S ms after its service starts; complete requests beyond N wait in
+ * one FIFO (across connections) until a slot frees, so the capacity is
+ * N / S requests per ms. The stats line then also reports the time-averaged
+ * number of busy slots (and that / N, the utilisation) and of waiting
+ * requests since the previous stats line.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,7 +46,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <sys/mman.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -113,6 +124,19 @@ struct worker {
 	/* per thread, so that their reference counts need no lock */
 	struct evbuffer_file_segment *seg[N_ROUTES_MAX];
 	pthread_t thread;
+	/* --max-concurrent / --service-ms (one thread only, so plain fields) */
+	uint64_t service_ns;        /* --service-ms */
+	TAILQ_HEAD(, sconn) waitq;  /* complete requests waiting for a slot, FIFO */
+	unsigned busy;              /* requests being served */
+	unsigned waiting;           /* requests in waitq */
+	uint64_t last_ns;           /* when busy/waiting last changed */
+	uint64_t busy_ns;           /* integral of busy over time (slot-ns) */
+	uint64_t wait_ns;           /* integral of waiting over time */
+	uint64_t served;            /* services completed (answered or abandoned) */
+	uint64_t dropped_waiting;   /* left the FIFO because their connection closed */
+	uint64_t abandoned_serving; /* connection closed during service; slot held anyway */
+	unsigned max_waiting;       /* since the previous stats line */
+	uint64_t mark_ns, mark_busy_ns, mark_wait_ns; /* at the previous stats line */
 };
 
 /* What the parser found in one request head. */
@@ -137,6 +161,12 @@ struct sconn {
 	bool closing;   /* close once out is written */
 	bool wr_armed;
 	bool rd_paused;
+	bool waiting;       /* in w->waitq */
+	bool serving;       /* holds a slot; delay_ev ends the service */
+	bool zombie;        /* closed during its service: freed when the service ends */
+	uint64_t arrive_ns; /* when the request was complete */
+	uint64_t vend_ns;   /* when its service ends (see start_service) */
+	TAILQ_ENTRY(sconn) wait_link;
 	size_t in_off; /* start of unparsed bytes in in[] */
 	size_t in_len; /* end of bytes in in[] */
 	size_t scan;   /* where the search for CRLFCRLF resumes */
@@ -148,6 +178,8 @@ static int opt_threads = 1;
 static long opt_delay_ms;
 static bool opt_no_sendfile;
 static long opt_slow_ms = 2000;
+static long opt_max_concurrent;    /* 0: no cap */
+static double opt_service_ms = -1; /* < 0: no capacity model */
 static struct worker workers[MAX_THREADS];
 
 /* The faults, toggled by signals (main thread), read by every worker. */
@@ -340,13 +372,106 @@ static const char *parse_head(const char *p, const char *end, struct req *r)
 	return NULL;
 }
 
+static bool capacity_model(void)
+{
+	return opt_service_ms >= 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Integrate busy and waiting up to now; call before either changes. */
+static void account(struct worker *w)
+{
+	uint64_t now = now_ns();
+
+	w->busy_ns += (uint64_t)w->busy * (now - w->last_ns);
+	w->wait_ns += (uint64_t)w->waiting * (now - w->last_ns);
+	w->last_ns = now;
+}
+
+/*
+ * Start serving c as of vstart (<= now). A slot's time is virtual: when a
+ * service ends, the next waiting request starts at the moment the previous
+ * one was due to end (or at its own arrival, if later), not when the timer
+ * actually fired, so timer lateness (0.1-0.3 ms per wake-up on a busy
+ * machine) delays answers but never lowers the capacity below N / S.
+ */
+static void start_service(struct sconn *c, uint64_t vstart)
+{
+	struct worker *w = c->w;
+	uint64_t now = now_ns(), left;
+	struct timeval tv;
+
+	account(w);
+	w->busy++;
+	c->serving = true;
+	c->vend_ns = vstart + w->service_ns;
+	left = c->vend_ns > now ? c->vend_ns - now : 0;
+	tv.tv_sec = (time_t)(left / 1000000000u);
+	tv.tv_usec = (suseconds_t)(left % 1000000000u / 1000u);
+	event_add(&c->delay_ev, &tv);
+}
+
+/* A slot became free at (virtual) time free_at: the oldest waiting request takes it. */
+static void start_next(struct worker *w, uint64_t free_at)
+{
+	struct sconn *c;
+
+	if (opt_max_concurrent > 0 && w->busy >= (unsigned)opt_max_concurrent)
+		return;
+	c = TAILQ_FIRST(&w->waitq);
+	if (!c)
+		return;
+	account(w);
+	TAILQ_REMOVE(&w->waitq, c, wait_link);
+	w->waiting--;
+	c->waiting = false;
+	start_service(c, c->arrive_ns > free_at ? c->arrive_ns : free_at);
+}
+
+/* The service of c is over (answered or not): free its slot. */
+static void end_service(struct sconn *c)
+{
+	struct worker *w = c->w;
+
+	account(w);
+	w->busy--;
+	w->served++;
+	c->serving = false;
+}
+
 static void conn_free(struct sconn *c)
 {
 	event_del(&c->rd);
 	event_del(&c->wr);
+	if (c->waiting) {
+		account(c->w);
+		TAILQ_REMOVE(&c->w->waitq, c, wait_link);
+		c->w->waiting--;
+		c->w->dropped_waiting++;
+		c->waiting = false;
+	}
+	if (c->serving) {
+		/* The work goes on (a server does not notice a client that left
+		 * until it writes): the slot stays busy until the service ends. */
+		if (!c->zombie) {
+			c->zombie = true;
+			c->w->abandoned_serving++;
+			evutil_closesocket(c->fd);
+			c->fd = -1;
+		}
+		return;
+	}
 	event_del(&c->delay_ev);
 	evbuffer_free(c->out);
-	evutil_closesocket(c->fd);
+	if (c->fd >= 0)
+		evutil_closesocket(c->fd);
 	free(c);
 }
 
@@ -408,6 +533,23 @@ static void request_done(struct sconn *c)
 	if (c->w->delay) {
 		c->delaying = true;
 		event_add(&c->delay_ev, c->w->delay);
+		return;
+	}
+	if (capacity_model()) {
+		struct worker *w = c->w;
+
+		c->delaying = true;
+		c->arrive_ns = now_ns();
+		if (opt_max_concurrent == 0 || w->busy < (unsigned)opt_max_concurrent) {
+			start_service(c, c->arrive_ns);
+			return;
+		}
+		account(w);
+		TAILQ_INSERT_TAIL(&w->waitq, c, wait_link);
+		c->waiting = true;
+		w->waiting++;
+		if (w->waiting > w->max_waiting)
+			w->max_waiting = w->waiting;
 		return;
 	}
 	queue_response(c);
@@ -549,9 +691,24 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 static void on_delay(evutil_socket_t fd, short what, void *arg)
 {
 	struct sconn *c = arg;
+	struct worker *w = c->w;
 
+	uint64_t vend = c->vend_ns;
+	bool served = c->serving;
+
+	if (served) {
+		end_service(c);
+		if (c->zombie) {
+			conn_free(c);
+			start_next(w, vend);
+			return;
+		}
+	}
 	c->delaying = false;
 	queue_response(c);
+	/* the next waiting request starts before this answer is written */
+	if (served)
+		start_next(w, vend);
 	process_input(c);
 	flush_output(c);
 }
@@ -587,7 +744,7 @@ static struct event_base *new_base(void)
 	struct event_base *base;
 
 	/* epoll_wait() rounds timeouts up to whole ms; a timerfd keeps --delay-ms exact. */
-	if (opt_delay_ms > 0)
+	if (opt_delay_ms > 0 || opt_service_ms > 0)
 		flags |= EVENT_BASE_FLAG_PRECISE_TIMER;
 	/* EVENT_BASE_FLAG_NOLOCK: signals are handled by worker 0's loop only,
 	 * and the fault flags are atomics. */
@@ -642,23 +799,33 @@ static int setup_worker(struct worker *w, int id, int port)
 
 		w->slow = event_base_init_common_timeout(w->base, &tv);
 	}
+	TAILQ_INIT(&w->waitq);
+	if (capacity_model()) {
+		w->service_ns = (uint64_t)(opt_service_ms * 1e6 + 0.5);
+		w->last_ns = w->mark_ns = now_ns();
+	}
 	make_segments(w);
 	return worker_listen(w, port);
 }
 
 static void usage(void)
 {
-	fprintf(stderr,
-	        "usage: upstream_stub [--port P] [--threads N] [--delay-ms D] [--slow-ms S]\n"
-	        "                     [--no-sendfile]\n"
-	        "  --port P       listen on 127.0.0.1:P (0, the default: any free port)\n"
-	        "  --threads N    N event loops sharing the port with SO_REUSEPORT (1)\n"
-	        "  --delay-ms D   answer every request D ms after it is complete (0)\n"
-	        "  --slow-ms S    the delay of the slow fault (SIGUSR1 toggles it) (2000)\n"
-	        "  --no-sendfile  send large bodies with writev() from memory too\n"
-	        "paths: /small 12 B, /16k, /1m, /healthz; others as /small\n"
-	        "signals: USR1 toggles slow, USR2 toggles 503 (all but /healthz),\n"
-	        "         HUP prints a stats line, TERM/INT print it and exit\n");
+	fprintf(
+	    stderr,
+	    "usage: upstream_stub [--port P] [--threads N] [--delay-ms D] [--slow-ms S]\n"
+	    "                     [--no-sendfile] [--max-concurrent N --service-ms S]\n"
+	    "  --port P       listen on 127.0.0.1:P (0, the default: any free port)\n"
+	    "  --threads N    N event loops sharing the port with SO_REUSEPORT (1)\n"
+	    "  --delay-ms D   answer every request D ms after it is complete (0)\n"
+	    "  --slow-ms S    the delay of the slow fault (SIGUSR1 toggles it) (2000)\n"
+	    "  --no-sendfile  send large bodies with writev() from memory too\n"
+	    "  --max-concurrent N  serve at most N requests at once; more wait FIFO (0: no cap)\n"
+	    "  --service-ms S      each request is answered S ms (fractions allowed) after its\n"
+	    "                      service starts; with N: capacity N/S per ms (needs --threads "
+	    "1)\n"
+	    "paths: /small 12 B, /16k, /1m, /healthz; others as /small\n"
+	    "signals: USR1 toggles slow, USR2 toggles 503 (all but /healthz),\n"
+	    "         HUP prints a stats line, TERM/INT print it and exit\n");
 	exit(2);
 }
 
@@ -695,8 +862,27 @@ static void parse_args(int argc, char **argv)
 			opt_delay_ms = parse_long(argv[++i], 0, 3600 * 1000);
 		else if (strcmp(a, "--slow-ms") == 0)
 			opt_slow_ms = parse_long(argv[++i], 0, 3600 * 1000);
-		else
+		else if (strcmp(a, "--max-concurrent") == 0)
+			opt_max_concurrent = parse_long(argv[++i], 0, 1000000);
+		else if (strcmp(a, "--service-ms") == 0) {
+			char *end;
+
+			errno = 0;
+			opt_service_ms = strtod(argv[++i], &end);
+			if (errno || end == argv[i] || *end ||
+			    !(opt_service_ms >= 0 && opt_service_ms <= 3600e3))
+				usage();
+		} else
 			usage();
+	}
+	if (opt_max_concurrent > 0 && opt_service_ms < 0) {
+		fprintf(stderr, "upstream_stub: --max-concurrent needs --service-ms\n");
+		exit(2);
+	}
+	if (capacity_model() && (opt_threads != 1 || opt_delay_ms > 0)) {
+		fprintf(stderr,
+		        "upstream_stub: --service-ms needs --threads 1 and no --delay-ms\n");
+		exit(2);
 	}
 }
 
@@ -712,10 +898,33 @@ static void print_stats(void)
 		slowed += atomic_load_explicit(&workers[i].n_slowed, memory_order_relaxed);
 		failed += atomic_load_explicit(&workers[i].n_failed, memory_order_relaxed);
 	}
-	printf("stats requests %llu healthz %llu slowed %llu answered_503 %llu slow %s 503 %s\n",
+	printf("stats requests %llu healthz %llu slowed %llu answered_503 %llu slow %s 503 %s",
 	       (unsigned long long)req, (unsigned long long)hz, (unsigned long long)slowed,
 	       (unsigned long long)failed, atomic_load(&fault_slow) ? "on" : "off",
 	       atomic_load(&fault_503) ? "on" : "off");
+	if (capacity_model()) {
+		/* one thread: this runs on the thread that owns these fields */
+		struct worker *w = &workers[0];
+		double iv, busy_avg, wait_avg;
+
+		account(w);
+		iv = (double)(w->last_ns - w->mark_ns) / 1e9;
+		busy_avg = iv > 0 ? (double)(w->busy_ns - w->mark_busy_ns) / 1e9 / iv : 0;
+		wait_avg = iv > 0 ? (double)(w->wait_ns - w->mark_wait_ns) / 1e9 / iv : 0;
+		printf(" cap %ld service_ms %g busy_avg %.3f util %.4f waiting_avg %.3f"
+		       " max_waiting %u interval_s %.3f busy %u waiting %u served %llu"
+		       " dropped_waiting %llu abandoned_serving %llu busy_slot_s %.3f",
+		       opt_max_concurrent, opt_service_ms, busy_avg,
+		       opt_max_concurrent > 0 ? busy_avg / (double)opt_max_concurrent : 0.0,
+		       wait_avg, w->max_waiting, iv, w->busy, w->waiting,
+		       (unsigned long long)w->served, (unsigned long long)w->dropped_waiting,
+		       (unsigned long long)w->abandoned_serving, (double)w->busy_ns / 1e9);
+		w->mark_ns = w->last_ns;
+		w->mark_busy_ns = w->busy_ns;
+		w->mark_wait_ns = w->wait_ns;
+		w->max_waiting = w->waiting;
+	}
+	printf("\n");
 	fflush(stdout);
 }
 
