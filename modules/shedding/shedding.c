@@ -39,6 +39,11 @@ struct shed_worker {
 	uint64_t last_log_ms;
 };
 
+/* Per route: what was shed of it (gateway_shed_total{route,priority}). Owned by the pipeline. */
+struct shed_route {
+	atomic_ullong shed, dry_run;
+};
+
 /* Per request: it is counted in shed_process.inflight. */
 struct shed_slot {
 	bool counted;
@@ -64,10 +69,16 @@ void gw_shed_count(struct gw_worker *w, const struct gw_route_conf *route, const
 	struct shed_worker *sw = w->mod_state[gw_module_index(&gw_shedding_module)];
 	uint64_t now;
 
+	struct shed_route *sr =
+	    gw_pipeline_route_state(w->server->pipeline, route->index, &gw_shedding_module);
+
 	if (!p)
 		return;
 	atomic_fetch_add_explicit(dry_run ? &p->dry_run[route->priority] : &p->shed[route->priority],
 	                          1, memory_order_relaxed);
+	if (sr)
+		atomic_fetch_add_explicit(dry_run ? &sr->dry_run : &sr->shed, 1,
+		                          memory_order_relaxed);
 	if (!dry_run || !sw)
 		return;
 	now = gw_clock_now_ms();
@@ -186,6 +197,24 @@ static void shed_worker_free(void *state)
 
 /* ---- the admission step -------------------------------------------------- */
 
+static void *shed_route_state_new(const void *conf, const struct gw_route_conf *route)
+{
+	return gw_calloc(1, sizeof(struct shed_route));
+}
+
+static void shed_route_state_free(void *state)
+{
+	free(state);
+}
+
+static void shed_report(const void *state, struct gw_report *out)
+{
+	struct shed_route *sr = (struct shed_route *)state;
+
+	out->add(out, "shed", (double)atomic_load(&sr->shed));
+	out->add(out, "dry_run_shed", (double)atomic_load(&sr->dry_run));
+}
+
 static bool shed_active(const struct gw_route_conf *route)
 {
 	return true; /* every route has a priority */
@@ -248,6 +277,9 @@ const struct gw_module gw_shedding_module = {
     .process_state_free = shed_process_free,
     .worker_state_new = shed_worker_new,
     .worker_state_free = shed_worker_free,
+    .route_state_new = shed_route_state_new,
+    .route_state_free = shed_route_state_free,
     .on_admit = shed_on_admit,
     .on_end = shed_on_end,
+    .report = shed_report,
 };

@@ -199,6 +199,47 @@ START_TEST(rate_limit_defaults)
 }
 END_TEST
 
+/* Collects a module's report: names joined, values summed. */
+struct collected {
+	struct gw_report r;
+	char names[256];
+	double sum;
+};
+
+static void collect(struct gw_report *r, const char *name, double value)
+{
+	struct collected *c = (struct collected *)r;
+
+	strncat(c->names, name, sizeof(c->names) - strlen(c->names) - 2);
+	strcat(c->names, " ");
+	c->sum += value;
+}
+
+START_TEST(every_route_state_reports_for_status_and_metrics)
+{
+	struct gw_config *cfg = load_ok("  - name: r\n"
+	                                "    upstream: a\n"
+	                                "    rate_limit: { rate: 10 }\n"
+	                                "    circuit_breaker: {}\n");
+	struct gw_pipeline *p = gw_pipeline_new(cfg, NULL);
+	const struct gw_module *mods[] = {&gw_breaker_module, &gw_retry_module,
+	                                  &gw_shedding_module, &gw_rate_limit_module};
+	const char *expect[] = {"state ", "budget_exhausted ", "shed ", "rate_limited "};
+
+	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
+		struct collected c = {.r = {.add = collect}};
+
+		ck_assert_ptr_nonnull(mods[i]->report);
+		mods[i]->report(gw_pipeline_route_state(p, 0, mods[i]), &c.r);
+		ck_assert_msg(strstr(c.names, expect[i]) != NULL, "%s reports '%s'", mods[i]->name,
+		              c.names);
+		ck_assert(c.sum == 0); /* nothing happened yet */
+	}
+	gw_pipeline_free(p);
+	gw_config_unref(cfg);
+}
+END_TEST
+
 static Suite *pipeline_suite(void)
 {
 	Suite *s = suite_create("pipeline");
@@ -215,6 +256,8 @@ static Suite *pipeline_suite(void)
 	    {"bad_priority_and_rate_limit_are_located_errors",
 	     bad_priority_and_rate_limit_are_located_errors},
 	    {"rate_limit_defaults", rate_limit_defaults},
+	    {"every_route_state_reports_for_status_and_metrics",
+	     every_route_state_reports_for_status_and_metrics},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
