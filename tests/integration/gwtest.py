@@ -53,6 +53,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Sockets bound and never listening: their ports refuse connections, and no
+# other process can take them while the tests run (a port that was merely
+# free a moment ago can become the gateway's own, which then proxies to
+# itself). Closed when the test process exits.
+_REFUSING = []
+
+
+def refused_address():
+    """A loopback "HOST:PORT" where every connect is refused, for the whole run."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    _REFUSING.append(s)
+    return "127.0.0.1:%d" % s.getsockname()[1]
+
+
 _PLAIN = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./-]*")
 _SPECIAL = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 

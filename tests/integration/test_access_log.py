@@ -3,7 +3,7 @@
 import json
 import os
 
-from gwtest import GatewayTestCase, free_port, poll_until, route, tmp_dir, upstream
+from gwtest import GatewayTestCase, free_port, poll_until, refused_address, route, tmp_dir, upstream
 
 KEYS = {"time", "request_id", "client", "method", "path", "route", "upstream", "server", "status",
         "bytes", "duration_ms"}
@@ -85,7 +85,7 @@ class AccessLogTests(GatewayTestCase):
 
     def test_gateway_errors_logged(self):
         """A 502 (refused upstream) is logged with its status, route and upstream."""
-        gw = self.start_gateway({"u": upstream("127.0.0.1:%d" % free_port())}, [route("api", "u", "/api")])
+        gw = self.start_gateway({"u": upstream(refused_address())}, [route("api", "u", "/api")])
         r = self.fetch(gw, "GET", "/api/x")
         self.assertStatus(r, 502)
         rec = gw.access_records(1, timeout=3)[0]

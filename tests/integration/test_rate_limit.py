@@ -13,7 +13,8 @@ import threading
 import time
 from collections import Counter
 
-from gwtest import Conn, GatewayTestCase, free_port, route, run_gateway_cmd, upstream, write_file
+from gwtest import (Conn, GatewayTestCase, free_port, refused_address, route, run_gateway_cmd, upstream,
+                    write_file)
 
 
 class ConnFrom(Conn):
@@ -31,7 +32,8 @@ class ConnFrom(Conn):
 
 
 def dead_address():
-    return "127.0.0.1:%d" % free_port()
+    """A loopback address where connects are refused (gwtest.refused_address)."""
+    return refused_address()
 
 
 class RateLimitTestCase(GatewayTestCase):

@@ -14,15 +14,15 @@ import time
 from collections import Counter
 
 from gwtest import (BlackHole, Conn, GatewayTestCase, HttpError, free_port, generated_body,
-                    generated_sha256, poll_until, route, upstream)
+                    generated_sha256, poll_until, refused_address, route, upstream)
 
 # Backoff short enough not to matter for the test's timing.
 FAST_BACKOFF = {"base": "1ms", "max": "5ms"}
 
 
 def dead_address():
-    """A loopback address with nothing listening: connects are refused."""
-    return "127.0.0.1:%d" % free_port()
+    """A loopback address where connects are refused (gwtest.refused_address)."""
+    return refused_address()
 
 
 def body_of(stub, body):

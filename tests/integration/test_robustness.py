@@ -5,7 +5,7 @@ import os
 import threading
 
 from gwtest import (Conn, GatewayTestCase, connect_refused, free_port, make_config, poll_until, route,
-                    to_yaml, upstream)
+                    refused_address, to_yaml, upstream)
 
 H = b"Host: gw.test\r\n"
 
@@ -22,7 +22,7 @@ class RobustnessTests(GatewayTestCase):
         fast = self.start_stub("fast")
         slow = self.start_stub("slow", "echo", delay=1.0)
         ups = {"fast": upstream(fast), "slow": upstream(slow),
-               "dead": upstream("127.0.0.1:%d" % free_port())}
+               "dead": upstream(refused_address())}
         routes = [route("slow", "slow", "/slow", timeout="200ms"), route("wait", "slow", "/wait"),
                   route("dead", "dead", "/dead"), route("fast", "fast", "/ok")]
         gw = self.start_gateway(ups, routes, limits={"max_body_bytes": "1k"})

@@ -3,13 +3,13 @@ route timeout (504), and what is (not) reused afterwards."""
 
 import time
 
-from gwtest import BlackHole, GatewayTestCase, free_port, route, upstream
+from gwtest import BlackHole, GatewayTestCase, free_port, refused_address, route, upstream
 
 
 class UpstreamFailureTests(GatewayTestCase):
     def test_connect_refused_502(self):
         """A server port with nothing listening: 502 upstream_unavailable, fast."""
-        gw = self.start_gateway({"u": upstream("127.0.0.1:%d" % free_port())}, [route("r", "u")])
+        gw = self.start_gateway({"u": upstream(refused_address())}, [route("r", "u")])
         t0 = time.monotonic()
         r = self.fetch(gw, "GET", "/x")
         self.assertGatewayError(r, 502, "upstream_unavailable")
@@ -32,7 +32,7 @@ class UpstreamFailureTests(GatewayTestCase):
 
     def test_refused_keeps_client_connection(self):
         """After a 502 for a refused upstream the client connection still works."""
-        gw = self.start_gateway({"u": upstream("127.0.0.1:%d" % free_port())}, [route("r", "u")])
+        gw = self.start_gateway({"u": upstream(refused_address())}, [route("r", "u")])
         c = self.connect(gw)
         for _ in range(2):
             c.request("GET", "/x")
