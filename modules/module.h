@@ -56,6 +56,7 @@ struct gw_config;
 struct gw_route_conf;
 struct gw_error_reply;
 struct event_base;
+struct gw_conf_field;
 
 enum gw_admit {
 	GW_ADMIT_NEXT = 0, /* go on with the next module, then the upstream */
@@ -101,6 +102,12 @@ struct gw_report {
 struct gw_module {
 	const char *name;      /* in logs and reports */
 	const char *route_key; /* its YAML key under a route; NULL: none */
+	/*
+	 * The keys of its route section, declared once with their bounds and
+	 * defaults (conf_read.h); conf_parse reads them with
+	 * gw_module_conf_read. NULL: the module parses by hand, or has none.
+	 */
+	const struct gw_conf_field *fields;
 	size_t conf_size;
 	/*
 	 * Fill conf (zeroed, conf_size bytes) from node; add errors to errs.
@@ -146,6 +153,16 @@ extern const size_t gw_modules_count;
 extern size_t gw_module_slot_offset[];
 /* Lays out the request slots; aborts when they do not fit. Idempotent, thread-safe. */
 void gw_modules_init(void);
+
+/*
+ * The usual conf_parse of a module m with fields: node, the value of
+ * m->route_key, must be a mapping ("'retry' in route 'r': expected a
+ * mapping, got a list"; "in a route" when where is NULL), read with
+ * gw_conf_read_table in "ROUTE_KEY of WHERE". Every default is set
+ * whatever the shape. 0, or -1 when anything was reported.
+ */
+int gw_module_conf_read(const struct gw_module *m, void *conf, const struct gw_node *node,
+                        const char *where, const char *file, struct gw_errlist *errs);
 
 /* Index of the module whose route key is key, or -1. */
 int gw_module_find(const char *key);

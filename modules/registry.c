@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../gateway/config/conf_read.h"
 #include "../gateway/config/config.h"
 
 const struct gw_module *const gw_modules[] = {
@@ -64,6 +65,22 @@ static void lay_out_slots(void)
 void gw_modules_init(void)
 {
 	pthread_once(&layout_once, lay_out_slots);
+}
+
+int gw_module_conf_read(const struct gw_module *m, void *conf, const struct gw_node *node,
+                        const char *where, const char *file, struct gw_errlist *errs)
+{
+	struct gw_conf_ctx route = {.file = file, .errs = errs, .where = where}, key = route, ctx;
+	char buf[GW_CONF_WHERE_MAX];
+
+	if (!key.where)
+		key.where = "a route";
+	if (!gw_conf_want_map(&key, node, m->route_key)) {
+		gw_conf_apply_defaults(m->fields, conf); /* conf_free finds what it expects */
+		return -1;
+	}
+	gw_conf_ctx_enter(&route, m->route_key, &ctx, buf);
+	return gw_conf_read_table(&ctx, node, m->fields, conf);
 }
 
 int gw_module_find(const char *key)

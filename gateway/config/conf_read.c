@@ -63,6 +63,12 @@ void gw_conf_missing_key(const struct gw_conf_ctx *ctx, const struct gw_node *ma
 		gw_conf_error(ctx, map, "missing required key '%s' at top level", key);
 }
 
+static void unknown_key(const struct gw_conf_ctx *ctx, const struct gw_node *key)
+{
+	gw_conf_error(ctx, key, "unknown key '%s' %s%s", key->value,
+	              ctx->where ? "in " : "at top level", ctx->where ? ctx->where : "");
+}
+
 int gw_conf_check_keys(const struct gw_conf_ctx *ctx, const struct gw_node *map,
                        const char *const allowed[])
 {
@@ -76,8 +82,7 @@ int gw_conf_check_keys(const struct gw_conf_ctx *ctx, const struct gw_node *map,
 			a++;
 		if (*a)
 			continue;
-		gw_conf_error(ctx, key, "unknown key '%s' %s%s", key->value,
-		              ctx->where ? "in " : "at top level", ctx->where ? ctx->where : "");
+		unknown_key(ctx, key);
 		rc = -1;
 	}
 	return rc;
@@ -400,6 +405,149 @@ void gw_conf_strings_free(char **items, size_t count)
 	for (size_t i = 0; i < count; i++)
 		free(items[i]);
 	free(items);
+}
+
+/* ---- tables of keys ---------------------------------------------------- */
+
+void gw_conf_apply_defaults(const struct gw_conf_field *fields, void *obj)
+{
+	for (const struct gw_conf_field *f = fields; f->key; f++) {
+		char *p = (char *)obj + f->offset;
+
+		switch (f->kind) {
+		case GW_CONF_U32:
+			*(uint32_t *)p = (uint32_t)f->def;
+			break;
+		case GW_CONF_UINT64:
+		case GW_CONF_DURATION:
+		case GW_CONF_SIZE:
+			*(uint64_t *)p = f->def;
+			break;
+		case GW_CONF_DOUBLE:
+			*(double *)p = f->ddef;
+			break;
+		case GW_CONF_BOOL:
+			*(bool *)p = f->def != 0;
+			break;
+		case GW_CONF_ENUM:
+			*(unsigned *)p = (unsigned)f->def;
+			break;
+		case GW_CONF_STRING:
+			free(*(char **)p);
+			*(char **)p = f->sdef ? gw_strdup(f->sdef) : NULL;
+			break;
+		case GW_CONF_MAP:
+			gw_conf_apply_defaults(f->fields, p);
+			break;
+		case GW_CONF_CUSTOM:
+			break;
+		}
+	}
+}
+
+static int read_map(const struct gw_conf_ctx *ctx, const struct gw_node *map,
+                    const struct gw_conf_field *fields, void *obj);
+
+/* One written key, by its line of the table. */
+static int read_value(const struct gw_conf_ctx *ctx, const struct gw_conf_field *f,
+                      const struct gw_node *value, void *obj)
+{
+	char *p = (char *)obj + f->offset;
+	struct gw_conf_ctx sub;
+	char where[GW_CONF_WHERE_MAX];
+
+	switch (f->kind) {
+	case GW_CONF_U32:
+		return gw_conf_u32(ctx, value, f->key, (uint32_t)f->min, (uint32_t)f->max,
+		                   (uint32_t *)p);
+	case GW_CONF_UINT64:
+		return gw_conf_uint(ctx, value, f->key, f->min, f->max, (uint64_t *)p);
+	case GW_CONF_DURATION:
+		return gw_conf_duration(ctx, value, f->key, f->min, f->max, (uint64_t *)p);
+	case GW_CONF_SIZE:
+		return gw_conf_size(ctx, value, f->key, f->min, f->max, (uint64_t *)p);
+	case GW_CONF_DOUBLE:
+		return gw_conf_double(ctx, value, f->key, f->dmin, f->dmax, f->min_exclusive,
+		                      (double *)p);
+	case GW_CONF_BOOL:
+		return gw_conf_bool(ctx, value, f->key, (bool *)p);
+	case GW_CONF_ENUM:
+		return gw_conf_enum(ctx, value, f->key, f->names, f->count, (unsigned *)p);
+	case GW_CONF_STRING:
+		return gw_conf_string(ctx, value, f->key, f->allow_empty, (char **)p);
+	case GW_CONF_MAP:
+		if (!gw_conf_want_map(ctx, value, f->key))
+			return -1;
+		gw_conf_ctx_enter(ctx, f->key, &sub, where);
+		return read_map(&sub, value, f->fields, p);
+	case GW_CONF_CUSTOM:
+		return f->read(ctx, value, f->key, obj);
+	}
+	return -1;
+}
+
+/*
+ * Steps 2 to 4 of gw_conf_read_table (the defaults are set once, for the
+ * nested tables too, before the outermost mapping is read).
+ */
+static int read_map(const struct gw_conf_ctx *ctx, const struct gw_node *map,
+                    const struct gw_conf_field *fields, void *obj)
+{
+	struct gw_conf_section s = {.ctx = ctx, .map = map, .fields = fields, .obj = obj};
+	size_t before = ctx->errs->count, n = 0;
+
+	while (fields[n].key)
+		n++;
+	if (n > GW_CONF_FIELDS_MAX) {
+		/* a programming error, found by the first read of the table */
+		fprintf(stderr, "gateway: a config table has %zu keys, at most %d\n", n,
+		        GW_CONF_FIELDS_MAX);
+		abort();
+	}
+	for (size_t i = 0; i < map->count; i++) {
+		const struct gw_node *key = map->keys[i];
+		size_t errors = ctx->errs->count, k = 0;
+
+		while (k < n && strcmp(fields[k].key, key->value) != 0)
+			k++;
+		if (k == n) {
+			unknown_key(ctx, key);
+			continue;
+		}
+		if (read_value(ctx, &fields[k], map->items[i], obj) < 0 ||
+		    ctx->errs->count != errors)
+			s.refused |= 1ull << k;
+	}
+	for (size_t k = 0; k < n; k++)
+		if (fields[k].required && !gw_node_get(map, fields[k].key))
+			gw_conf_missing_key(ctx, map, fields[k].key);
+	if (fields[n].check)
+		fields[n].check(&s);
+	return ctx->errs->count == before ? 0 : -1;
+}
+
+int gw_conf_read_table(const struct gw_conf_ctx *ctx, const struct gw_node *node,
+                       const struct gw_conf_field *fields, void *obj)
+{
+	gw_conf_apply_defaults(fields, obj);
+	if (node->type != GW_NODE_MAP) {
+		gw_conf_error(ctx, node, "expected a mapping, got %s", gw_node_type_name(node));
+		return -1;
+	}
+	return read_map(ctx, node, fields, obj);
+}
+
+const struct gw_node *gw_conf_section_value(const struct gw_conf_section *s, const char *key)
+{
+	return gw_node_get(s->map, key);
+}
+
+bool gw_conf_section_refused(const struct gw_conf_section *s, const char *key)
+{
+	for (size_t k = 0; s->fields[k].key; k++)
+		if (strcmp(s->fields[k].key, key) == 0)
+			return (s->refused >> k) & 1;
+	return false;
 }
 
 /* ---- spelling values back ---------------------------------------------- */

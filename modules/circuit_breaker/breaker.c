@@ -6,6 +6,7 @@
 #include "../../gateway/config/conf_read.h"
 #include "../../gateway/util/alloc.h"
 #include "../../gateway/util/log.h"
+#include "../../gateway/util/window.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -32,80 +33,55 @@ const struct gw_breaker_conf gw_breaker_conf_default = {
 
 /* ---- the `circuit_breaker` section ------------------------------------- */
 
-static const char *const breaker_keys[] = {
-    "window",
-    "min_requests",
-    "failure_ratio",
-    "consecutive_failures",
-    "slow_call_duration",
-    "slow_call_ratio",
-    "open_duration",
-    "max_open_duration",
-    "half_open_requests",
-    NULL,
-};
-
-static int parse_breaker(struct gw_breaker_conf *c, const struct gw_node *node,
-                         const struct gw_conf_ctx *route_ctx)
+/*
+ * Without max_open_duration, a long open_duration raises the cap with it
+ * rather than failing against a default nobody wrote.
+ */
+static void breaker_check(const struct gw_conf_section *s)
 {
-	struct gw_conf_ctx key_ctx = *route_ctx, ctx;
-	const struct gw_node *v, *open, *max_open;
-	char where[GW_CONF_WHERE_MAX], a[32], b[32];
-	size_t errors_before = route_ctx->errs->count;
-	int rc = 0;
+	struct gw_breaker_conf *c = s->obj;
+	const struct gw_node *max_open = gw_conf_section_value(s, "max_open_duration");
+	char a[32], b[32];
 
-	*c = gw_breaker_conf_default;
-	if (!key_ctx.where)
-		key_ctx.where = "a route";
-	if (!gw_conf_want_map(&key_ctx, node, "circuit_breaker"))
-		return -1;
-	gw_conf_ctx_enter(route_ctx, "circuit_breaker", &ctx, where);
-	gw_conf_check_keys(&ctx, node, breaker_keys);
-	if ((v = gw_node_get(node, "window")))
-		gw_conf_duration(&ctx, v, "window", SEC, 10 * MIN, &c->window_ms);
-	if ((v = gw_node_get(node, "min_requests")))
-		gw_conf_u32(&ctx, v, "min_requests", 1, 1000000, &c->min_requests);
-	if ((v = gw_node_get(node, "failure_ratio")))
-		gw_conf_double(&ctx, v, "failure_ratio", 0, 1, true, &c->failure_ratio);
-	if ((v = gw_node_get(node, "consecutive_failures")))
-		gw_conf_u32(&ctx, v, "consecutive_failures", 0, 1000000, &c->consecutive_failures);
-	if ((v = gw_node_get(node, "slow_call_duration")))
-		gw_conf_duration(&ctx, v, "slow_call_duration", 0, HOUR, &c->slow_call_duration_ms);
-	if ((v = gw_node_get(node, "slow_call_ratio")))
-		gw_conf_double(&ctx, v, "slow_call_ratio", 0, 1, true, &c->slow_call_ratio);
-	if ((open = gw_node_get(node, "open_duration")))
-		rc |= gw_conf_duration(&ctx, open, "open_duration", 1, HOUR, &c->open_duration_ms);
-	if ((max_open = gw_node_get(node, "max_open_duration")))
-		rc |= gw_conf_duration(&ctx, max_open, "max_open_duration", 1, HOUR,
-		                       &c->max_open_duration_ms);
-	if ((v = gw_node_get(node, "half_open_requests")))
-		gw_conf_u32(&ctx, v, "half_open_requests", 1, 1000, &c->half_open_requests);
-
-	/*
-	 * Without max_open_duration, a long open_duration raises the cap with
-	 * it rather than failing against a default nobody wrote.
-	 */
-	if (rc == 0 && !max_open && c->open_duration_ms > c->max_open_duration_ms)
+	if (gw_conf_section_refused(s, "open_duration") ||
+	    gw_conf_section_refused(s, "max_open_duration"))
+		return;
+	if (!max_open && c->open_duration_ms > c->max_open_duration_ms)
 		c->max_open_duration_ms = c->open_duration_ms;
-	if (rc == 0 && c->open_duration_ms > c->max_open_duration_ms) {
+	if (c->open_duration_ms > c->max_open_duration_ms) {
 		gw_conf_format_duration(c->max_open_duration_ms, a, sizeof(a));
 		gw_conf_format_duration(c->open_duration_ms, b, sizeof(b));
-		gw_conf_bad_value(&ctx, max_open, "max_open_duration",
+		gw_conf_bad_value(s->ctx, max_open, "max_open_duration",
 		                  "%s is less than open_duration (%s)", a, b);
 	}
-	return route_ctx->errs->count == errors_before ? 0 : -1;
 }
+
+#define CONF struct gw_breaker_conf
+
+/* The defaults are gw_breaker_conf_default's (a unit test compares them). */
+const struct gw_conf_field gw_breaker_fields[] = {
+    {GW_CONF_DURATION("window", CONF, window_ms, SEC, 10 * MIN, 10 * SEC)},
+    {GW_CONF_U32("min_requests", CONF, min_requests, 1, 1000000, 20)},
+    {GW_CONF_DOUBLE("failure_ratio", CONF, failure_ratio, 0, 1, true, 0.5)},
+    {GW_CONF_U32("consecutive_failures", CONF, consecutive_failures, 0, 1000000, 0)},
+    {GW_CONF_DURATION("slow_call_duration", CONF, slow_call_duration_ms, 0, HOUR, 0)},
+    {GW_CONF_DOUBLE("slow_call_ratio", CONF, slow_call_ratio, 0, 1, true, 1.0)},
+    {GW_CONF_DURATION("open_duration", CONF, open_duration_ms, 1, HOUR, 30 * SEC)},
+    {GW_CONF_DURATION("max_open_duration", CONF, max_open_duration_ms, 1, HOUR, 5 * MIN)},
+    {GW_CONF_U32("half_open_requests", CONF, half_open_requests, 1, 1000, 5)},
+    {.key = NULL, .check = breaker_check},
+};
+
+#undef CONF
 
 /*
  * where names the route (module.h): messages say "in circuit_breaker of
  * route 'x'".
  */
 int gw_breaker_conf_parse(void *conf, const struct gw_node *node, const char *where,
-                              const char *file, struct gw_errlist *errs)
+                          const char *file, struct gw_errlist *errs)
 {
-	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = where};
-
-	return parse_breaker(conf, node, &ctx);
+	return gw_module_conf_read(&gw_breaker_module, conf, node, where, file, errs);
 }
 
 const struct gw_breaker_conf *gw_breaker_conf_of(const struct gw_route_conf *route)
@@ -114,61 +90,6 @@ const struct gw_breaker_conf *gw_breaker_conf_of(const struct gw_route_conf *rou
 		if (gw_modules[i] == &gw_breaker_module)
 			return route->module_conf[i];
 	return NULL;
-}
-
-/* ---- the rolling window ------------------------------------------------ */
-
-/*
- * The window: 10 buckets of window/10 each, bucket (epoch % 10) where
- * epoch = now / bucket_ms. Each counter (tries, failures, slow tries) is one
- * 64-bit atomic holding (epoch << 32 | count). A counter stamped with an
- * older epoch is stale and restarts at 1 on its next use, so no timer sweeps
- * the buckets and no thread can add to a count another thread is resetting:
- * stamp and count change in one compare-and-swap. A sum reads the counters
- * stamped with one of the last 10 epochs, the current one included, so a try
- * is forgotten between 0.9 and 1.0 window after it was made; the buckets
- * make that edge coarse on purpose, in exchange for O(1) memory and no
- * per-try allocation. The three counters of a bucket are not updated as one,
- * so a reader racing a writer may see a try's failure before its try; the
- * writer's own check after its update sees both.
- */
-#define BUCKETS 10
-
-struct bucket {
-	_Atomic uint64_t tries, failures, slow; /* stamped counters */
-};
-
-static uint64_t stamp(uint32_t epoch, uint32_t count)
-{
-	return (uint64_t)epoch << 32 | count;
-}
-
-static uint64_t stamped_count(const _Atomic uint64_t *c, uint32_t epoch)
-{
-	uint64_t v = atomic_load_explicit(c, memory_order_relaxed);
-	uint32_t age = epoch - (uint32_t)(v >> 32); /* wraps: a newer stamp is "very old" */
-
-	return age < BUCKETS ? (uint32_t)v : 0;
-}
-
-/* Adds one for epoch; a counter stamped with a newer epoch is left alone. */
-static void stamped_add(_Atomic uint64_t *c, uint32_t epoch)
-{
-	uint64_t v = atomic_load_explicit(c, memory_order_relaxed), next;
-
-	do {
-		uint32_t at = (uint32_t)(v >> 32);
-
-		if (at == epoch && (uint32_t)v == UINT32_MAX)
-			return; /* saturated: never carry into the stamp */
-		if (at == epoch)
-			next = v + 1;
-		else if ((int32_t)(epoch - at) > 0)
-			next = stamp(epoch, 1);
-		else
-			return;
-	} while (!atomic_compare_exchange_weak_explicit(c, &v, next, memory_order_relaxed,
-	                                                memory_order_relaxed));
 }
 
 /* ---- the breaker ------------------------------------------------------- */
@@ -222,9 +143,9 @@ static void stamped_add(_Atomic uint64_t *c, uint32_t epoch)
 struct gw_breaker {
 	struct gw_breaker_conf conf; /* a copy: the snapshot may go away */
 	char *name;                  /* owned; for log lines */
-	uint64_t bucket_ms;          /* window / 10 */
 	uint64_t failure_ppm;        /* failure_ratio in millionths */
 	uint64_t slow_ppm;           /* slow_call_ratio in millionths */
+	struct gw_window *window;    /* owned: tries, failures, slow tries (below) */
 
 	_Atomic int force;               /* enum gw_breaker_force */
 	_Atomic int state;               /* enum gw_breaker_state of the state machine */
@@ -235,8 +156,19 @@ struct gw_breaker {
 	_Atomic uint64_t round_start_ms; /* half-open: when the probes were handed out */
 	_Atomic uint32_t consecutive;    /* closed: failures in a row */
 	pthread_mutex_t lock;            /* transitions only */
-	struct bucket buckets[BUCKETS];
 };
+
+/*
+ * The window: 10 buckets of window/10 each (util/window.h), so a try is
+ * forgotten between 0.9 and 1.0 window after it was made; the buckets make
+ * that edge coarse on purpose, in exchange for O(1) memory and no per-try
+ * allocation. Its three counters are not updated as one, so a reader racing
+ * a writer may see a try's failure before its try; the writer's own check
+ * after its update sees both.
+ */
+#define BUCKETS 10
+
+enum { TRIES = 0, FAILURES, SLOW, COUNTERS };
 
 static const char *const state_names[] = {
     [GW_BREAKER_CLOSED] = "closed",
@@ -267,7 +199,7 @@ struct gw_breaker *gw_breaker_new(const struct gw_breaker_conf *c, const char *r
 	if (b->conf.max_open_duration_ms < b->conf.open_duration_ms)
 		b->conf.max_open_duration_ms = b->conf.open_duration_ms;
 	b->name = gw_strdup(route_name ? route_name : "?");
-	b->bucket_ms = c->window_ms / BUCKETS ? c->window_ms / BUCKETS : 1;
+	b->window = gw_window_new(BUCKETS, c->window_ms / BUCKETS, COUNTERS); /* 0 ms: 1 */
 	b->failure_ppm = ratio_ppm(c->failure_ratio);
 	b->slow_ppm = ratio_ppm(c->slow_call_ratio);
 	atomic_init(&b->force, GW_BREAKER_FORCE_AUTO);
@@ -278,11 +210,6 @@ struct gw_breaker *gw_breaker_new(const struct gw_breaker_conf *c, const char *r
 	atomic_init(&b->probes_ok, 0);
 	atomic_init(&b->round_start_ms, 0);
 	atomic_init(&b->consecutive, 0);
-	for (size_t i = 0; i < BUCKETS; i++) {
-		atomic_init(&b->buckets[i].tries, 0);
-		atomic_init(&b->buckets[i].failures, 0);
-		atomic_init(&b->buckets[i].slow, 0);
-	}
 	pthread_mutex_init(&b->lock, NULL);
 	return b;
 }
@@ -292,48 +219,24 @@ void gw_breaker_free(struct gw_breaker *b)
 	if (!b)
 		return;
 	pthread_mutex_destroy(&b->lock);
+	gw_window_free(b->window);
 	free(b->name);
 	free(b);
 }
 
-static uint32_t epoch_of(const struct gw_breaker *b, uint64_t now_ms)
-{
-	return (uint32_t)(now_ms / b->bucket_ms);
-}
-
 static void window_add(struct gw_breaker *b, uint64_t now_ms, bool failure, bool slow)
 {
-	uint32_t epoch = epoch_of(b, now_ms);
-	struct bucket *k = &b->buckets[epoch % BUCKETS];
-
-	stamped_add(&k->tries, epoch);
+	gw_window_add(b->window, TRIES, now_ms);
 	if (failure)
-		stamped_add(&k->failures, epoch);
+		gw_window_add(b->window, FAILURES, now_ms);
 	if (slow)
-		stamped_add(&k->slow, epoch);
-}
-
-static void window_sum(const struct gw_breaker *b, uint64_t now_ms, uint64_t *tries,
-                       uint64_t *failures, uint64_t *slow)
-{
-	uint32_t epoch = epoch_of(b, now_ms);
-
-	*tries = *failures = *slow = 0;
-	for (size_t i = 0; i < BUCKETS; i++) {
-		*tries += stamped_count(&b->buckets[i].tries, epoch);
-		*failures += stamped_count(&b->buckets[i].failures, epoch);
-		*slow += stamped_count(&b->buckets[i].slow, epoch);
-	}
+		gw_window_add(b->window, SLOW, now_ms);
 }
 
 /* Under the lock: closed, with nothing remembered. */
 static void reset_closed(struct gw_breaker *b)
 {
-	for (size_t i = 0; i < BUCKETS; i++) {
-		atomic_store_explicit(&b->buckets[i].tries, 0, memory_order_relaxed);
-		atomic_store_explicit(&b->buckets[i].failures, 0, memory_order_relaxed);
-		atomic_store_explicit(&b->buckets[i].slow, 0, memory_order_relaxed);
-	}
+	gw_window_clear(b->window);
 	atomic_store_explicit(&b->consecutive, 0, memory_order_relaxed);
 	atomic_store_explicit(&b->open_ms, b->conf.open_duration_ms, memory_order_relaxed);
 	atomic_store_explicit(&b->probes_issued, 0, memory_order_relaxed);
@@ -501,16 +404,19 @@ static bool should_trip(const struct gw_breaker *b, uint64_t now_ms, bool failur
 		snprintf(why, size, "%u consecutive failures", consecutive);
 		return true;
 	}
-	window_sum(b, now_ms, &tries, &failures, &slow);
+	/* Each count only when a rule needs it: every try pays for this. */
+	tries = gw_window_sum(b->window, TRIES, now_ms);
 	if (tries < c->min_requests || tries == 0)
 		return false;
+	failures = gw_window_sum(b->window, FAILURES, now_ms);
 	if (failures * PPM >= b->failure_ppm * tries) {
 		snprintf(why, size, "failure ratio %.2f >= %.2f over %llu tries",
 		         (double)failures / (double)tries, c->failure_ratio,
 		         (unsigned long long)tries);
 		return true;
 	}
-	if (c->slow_call_duration_ms && slow * PPM >= b->slow_ppm * tries) {
+	if (c->slow_call_duration_ms &&
+	    (slow = gw_window_sum(b->window, SLOW, now_ms)) * PPM >= b->slow_ppm * tries) {
 		snprintf(why, size, "slow call ratio %.2f >= %.2f over %llu tries slower than %s",
 		         (double)slow / (double)tries, c->slow_call_ratio,
 		         (unsigned long long)tries,
@@ -630,7 +536,12 @@ enum gw_breaker_state gw_breaker_state(const struct gw_breaker *b, uint64_t now_
 
 void gw_breaker_counts(const struct gw_breaker *b, uint64_t now_ms, struct gw_breaker_counts *out)
 {
-	window_sum(b, now_ms, &out->tries, &out->failures, &out->slow);
+	uint64_t n[COUNTERS];
+
+	gw_window_sums(b->window, now_ms, n);
+	out->tries = n[TRIES];
+	out->failures = n[FAILURES];
+	out->slow = n[SLOW];
 	out->consecutive_failures = atomic_load_explicit(&b->consecutive, memory_order_relaxed);
 	out->open_duration_ms = atomic_load_explicit(&b->open_ms, memory_order_relaxed);
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "../module.h"
+#include "../../gateway/config/conf_read.h"
 #include "../../gateway/config/config.h"
 
 /* Values as in the metric gateway_circuit_state. */
@@ -72,7 +73,8 @@ struct gw_breaker_conf {
  * route's struct gw_breaker.
  */
 extern const struct gw_module gw_breaker_module;
-/* The module's conf_parse (breaker.c). */
+/* The keys of `circuit_breaker` (the module's fields) and its conf_parse (breaker.c). */
+extern const struct gw_conf_field gw_breaker_fields[];
 int gw_breaker_conf_parse(void *conf, const struct gw_node *node, const char *where,
                           const char *file, struct gw_errlist *errs);
 

@@ -87,6 +87,7 @@ static void breaker_report(const void *state, struct gw_report *out)
 const struct gw_module gw_breaker_module = {
     .name = "circuit_breaker",
     .route_key = "circuit_breaker",
+    .fields = gw_breaker_fields,
     .conf_size = sizeof(struct gw_breaker_conf),
     .conf_parse = gw_breaker_conf_parse,
     .slot_size = sizeof(struct breaker_slot),

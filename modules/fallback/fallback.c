@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const fallback_keys[] = {"status", "content_type", "body", NULL};
-
 /* A header value goes out as written: no CR, LF or other control bytes. */
 static bool valid_header_value(const char *s)
 {
@@ -20,52 +18,48 @@ static bool valid_header_value(const char *s)
 	return true;
 }
 
-static int parse_fallback(struct gw_fallback_conf *c, const struct gw_node *node,
-                          const struct gw_conf_ctx *route_ctx)
+/* A non-empty string fit for a header; its default is set by fallback_conf_parse. */
+static int read_content_type(const struct gw_conf_ctx *ctx, const struct gw_node *v,
+                             const char *key, void *obj)
 {
-	struct gw_conf_ctx key_ctx = *route_ctx, ctx;
-	const struct gw_node *v;
-	char where[GW_CONF_WHERE_MAX], *content_type = NULL;
-	uint64_t status;
-	size_t errors_before = route_ctx->errs->count;
+	struct gw_fallback_conf *c = obj;
+	char *content_type = NULL;
 
-	/* Defaults first: conf_free releases them even when parsing fails. */
-	c->status = 503;
-	c->content_type = gw_strdup("application/json");
-	c->body = gw_strdup("");
-	c->body_len = 0;
-	if (!key_ctx.where)
-		key_ctx.where = "a route";
-	if (!gw_conf_want_map(&key_ctx, node, "fallback"))
+	if (gw_conf_string(ctx, v, key, false, &content_type) < 0)
 		return -1;
-	gw_conf_ctx_enter(route_ctx, "fallback", &ctx, where);
-	gw_conf_check_keys(&ctx, node, fallback_keys);
-	if ((v = gw_node_get(node, "status")) &&
-	    gw_conf_uint(&ctx, v, "status", 200, 599, &status) == 0)
-		c->status = (unsigned)status;
-	if ((v = gw_node_get(node, "content_type")) &&
-	    gw_conf_string(&ctx, v, "content_type", false, &content_type) == 0) {
-		if (valid_header_value(content_type)) {
-			free(c->content_type);
-			c->content_type = content_type;
-		} else {
-			gw_conf_bad_value(&ctx, v, "content_type",
-			                  "must not contain control characters");
-			free(content_type);
-		}
+	if (!valid_header_value(content_type)) {
+		gw_conf_bad_value(ctx, v, key, "must not contain control characters");
+		free(content_type);
+		return -1;
 	}
-	if ((v = gw_node_get(node, "body")) && gw_conf_string(&ctx, v, "body", true, &c->body) == 0)
-		c->body_len = strlen(c->body);
-	return route_ctx->errs->count == errors_before ? 0 : -1;
+	free(c->content_type);
+	c->content_type = content_type;
+	return 0;
 }
+
+static void fallback_check(const struct gw_conf_section *s)
+{
+	struct gw_fallback_conf *c = s->obj;
+
+	c->body_len = strlen(c->body);
+}
+
+static const struct gw_conf_field fallback_fields[] = {
+    {GW_CONF_U32("status", struct gw_fallback_conf, status, 200, 599, 503)},
+    {GW_CONF_CUSTOM("content_type", read_content_type)},
+    {GW_CONF_STRING("body", struct gw_fallback_conf, body, true, "")},
+    {.key = NULL, .check = fallback_check},
+};
 
 /* where names the route (module.h): messages say "in fallback of route 'x'". */
 static int fallback_conf_parse(void *conf, const struct gw_node *node, const char *where,
                                const char *file, struct gw_errlist *errs)
 {
-	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = where};
+	struct gw_fallback_conf *c = conf;
 
-	return parse_fallback(conf, node, &ctx);
+	/* Defaults first: conf_free releases them even when parsing fails. */
+	c->content_type = gw_strdup("application/json");
+	return gw_module_conf_read(&gw_fallback_module, conf, node, where, file, errs);
 }
 
 static void fallback_conf_free(void *conf)
@@ -92,6 +86,7 @@ static void fallback_on_answer(struct gw_mod_env *env, struct gw_error_reply *e)
 const struct gw_module gw_fallback_module = {
     .name = "fallback",
     .route_key = "fallback",
+    .fields = fallback_fields,
     .on_answer = fallback_on_answer,
     .conf_size = sizeof(struct gw_fallback_conf),
     .conf_parse = fallback_conf_parse,

@@ -11,6 +11,7 @@
 #define GW_MODULES_FALLBACK_FALLBACK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../module.h"
 #include "../../gateway/config/config.h"
@@ -20,7 +21,7 @@
  * are freed by the module's conf_free with the snapshot.
  */
 struct gw_fallback_conf {
-	unsigned status;    /* 200..599, default 503: a 1xx answer cannot end a request */
+	uint32_t status;    /* 200..599, default 503: a 1xx answer cannot end a request */
 	char *content_type; /* default "application/json"; no control characters */
 	char *body;         /* default ""; any text */
 	size_t body_len;

@@ -16,13 +16,14 @@
 
 /* ---- the `rate_limit` section -------------------------------------------- */
 
-static const char *const rate_limit_keys[] = {"rate", "per", "burst", "by", "max_keys", NULL};
-
-static void parse_by(struct gw_rate_limit_conf *c, const struct gw_conf_ctx *ctx,
-                     const struct gw_node *v)
+/* client_ip, route or header:NAME; the default (client_ip) is 0. */
+static int read_by(const struct gw_conf_ctx *ctx, const struct gw_node *v, const char *key,
+                   void *obj)
 {
-	if (!gw_conf_want_scalar(ctx, v, "by", "client_ip, route or header:NAME"))
-		return;
+	struct gw_rate_limit_conf *c = obj;
+
+	if (!gw_conf_want_scalar(ctx, v, key, "client_ip, route or header:NAME"))
+		return -1;
 	if (strcmp(v->value, "client_ip") == 0) {
 		c->by = GW_RL_BY_CLIENT_IP;
 	} else if (strcmp(v->value, "route") == 0) {
@@ -34,47 +35,39 @@ static void parse_by(struct gw_rate_limit_conf *c, const struct gw_conf_ctx *ctx
 		free(c->header);
 		c->header = gw_strdup(v->value + 7);
 	} else {
-		gw_conf_bad_value(ctx, v, "by", "expected client_ip, route or header:NAME, got '%s'",
+		gw_conf_bad_value(ctx, v, key, "expected client_ip, route or header:NAME, got '%s'",
 		                  v->value);
+		return -1;
 	}
+	return 0;
 }
+
+/* burst defaults to the rate, rounded up. */
+static void rate_limit_check(const struct gw_conf_section *s)
+{
+	struct gw_rate_limit_conf *c = s->obj;
+
+	if (!gw_conf_section_value(s, "burst") || gw_conf_section_refused(s, "burst"))
+		c->burst = c->rate < 1 ? 1 : (uint32_t)fmin(ceil(c->rate), 100000000);
+}
+
+#define CONF struct gw_rate_limit_conf
+
+static const struct gw_conf_field rate_limit_fields[] = {
+    {GW_CONF_DOUBLE("rate", CONF, rate, 0, 100000, true, 1), .required = true},
+    {GW_CONF_DURATION("per", CONF, per_ms, 1, HOUR, SEC)},
+    {GW_CONF_U32("burst", CONF, burst, 1, 100000000, 0)},
+    {GW_CONF_CUSTOM("by", read_by)},
+    {GW_CONF_U32("max_keys", CONF, max_keys, 1, 10000000, 100000)},
+    {.key = NULL, .check = rate_limit_check},
+};
+
+#undef CONF
 
 static int rate_limit_conf_parse(void *conf, const struct gw_node *node, const char *where,
                                  const char *file, struct gw_errlist *errs)
 {
-	struct gw_rate_limit_conf *c = conf;
-	struct gw_conf_ctx route_ctx = {.file = file, .errs = errs, .where = where}, key_ctx, ctx;
-	const struct gw_node *v;
-	char buf[GW_CONF_WHERE_MAX];
-	size_t errors_before = errs->count;
-	bool burst_set = false;
-
-	c->per_ms = SEC;
-	c->by = GW_RL_BY_CLIENT_IP;
-	c->max_keys = 100000;
-	c->rate = 1;
-	key_ctx = route_ctx;
-	if (!key_ctx.where)
-		key_ctx.where = "a route";
-	if (!gw_conf_want_map(&key_ctx, node, "rate_limit"))
-		return -1;
-	gw_conf_ctx_enter(&route_ctx, "rate_limit", &ctx, buf);
-	gw_conf_check_keys(&ctx, node, rate_limit_keys);
-	if ((v = gw_node_get(node, "rate")))
-		gw_conf_double(&ctx, v, "rate", 0, 100000, true, &c->rate);
-	else
-		gw_conf_missing_key(&ctx, node, "rate");
-	if ((v = gw_node_get(node, "per")))
-		gw_conf_duration(&ctx, v, "per", 1, HOUR, &c->per_ms);
-	if ((v = gw_node_get(node, "burst")))
-		burst_set = gw_conf_u32(&ctx, v, "burst", 1, 100000000, &c->burst) == 0;
-	if ((v = gw_node_get(node, "by")))
-		parse_by(c, &ctx, v);
-	if ((v = gw_node_get(node, "max_keys")))
-		gw_conf_u32(&ctx, v, "max_keys", 1, 10000000, &c->max_keys);
-	if (!burst_set)
-		c->burst = c->rate < 1 ? 1 : (uint32_t)fmin(ceil(c->rate), 100000000);
-	return errs->count == errors_before ? 0 : -1;
+	return gw_module_conf_read(&gw_rate_limit_module, conf, node, where, file, errs);
 }
 
 static void rate_limit_conf_free(void *conf)
@@ -150,6 +143,7 @@ static void rl_report(const void *state, struct gw_report *out)
 const struct gw_module gw_rate_limit_module = {
     .name = "rate_limit",
     .route_key = "rate_limit",
+    .fields = rate_limit_fields,
     .conf_size = sizeof(struct gw_rate_limit_conf),
     .conf_parse = rate_limit_conf_parse,
     .conf_free = rate_limit_conf_free,

@@ -5,6 +5,7 @@
 #include "retry.h"
 #include "../../gateway/config/conf_read.h"
 #include "../../gateway/util/alloc.h"
+#include "../../gateway/util/window.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -19,23 +20,24 @@
 /* 502, 503 and 504 as bits of on_status[0]. */
 #define DEFAULT_STATUS_BITS ((1ull << 2) | (1ull << 3) | (1ull << 4))
 
+/* Shared by gw_retry_conf_default and the section's table. */
+#define DEFAULT_BACKOFF_BASE_MS       25
+#define DEFAULT_BACKOFF_MAX_MS        250
+#define DEFAULT_BUDGET_RATIO          0.2
+#define DEFAULT_BUDGET_MIN_PER_SECOND 10
+
 const struct gw_retry_conf gw_retry_conf_default = {
     .attempts = 1,
     .per_try_timeout_ms = 0,
     .on = GW_RETRY_ON_CONNECT_FAILURE | GW_RETRY_ON_RESET | GW_RETRY_ON_TIMEOUT,
     .on_status = {DEFAULT_STATUS_BITS, 0},
-    .backoff_base_ms = 25,
-    .backoff_max_ms = 250,
-    .budget_ratio = 0.2,
-    .budget_min_per_second = 10,
+    .backoff_base_ms = DEFAULT_BACKOFF_BASE_MS,
+    .backoff_max_ms = DEFAULT_BACKOFF_MAX_MS,
+    .budget_ratio = DEFAULT_BUDGET_RATIO,
+    .budget_min_per_second = DEFAULT_BUDGET_MIN_PER_SECOND,
 };
 
 /* ---- the `retry` section ----------------------------------------------- */
-
-static const char *const retry_keys[] = {"attempts", "per_try_timeout", "on",
-                                         "backoff",  "budget",          NULL};
-static const char *const backoff_keys[] = {"base", "max", NULL};
-static const char *const budget_keys[] = {"ratio", "min_per_second", NULL};
 
 static void status_set(uint64_t bits[2], unsigned status)
 {
@@ -94,118 +96,103 @@ static int parse_on_item(const struct gw_conf_ctx *ctx, const struct gw_node *n,
 	return 0;
 }
 
-/* `on` replaces the default list as a whole, and only when all of it is valid. */
-static void parse_on(struct gw_retry_conf *c, const struct gw_conf_ctx *ctx,
-                     const struct gw_node *n)
+/*
+ * `on` replaces the default list as a whole, and only when all of it is
+ * valid; its default is set by gw_retry_conf_parse.
+ */
+static int read_on(const struct gw_conf_ctx *ctx, const struct gw_node *n, const char *key,
+                   void *obj)
 {
+	struct gw_retry_conf *c = obj;
 	uint64_t status[2] = {0, 0};
 	unsigned on = 0;
 	int rc = 0;
 
-	if (!gw_conf_want_list(ctx, n, "on", "retry conditions"))
-		return;
+	if (!gw_conf_want_list(ctx, n, key, "retry conditions"))
+		return -1;
 	for (size_t i = 0; i < n->count; i++)
 		if (parse_on_item(ctx, n->items[i], &on, status) < 0)
 			rc = -1;
 	if (rc < 0)
-		return;
+		return -1;
 	c->on = on;
 	c->on_status[0] = status[0];
 	c->on_status[1] = status[1];
+	return 0;
 }
 
-static void parse_backoff(struct gw_retry_conf *c, const struct gw_conf_ctx *ctx,
-                          const struct gw_node *n)
+/* base <= max; blame the value that was written: max when there is one. */
+static void backoff_check(const struct gw_conf_section *s)
 {
-	const struct gw_node *base, *max;
-	struct gw_conf_ctx sub;
-	char where[GW_CONF_WHERE_MAX], a[32], b[32];
-	int rc = 0;
+	const struct gw_retry_conf *c = s->obj;
+	const struct gw_node *max = gw_conf_section_value(s, "max");
+	char a[32], b[32];
 
-	if (!gw_conf_want_map(ctx, n, "backoff"))
+	if (gw_conf_section_refused(s, "base") || gw_conf_section_refused(s, "max") ||
+	    c->backoff_base_ms <= c->backoff_max_ms)
 		return;
-	gw_conf_ctx_enter(ctx, "backoff", &sub, where);
-	gw_conf_check_keys(&sub, n, backoff_keys);
-	if ((base = gw_node_get(n, "base")))
-		rc |= gw_conf_duration(&sub, base, "base", 0, MIN, &c->backoff_base_ms);
-	if ((max = gw_node_get(n, "max")))
-		rc |= gw_conf_duration(&sub, max, "max", 0, MIN, &c->backoff_max_ms);
-	if (rc < 0 || c->backoff_base_ms <= c->backoff_max_ms)
-		return;
-	/* Blame the value that was written: max when there is one. */
 	gw_conf_format_duration(c->backoff_base_ms, a, sizeof(a));
 	gw_conf_format_duration(c->backoff_max_ms, b, sizeof(b));
 	if (max)
-		gw_conf_bad_value(&sub, max, "max", "%s is less than base (%s)", b, a);
+		gw_conf_bad_value(s->ctx, max, "max", "%s is less than base (%s)", b, a);
 	else
-		gw_conf_bad_value(&sub, base, "base", "%s is more than max (%s)", a, b);
+		gw_conf_bad_value(s->ctx, gw_conf_section_value(s, "base"), "base",
+		                  "%s is more than max (%s)", a, b);
 }
 
-static void parse_budget(struct gw_retry_conf *c, const struct gw_conf_ctx *ctx,
-                         const struct gw_node *n)
+/* Where per_try_timeout was written, for the check against the route timeout. */
+static void retry_check(const struct gw_conf_section *s)
 {
-	const struct gw_node *v;
-	struct gw_conf_ctx sub;
-	char where[GW_CONF_WHERE_MAX];
+	struct gw_retry_conf *c = s->obj;
+	const struct gw_node *v = gw_conf_section_value(s, "per_try_timeout");
 
-	if (!gw_conf_want_map(ctx, n, "budget"))
-		return;
-	gw_conf_ctx_enter(ctx, "budget", &sub, where);
-	gw_conf_check_keys(&sub, n, budget_keys);
-	if ((v = gw_node_get(n, "ratio")))
-		gw_conf_double(&sub, v, "ratio", 0, 1, false, &c->budget_ratio);
-	if ((v = gw_node_get(n, "min_per_second")))
-		gw_conf_u32(&sub, v, "min_per_second", 0, 100000, &c->budget_min_per_second);
-}
-
-/*
- * node is the value of `retry`; route_ctx names the route ("route 'x'"),
- * or has a NULL where when the caller does not know it ("in a route" and
- * "in retry" then).
- */
-static int parse_retry(struct gw_retry_conf *c, const struct gw_node *node,
-                       const struct gw_conf_ctx *route_ctx)
-{
-	struct gw_conf_ctx key_ctx = *route_ctx, ctx;
-	const struct gw_node *v;
-	char where[GW_CONF_WHERE_MAX];
-	size_t errors_before = route_ctx->errs->count;
-
-	*c = gw_retry_conf_default;
-	c->attempts = 3;
-	if (!key_ctx.where)
-		key_ctx.where = "a route";
-	if (!gw_conf_want_map(&key_ctx, node, "retry"))
-		return -1;
-	gw_conf_ctx_enter(route_ctx, "retry", &ctx, where);
-	gw_conf_check_keys(&ctx, node, retry_keys);
-	if ((v = gw_node_get(node, "attempts")))
-		gw_conf_u32(&ctx, v, "attempts", 1, 10, &c->attempts);
-	if ((v = gw_node_get(node, "per_try_timeout")) &&
-	    gw_conf_duration(&ctx, v, "per_try_timeout", 1, HOUR, &c->per_try_timeout_ms) == 0) {
+	if (v && !gw_conf_section_refused(s, "per_try_timeout")) {
 		c->per_try_timeout_line = v->line;
 		c->per_try_timeout_col = v->col;
 	}
-	if ((v = gw_node_get(node, "on")))
-		parse_on(c, &ctx, v);
-	if ((v = gw_node_get(node, "backoff")))
-		parse_backoff(c, &ctx, v);
-	if ((v = gw_node_get(node, "budget")))
-		parse_budget(c, &ctx, v);
-	return route_ctx->errs->count == errors_before ? 0 : -1;
 }
 
-/* where names the route (module.h): messages say "in retry of route 'x'". */
-int gw_retry_conf_parse(void *conf, const struct gw_node *node, const char *where,
-                            const char *file, struct gw_errlist *errs)
-{
-	struct gw_conf_ctx ctx = {.file = file, .errs = errs, .where = where};
+#define CONF struct gw_retry_conf
 
-	return parse_retry(conf, node, &ctx);
+static const struct gw_conf_field backoff_fields[] = {
+    {GW_CONF_DURATION("base", CONF, backoff_base_ms, 0, MIN, DEFAULT_BACKOFF_BASE_MS)},
+    {GW_CONF_DURATION("max", CONF, backoff_max_ms, 0, MIN, DEFAULT_BACKOFF_MAX_MS)},
+    {.key = NULL, .check = backoff_check},
+};
+
+static const struct gw_conf_field budget_fields[] = {
+    {GW_CONF_DOUBLE("ratio", CONF, budget_ratio, 0, 1, false, DEFAULT_BUDGET_RATIO)},
+    {GW_CONF_U32("min_per_second", CONF, budget_min_per_second, 0, 100000,
+                 DEFAULT_BUDGET_MIN_PER_SECOND)},
+    {.key = NULL},
+};
+
+/* attempts: 3 when `retry:` is written at all (gw_retry_conf_default has 1). */
+const struct gw_conf_field gw_retry_fields[] = {
+    {GW_CONF_U32("attempts", CONF, attempts, 1, 10, 3)},
+    {GW_CONF_DURATION("per_try_timeout", CONF, per_try_timeout_ms, 1, HOUR, 0)},
+    {GW_CONF_CUSTOM("on", read_on)},
+    {GW_CONF_MAP("backoff", backoff_fields)},
+    {GW_CONF_MAP("budget", budget_fields)},
+    {.key = NULL, .check = retry_check},
+};
+
+#undef CONF
+
+/* where names the route (module.h): messages say "in retry of route 'x'". */
+int gw_retry_conf_parse(void *conf, const struct gw_node *node, const char *where, const char *file,
+                        struct gw_errlist *errs)
+{
+	struct gw_retry_conf *c = conf;
+
+	c->on = gw_retry_conf_default.on;
+	c->on_status[0] = gw_retry_conf_default.on_status[0];
+	c->on_status[1] = gw_retry_conf_default.on_status[1];
+	return gw_module_conf_read(&gw_retry_module, conf, node, where, file, errs);
 }
 
 int gw_retry_conf_check(const void *conf, const struct gw_route_conf *route, const char *file,
-                            struct gw_errlist *errs)
+                        struct gw_errlist *errs)
 {
 	const struct gw_retry_conf *c = conf;
 	char per_try[32], timeout[32];
@@ -313,76 +300,34 @@ uint64_t gw_retry_backoff_ms(const struct gw_retry_conf *c, unsigned retry_index
  * little traffic still gets its occasional retry: retries amplify a brief
  * failure, never a lasting one.
  *
- * The window is ten buckets of one second, bucket (second % 10). Each
- * counter is one 64-bit atomic holding (second << 32 | count): a counter
- * stamped with an older second is stale and restarts at 1 on its next use,
- * so nothing has to sweep the buckets, and the stamp and the count change
- * together in one compare-and-swap (no thread can add to a count that
- * another thread is resetting). A sum reads the counters stamped with one
- * of the last ten seconds, the current one included: a count is forgotten
- * between 9 and 10 s after it was made.
- *
- * The check and the increment of an acquire are one CAS on the current
- * second's retry counter, which every concurrent acquire of that second
- * writes: of two threads that both see one retry left, one CAS fails, reads
- * the new count and is refused. So the allowance is never exceeded, however
- * many workers ask at once. (The other nine buckets only change by being
- * restarted, which can only lower the sum.)
+ * The window is ten buckets of one second (util/window.h), one counter for
+ * requests and one for retries: a count is forgotten between 9 and 10 s
+ * after it was made, and a thread whose clock lags never wipes newer
+ * counts. An acquire checks and takes its retry in one compare-and-swap on
+ * the current second's retry counter (gw_window_add_below), which every
+ * concurrent acquire of that second writes: of two threads that both see
+ * one retry left, one is refused. So the allowance is never exceeded,
+ * however many workers ask at once.
  *
  * The arithmetic is integral: ratio is kept in millionths and the
  * comparison is retries * 10^6 < ratio_ppm * requests + floor * 10^6, so
  * ratio 0.2 of 100 requests is exactly 20 retries, not 20.000000000000004.
  * The comparison is strict, so the allowance is the ratio rounded up:
- * 101 requests allow 21 retries, and a single request one.
- * The counts cannot overflow it: a bucket holds under 2^32, so the sums
- * stay under 2^36 and the products under 2^56.
+ * 101 requests allow 21 retries, and a single request one. In whole
+ * retries that is retries < ceil(allowance / 10^6), the limit
+ * gw_window_add_below takes. The counts cannot overflow it: a bucket holds
+ * under 2^32, so the sums stay under 2^36 and the products under 2^56.
  */
 struct gw_retry_budget {
-	uint64_t ratio_ppm; /* ratio in millionths, 0..10^6 */
-	uint64_t floor;     /* min_per_second * 10: retries the window always allows */
-	_Atomic uint64_t requests[GW_RETRY_BUDGET_BUCKETS]; /* stamped counters */
-	_Atomic uint64_t retries[GW_RETRY_BUDGET_BUCKETS];
+	uint64_t ratio_ppm;         /* ratio in millionths, 0..10^6 */
+	uint64_t floor;             /* min_per_second * 10: retries the window always allows */
+	struct gw_window *window;   /* owned: requests and retries */
 	_Atomic uint64_t exhausted; /* refusals, for the metric */
 };
 
+enum { REQUESTS = 0, RETRIES, COUNTERS };
+
 #define PPM 1000000ull
-
-static uint64_t stamp(uint32_t second, uint32_t count)
-{
-	return (uint64_t)second << 32 | count;
-}
-
-/* The count of a stamped counter if its second is one of the window's. */
-static uint64_t stamped_count(uint64_t v, uint32_t second)
-{
-	uint32_t age = second - (uint32_t)(v >> 32); /* wraps: a newer stamp is "very old" */
-
-	return age < GW_RETRY_BUDGET_BUCKETS ? (uint32_t)v : 0;
-}
-
-/*
- * Adds one to the counter for second, restarting it when it counts an older
- * second. A counter already stamped with a newer second (a thread whose
- * clock lags ten seconds behind another's) is left alone.
- */
-static void stamped_add(_Atomic uint64_t *c, uint32_t second)
-{
-	uint64_t v = atomic_load_explicit(c, memory_order_relaxed), next;
-
-	do {
-		uint32_t at = (uint32_t)(v >> 32);
-
-		if (at == second && (uint32_t)v == UINT32_MAX)
-			return; /* saturated: never carry into the stamp */
-		if (at == second)
-			next = v + 1;
-		else if ((int32_t)(second - at) > 0)
-			next = stamp(second, 1);
-		else
-			return;
-	} while (!atomic_compare_exchange_weak_explicit(c, &v, next, memory_order_relaxed,
-	                                                memory_order_relaxed));
-}
 
 struct gw_retry_budget *gw_retry_budget_new(double ratio, uint32_t min_per_second)
 {
@@ -394,59 +339,31 @@ struct gw_retry_budget *gw_retry_budget_new(double ratio, uint32_t min_per_secon
 		ratio = 1;
 	b->ratio_ppm = (uint64_t)llround(ratio * (double)PPM);
 	b->floor = (uint64_t)min_per_second * GW_RETRY_BUDGET_BUCKETS;
-	for (size_t i = 0; i < GW_RETRY_BUDGET_BUCKETS; i++) {
-		atomic_init(&b->requests[i], 0);
-		atomic_init(&b->retries[i], 0);
-	}
+	b->window = gw_window_new(GW_RETRY_BUDGET_BUCKETS, GW_RETRY_BUDGET_BUCKET_MS, COUNTERS);
 	atomic_init(&b->exhausted, 0);
 	return b;
 }
 
 void gw_retry_budget_free(struct gw_retry_budget *b)
 {
+	if (!b)
+		return;
+	gw_window_free(b->window);
 	free(b);
 }
 
 void gw_retry_budget_on_request(struct gw_retry_budget *b, uint64_t now_ms)
 {
-	uint32_t second = (uint32_t)(now_ms / GW_RETRY_BUDGET_BUCKET_MS);
-
-	stamped_add(&b->requests[second % GW_RETRY_BUDGET_BUCKETS], second);
+	gw_window_add(b->window, REQUESTS, now_ms);
 }
 
 bool gw_retry_budget_acquire(struct gw_retry_budget *b, uint64_t now_ms)
 {
-	uint32_t second = (uint32_t)(now_ms / GW_RETRY_BUDGET_BUCKET_MS);
-	size_t cur = second % GW_RETRY_BUDGET_BUCKETS;
-	uint64_t requests = 0, others = 0, allowance, v, count;
+	uint64_t requests = gw_window_sum(b->window, REQUESTS, now_ms);
+	uint64_t allowance = b->ratio_ppm * requests + b->floor * PPM;
 
-	for (size_t i = 0; i < GW_RETRY_BUDGET_BUCKETS; i++) {
-		requests += stamped_count(
-		    atomic_load_explicit(&b->requests[i], memory_order_relaxed), second);
-		if (i != cur)
-			others += stamped_count(
-			    atomic_load_explicit(&b->retries[i], memory_order_relaxed), second);
-	}
-	allowance = b->ratio_ppm * requests + b->floor * PPM;
-	v = atomic_load_explicit(&b->retries[cur], memory_order_relaxed);
-	for (;;) {
-		uint32_t at = (uint32_t)(v >> 32);
-
-		if (at == second && (uint32_t)v == UINT32_MAX)
-			break;
-		if (at == second)
-			count = (uint32_t)v;
-		else if ((int32_t)(second - at) > 0)
-			count = 0;
-		else
-			break; /* this thread's clock lags the bucket's: refuse */
-		if ((others + count) * PPM >= allowance)
-			break;
-		if (atomic_compare_exchange_weak_explicit(
-		        &b->retries[cur], &v, stamp(second, (uint32_t)count + 1),
-		        memory_order_relaxed, memory_order_relaxed))
-			return true;
-	}
+	if (gw_window_add_below(b->window, RETRIES, now_ms, (allowance + PPM - 1) / PPM))
+		return true;
 	atomic_fetch_add_explicit(&b->exhausted, 1, memory_order_relaxed);
 	return false;
 }
@@ -459,13 +376,9 @@ uint64_t gw_retry_budget_exhausted(const struct gw_retry_budget *b)
 void gw_retry_budget_window(const struct gw_retry_budget *b, uint64_t now_ms, uint64_t *requests,
                             uint64_t *retries)
 {
-	uint32_t second = (uint32_t)(now_ms / GW_RETRY_BUDGET_BUCKET_MS);
+	uint64_t n[COUNTERS];
 
-	*requests = *retries = 0;
-	for (size_t i = 0; i < GW_RETRY_BUDGET_BUCKETS; i++) {
-		*requests += stamped_count(
-		    atomic_load_explicit(&b->requests[i], memory_order_relaxed), second);
-		*retries += stamped_count(
-		    atomic_load_explicit(&b->retries[i], memory_order_relaxed), second);
-	}
+	gw_window_sums(b->window, now_ms, n);
+	*requests = n[REQUESTS];
+	*retries = n[RETRIES];
 }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "../module.h"
+#include "../../gateway/config/conf_read.h"
 #include "../../gateway/config/config.h"
 
 /* Try outcomes a route retries on (gw_retry_conf.on). */
@@ -57,9 +58,10 @@ struct gw_retry_conf {
  * budget is on by default. Its route state is the route's budget.
  */
 extern const struct gw_module gw_retry_module;
-/* The module's conf_parse and conf_check (retry.c). */
-int gw_retry_conf_parse(void *conf, const struct gw_node *node, const char *where,
-                        const char *file, struct gw_errlist *errs);
+/* The keys of `retry` (the module's fields), its conf_parse and conf_check (retry.c). */
+extern const struct gw_conf_field gw_retry_fields[];
+int gw_retry_conf_parse(void *conf, const struct gw_node *node, const char *where, const char *file,
+                        struct gw_errlist *errs);
 int gw_retry_conf_check(const void *conf, const struct gw_route_conf *route, const char *file,
                         struct gw_errlist *errs);
 

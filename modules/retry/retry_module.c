@@ -87,6 +87,7 @@ static void retry_report(const void *state, struct gw_report *out)
 const struct gw_module gw_retry_module = {
     .name = "retry",
     .route_key = "retry",
+    .fields = gw_retry_fields,
     .conf_size = sizeof(struct gw_retry_conf),
     .conf_parse = gw_retry_conf_parse,
     .conf_check = gw_retry_conf_check,

@@ -1,8 +1,9 @@
 /*
- * Module configuration: the typed readers modules share (conf_read.h), the
- * registry, and the `retry`, `circuit_breaker` and `fallback` route keys
- * through the real loader (gw_config_load_string): the values and defaults
- * they give, and every error with its exact FILE:LINE:COL message.
+ * Module configuration: the typed readers modules share (conf_read.h) and
+ * their tables of keys (gw_conf_read_table), the registry, and the `retry`,
+ * `circuit_breaker` and `fallback` route keys through the real loader
+ * (gw_config_load_string): the values and defaults they give, and every
+ * error with its exact FILE:LINE:COL message.
  */
 #include <check.h>
 #include <stdio.h>
@@ -411,12 +412,368 @@ START_TEST(conf_read_spells_durations_and_sizes_back)
 }
 END_TEST
 
+/* ---- tables of keys (gw_conf_read_table) ------------------------------ */
+
+/* An object with a key of every kind, for the table reader's tests. */
+struct sample_sub {
+	uint32_t depth;
+	bool on;
+};
+
+struct sample {
+	uint32_t count; /* required */
+	uint64_t big;
+	uint64_t wait_ms;
+	uint64_t buf;
+	double ratio;
+	bool verbose;
+	unsigned mode;
+	char *label;
+	uint64_t lo_ms, hi_ms; /* `range`: a nested mapping into this object, lo <= hi */
+	struct sample_sub sub; /* `sub`: a nested mapping into a member */
+	int color;             /* custom; no default of its own */
+	unsigned checks;       /* how often the table's check ran */
+	uint64_t refused;      /* what the check was told */
+};
+
+static const char *const sample_modes[] = {"fast", "safe", "off"};
+
+static int read_color(const struct gw_conf_ctx *ctx, const struct gw_node *v, const char *key,
+                      void *obj)
+{
+	struct sample *o = obj;
+
+	if (!gw_conf_want_scalar(ctx, v, key, "red or blue"))
+		return -1;
+	if (strcmp(v->value, "red") != 0 && strcmp(v->value, "blue") != 0) {
+		gw_conf_bad_value(ctx, v, key, "expected red or blue, got '%s'", v->value);
+		return -1;
+	}
+	o->color = v->value[0] == 'r' ? 1 : 2;
+	return 0;
+}
+
+static void sample_check(const struct gw_conf_section *s)
+{
+	struct sample *o = s->obj;
+
+	o->checks++;
+	o->refused = s->refused;
+}
+
+/* lo <= hi, blamed on hi when it was written, else on lo (as retry's backoff). */
+static void range_check(const struct gw_conf_section *s)
+{
+	const struct sample *o = s->obj;
+	const struct gw_node *hi = gw_conf_section_value(s, "hi");
+	char a[32], b[32];
+
+	if (gw_conf_section_refused(s, "lo") || gw_conf_section_refused(s, "hi") ||
+	    o->lo_ms <= o->hi_ms)
+		return;
+	gw_conf_format_duration(o->lo_ms, a, sizeof(a));
+	gw_conf_format_duration(o->hi_ms, b, sizeof(b));
+	if (hi)
+		gw_conf_bad_value(s->ctx, hi, "hi", "%s is less than lo (%s)", b, a);
+	else
+		gw_conf_bad_value(s->ctx, gw_conf_section_value(s, "lo"), "lo",
+		                  "%s is more than hi (%s)", a, b);
+}
+
+static const struct gw_conf_field range_fields[] = {
+    {GW_CONF_DURATION("lo", struct sample, lo_ms, 0, 60000, 100)},
+    {GW_CONF_DURATION("hi", struct sample, hi_ms, 0, 60000, 2000)},
+    {.key = NULL, .check = range_check},
+};
+
+static const struct gw_conf_field sub_fields[] = {
+    {GW_CONF_U32("depth", struct sample_sub, depth, 0, 10, 4)},
+    {GW_CONF_BOOL("on", struct sample_sub, on, true)},
+    {.key = NULL},
+};
+
+static const struct gw_conf_field sample_fields[] = {
+    {GW_CONF_U32("count", struct sample, count, 1, 100, 5), .required = true},
+    {GW_CONF_UINT64("big", struct sample, big, 0, UINT64_MAX, 1ull << 40)},
+    {GW_CONF_DURATION("wait", struct sample, wait_ms, 1, 3600000, 1500)},
+    {GW_CONF_SIZE("buf", struct sample, buf, 1024, 1048576, 16384)},
+    {GW_CONF_DOUBLE("ratio", struct sample, ratio, 0, 1, true, 0.5)},
+    {GW_CONF_BOOL("verbose", struct sample, verbose, false)},
+    {GW_CONF_ENUM("mode", struct sample, mode, sample_modes, 1)},
+    {GW_CONF_STRING("label", struct sample, label, false, "none")},
+    {GW_CONF_MAP("range", range_fields)},
+    {GW_CONF_MAP_IN("sub", struct sample, sub, sub_fields)},
+    {GW_CONF_CUSTOM("color", read_color)},
+    {.key = NULL, .check = sample_check},
+};
+
+/* Bit of sample_fields' key in gw_conf_section.refused. */
+static uint64_t sample_bit(const char *key)
+{
+	for (size_t i = 0; sample_fields[i].key; i++)
+		if (strcmp(sample_fields[i].key, key) == 0)
+			return 1ull << i;
+	ck_abort_msg("no key %s", key);
+	return 0;
+}
+
+/* Every value at its default (color: the value it had before the read). */
+static void assert_sample_defaults(const struct sample *o)
+{
+	ck_assert_uint_eq(o->count, 5);
+	ck_assert_uint_eq(o->big, 1ull << 40);
+	ck_assert_uint_eq(o->wait_ms, 1500);
+	ck_assert_uint_eq(o->buf, 16384);
+	ck_assert_double_eq(o->ratio, 0.5);
+	ck_assert(!o->verbose);
+	ck_assert_uint_eq(o->mode, 1);
+	ck_assert_str_eq(o->label, "none");
+	ck_assert_uint_eq(o->lo_ms, 100);
+	ck_assert_uint_eq(o->hi_ms, 2000);
+	ck_assert_uint_eq(o->sub.depth, 4);
+	ck_assert(o->sub.on);
+	ck_assert_int_eq(o->color, 7);
+}
+
+/* Reads yaml's top-level mapping through sample_fields, in "sample" (where). */
+static int read_sample(const char *yaml, const char *where, struct sample *o,
+                       struct gw_errlist *errs)
+{
+	struct gw_yaml_doc doc = doc_load(yaml);
+	struct gw_conf_ctx ctx = {.file = "t.yaml", .errs = errs, .where = where};
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	o->color = 7;
+	rc = gw_conf_read_table(&ctx, doc.root, sample_fields, o);
+	gw_yaml_free(&doc);
+	return rc;
+}
+
+/* errs holds exactly expect (NULL-ended), in that order; the list is emptied. */
+static void assert_errors(struct gw_errlist *errs, const char *const expect[])
+{
+	char *all = join_errors(errs);
+	size_t n = 0;
+
+	while (expect[n])
+		n++;
+	ck_assert_msg(errs->count == n, "expected %zu errors, got:%s", n, all);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(strcmp(errs->items[i], expect[i]) == 0,
+		              "error %zu:\nexpected: %s\ngot:%s", i, expect[i], all);
+	free(all);
+	gw_errlist_free(errs);
+}
+
+#define ERRORS(errs, ...) assert_errors(errs, (const char *const[]){__VA_ARGS__, NULL})
+
+START_TEST(table_applies_every_default)
+{
+	struct gw_errlist errs = {0};
+	struct sample o;
+
+	ck_assert_int_eq(read_sample("count: 5\n", "sample", &o, &errs), 0);
+	ck_assert_uint_eq(errs.count, 0);
+	assert_sample_defaults(&o);
+	ck_assert_uint_eq(o.checks, 1);
+	ck_assert_uint_eq(o.refused, 0);
+	free(o.label);
+	/* an empty nested mapping: its defaults, and its check runs */
+	ck_assert_int_eq(read_sample("count: 5\nrange: {}\nsub: {}\n", "sample", &o, &errs), 0);
+	assert_sample_defaults(&o);
+	free(o.label);
+	/* defaults alone (a section that is absent) */
+	memset(&o, 0, sizeof(o));
+	o.color = 7;
+	gw_conf_apply_defaults(sample_fields, &o);
+	assert_sample_defaults(&o);
+	ck_assert_uint_eq(o.checks, 0);
+	free(o.label);
+}
+END_TEST
+
+START_TEST(table_reads_every_kind)
+{
+	struct gw_errlist errs = {0};
+	struct sample o;
+
+	ck_assert_int_eq(read_sample("count: 100\n"
+	                             "big: 18446744073709551615\n"
+	                             "wait: 1h\n"
+	                             "buf: 1m\n"
+	                             "ratio: 1\n"
+	                             "verbose: true\n"
+	                             "mode: off\n"
+	                             "label: 'x y'\n"
+	                             "range: {lo: 0, hi: 1m}\n"
+	                             "sub: {depth: 0, on: false}\n"
+	                             "color: blue\n",
+	                             "sample", &o, &errs),
+	                 0);
+	ck_assert_uint_eq(errs.count, 0);
+	ck_assert_uint_eq(o.count, 100);
+	ck_assert_uint_eq(o.big, UINT64_MAX);
+	ck_assert_uint_eq(o.wait_ms, 3600000);
+	ck_assert_uint_eq(o.buf, 1048576);
+	ck_assert_double_eq(o.ratio, 1);
+	ck_assert(o.verbose);
+	ck_assert_uint_eq(o.mode, 2);
+	ck_assert_str_eq(o.label, "x y");
+	ck_assert_uint_eq(o.lo_ms, 0);
+	ck_assert_uint_eq(o.hi_ms, 60000);
+	ck_assert_uint_eq(o.sub.depth, 0);
+	ck_assert(!o.sub.on);
+	ck_assert_int_eq(o.color, 2);
+	ck_assert_uint_eq(o.checks, 1);
+	ck_assert_uint_eq(o.refused, 0);
+	free(o.label);
+}
+END_TEST
+
+START_TEST(table_reports_every_error_in_file_order_and_keeps_defaults)
+{
+	struct gw_errlist errs = {0};
+	struct sample o;
+
+	ck_assert_int_eq(read_sample("sub: {depth: 11, deep: 1, on: 1}\n"
+	                             "count: 0\n"
+	                             "big: -1\n"
+	                             "wait: 2 s\n"
+	                             "extra: 1\n"
+	                             "buf: 2m\n"
+	                             "ratio: 0\n"
+	                             "verbose: yes\n"
+	                             "mode: fastest\n"
+	                             "label: ''\n"
+	                             "range: [1]\n"
+	                             "color: green\n",
+	                             "sample", &o, &errs),
+	                 -1);
+	ERRORS(&errs, "t.yaml:1:14: 'depth' in sub of sample: 11 is out of range (0..10)",
+	       "t.yaml:1:18: unknown key 'deep' in sub of sample",
+	       "t.yaml:1:31: 'on' in sub of sample: expected true or false, got '1'",
+	       "t.yaml:2:8: 'count' in sample: 0 is out of range (1..100)",
+	       "t.yaml:3:6: 'big' in sample: -1 is out of range (0..18446744073709551615)",
+	       "t.yaml:4:7: 'wait' in sample: expected a duration such as 250ms, 2s, 1m or 1h, "
+	       "got '2 s'",
+	       "t.yaml:5:1: unknown key 'extra' in sample",
+	       "t.yaml:6:6: 'buf' in sample: 2m is out of range (1k..1m)",
+	       "t.yaml:7:8: 'ratio' in sample: 0 is out of range (more than 0, at most 1)",
+	       "t.yaml:8:10: 'verbose' in sample: expected true or false, got 'yes'",
+	       "t.yaml:9:7: 'mode' in sample: expected fast, safe or off, got 'fastest'",
+	       "t.yaml:10:8: 'label' in sample: must not be empty",
+	       "t.yaml:11:8: 'range' in sample: expected a mapping, got a list",
+	       "t.yaml:12:8: 'color' in sample: expected red or blue, got 'green'");
+	assert_sample_defaults(&o);
+	/* the check ran once, told which keys were refused (an unknown key is none) */
+	ck_assert_uint_eq(o.checks, 1);
+	ck_assert_uint_eq(o.refused, sample_bit("sub") | sample_bit("count") | sample_bit("big") |
+	                                 sample_bit("wait") | sample_bit("buf") |
+	                                 sample_bit("ratio") | sample_bit("verbose") |
+	                                 sample_bit("mode") | sample_bit("label") |
+	                                 sample_bit("range") | sample_bit("color"));
+	free(o.label);
+
+	/* YAML's null and the wrong shapes are values like any other */
+	ck_assert_int_eq(
+	    read_sample("count: [1]\nlabel: ~\nmode: {}\nsub: 3\n", "sample", &o, &errs), -1);
+	ERRORS(&errs, "t.yaml:1:8: 'count' in sample: expected an integer, got a list",
+	       "t.yaml:2:8: 'label' in sample: expected a string, got an empty value",
+	       "t.yaml:3:7: 'mode' in sample: expected fast, safe or off, got a mapping",
+	       "t.yaml:4:6: 'sub' in sample: expected a mapping, got a string");
+	assert_sample_defaults(&o);
+	free(o.label);
+}
+END_TEST
+
+START_TEST(table_reports_missing_required_keys_after_the_others)
+{
+	struct gw_errlist errs = {0};
+	struct sample o;
+
+	ck_assert_int_eq(read_sample("wait: 0\nzz: 1\n", "sample", &o, &errs), -1);
+	ERRORS(&errs, "t.yaml:1:7: 'wait' in sample: 0 is out of range (1ms..1h)",
+	       "t.yaml:2:1: unknown key 'zz' in sample",
+	       "t.yaml:1:1: missing required key 'count' in sample");
+	assert_sample_defaults(&o);
+	ck_assert_uint_eq(o.checks, 1);
+	free(o.label);
+	/* at the top level, the messages say so */
+	ck_assert_int_eq(read_sample("zz: 1\nratio: 2\n", NULL, &o, &errs), -1);
+	ERRORS(&errs, "t.yaml:1:1: unknown key 'zz' at top level",
+	       "t.yaml:2:8: 'ratio': 2 is out of range (more than 0, at most 1)",
+	       "t.yaml:1:1: missing required key 'count' at top level");
+	free(o.label);
+}
+END_TEST
+
+START_TEST(table_check_runs_on_what_was_read)
+{
+	struct gw_errlist errs = {0};
+	struct sample o;
+
+	/* both written: blamed at hi */
+	ck_assert_int_eq(read_sample("count: 1\nrange: {lo: 5s, hi: 1s}\n", "sample", &o, &errs),
+	                 -1);
+	ERRORS(&errs, "t.yaml:2:21: 'hi' in range of sample: 1s is less than lo (5s)");
+	free(o.label);
+	/* lo refused: the check does not pile on */
+	ck_assert_int_eq(read_sample("count: 1\nrange: {lo: 2m, hi: 1s}\n", "sample", &o, &errs),
+	                 -1);
+	ERRORS(&errs, "t.yaml:2:13: 'lo' in range of sample: 2m is out of range (0..1m)");
+	ck_assert_uint_eq(o.lo_ms, 100);
+	ck_assert_uint_eq(o.refused, sample_bit("range"));
+	free(o.label);
+	/* an error elsewhere does not stop it */
+	ck_assert_int_eq(read_sample("count: 0\nrange: {lo: 3s}\n", "sample", &o, &errs), -1);
+	ERRORS(&errs, "t.yaml:1:8: 'count' in sample: 0 is out of range (1..100)",
+	       "t.yaml:2:13: 'lo' in range of sample: 3s is more than hi (2s)");
+	free(o.label);
+}
+END_TEST
+
+START_TEST(table_wants_a_mapping)
+{
+	struct gw_yaml_doc doc = doc_load("a: text\n");
+	struct gw_errlist errs = {0};
+	struct gw_conf_ctx ctx = {.file = "t.yaml", .errs = &errs, .where = "sample"};
+	struct sample o = {.color = 7};
+
+	ck_assert_int_eq(gw_conf_read_table(&ctx, gw_node_get(doc.root, "a"), sample_fields, &o),
+	                 -1);
+	assert_one_error(&errs, "t.yaml:1:4: expected a mapping, got a string");
+	assert_sample_defaults(&o);
+	free(o.label);
+	gw_yaml_free(&doc);
+}
+END_TEST
+
+START_TEST(module_section_without_a_route_name)
+{
+	struct gw_yaml_doc doc = doc_load("a: [1]\nb: {attempts: 2, x: 1}\n");
+	struct gw_errlist errs = {0};
+	struct gw_retry_conf c = {0};
+
+	ck_assert_ptr_eq(gw_retry_module.fields, gw_retry_fields);
+	ck_assert_int_eq(
+	    gw_retry_module.conf_parse(&c, gw_node_get(doc.root, "a"), NULL, "t.yaml", &errs), -1);
+	assert_one_error(&errs, "t.yaml:1:4: 'retry' in a route: expected a mapping, got a list");
+	ck_assert_uint_eq(c.attempts, 3); /* the defaults all the same */
+	ck_assert_int_eq(
+	    gw_retry_module.conf_parse(&c, gw_node_get(doc.root, "b"), NULL, "t.yaml", &errs), -1);
+	assert_one_error(&errs, "t.yaml:2:18: unknown key 'x' in retry");
+	ck_assert_uint_eq(c.attempts, 2);
+	gw_yaml_free(&doc);
+}
+END_TEST
+
 /* ---- the registry ------------------------------------------------------ */
 
 START_TEST(registry_lists_modules_in_pipeline_order)
 {
 	const struct gw_module *const order[] = {
-	    &gw_flags_module, &gw_rate_limit_module, &gw_shedding_module,   &gw_breaker_module,
+	    &gw_flags_module, &gw_rate_limit_module,  &gw_shedding_module, &gw_breaker_module,
 	    &gw_retry_module, &gw_concurrency_module, &gw_fallback_module,
 	};
 
@@ -967,6 +1324,15 @@ static Suite *module_conf_suite(void)
 	         conf_read_keys_shapes_and_missing_keys);
 	add_case(s, "conf_read_spells_durations_and_sizes_back",
 	         conf_read_spells_durations_and_sizes_back);
+	add_case(s, "table_applies_every_default", table_applies_every_default);
+	add_case(s, "table_reads_every_kind", table_reads_every_kind);
+	add_case(s, "table_reports_every_error_in_file_order_and_keeps_defaults",
+	         table_reports_every_error_in_file_order_and_keeps_defaults);
+	add_case(s, "table_reports_missing_required_keys_after_the_others",
+	         table_reports_missing_required_keys_after_the_others);
+	add_case(s, "table_check_runs_on_what_was_read", table_check_runs_on_what_was_read);
+	add_case(s, "table_wants_a_mapping", table_wants_a_mapping);
+	add_case(s, "module_section_without_a_route_name", module_section_without_a_route_name);
 	add_case(s, "registry_lists_modules_in_pipeline_order",
 	         registry_lists_modules_in_pipeline_order);
 	add_case(s, "request_slots_fit_and_do_not_overlap", request_slots_fit_and_do_not_overlap);
