@@ -90,7 +90,8 @@ void gw_pipeline_worker_new(struct gw_pipeline *p, struct gw_worker *w)
 {
 	for (size_t i = 0; i < gw_modules_count; i++)
 		if (gw_modules[i]->worker_state_new)
-			w->mod_state[i] = gw_modules[i]->worker_state_new(p ? p->process[i] : NULL, w);
+			w->mod_state[i] =
+			    gw_modules[i]->worker_state_new(p ? p->process[i] : NULL, w);
 }
 
 void gw_pipeline_worker_free(struct gw_worker *w)

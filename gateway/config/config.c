@@ -709,8 +709,7 @@ static const struct field shedding_fields[] = {
     DURATION("target_queue_delay", struct gw_shedding_conf, target_queue_delay_ms, 1, MIN, 20,
              "1ms..1m"),
     DURATION("max_loop_lag", struct gw_shedding_conf, max_loop_lag_ms, 1, MIN, 50, "1ms..1m"),
-    DURATION("retry_after", struct gw_shedding_conf, retry_after_ms, SEC, HOUR, 2 * SEC,
-             "1s..1h"),
+    DURATION("retry_after", struct gw_shedding_conf, retry_after_ms, SEC, HOUR, 2 * SEC, "1s..1h"),
     BOOL("dry_run", struct gw_shedding_conf, dry_run, false),
     FIELDS_END,
 };

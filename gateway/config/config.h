@@ -124,11 +124,11 @@ struct gw_upstream_conf {
 	char *name;
 	size_t index; /* position in gw_config.upstreams */
 	struct gw_server_conf *servers;
-	size_t nservers;             /* >= 1 */
-	enum gw_balance balance;     /* default round_robin */
-	uint64_t connect_timeout_ms; /* default 1s */
-	uint32_t max_connections;    /* per server, whole process; default 256 */
-	uint32_t keepalive;          /* idle connections kept per server; default 32 */
+	size_t nservers;                 /* >= 1 */
+	enum gw_balance balance;         /* default round_robin */
+	uint64_t connect_timeout_ms;     /* default 1s */
+	uint32_t max_connections;        /* per server, whole process; default 256 */
+	uint32_t keepalive;              /* idle connections kept per server; default 32 */
 	enum gw_climit_mode climit_mode; /* default off */
 	uint32_t climit_fixed;           /* the limit with GW_CLIMIT_FIXED, whole process */
 	/* Valid only when the has_ flag is set (the key is present); the
@@ -216,8 +216,8 @@ struct gw_route_conf {
 	struct gw_upstream_conf *upstream; /* points into the same snapshot */
 	bool strip_prefix;                 /* default false */
 	uint64_t timeout_ms;               /* default 15s */
-	enum gw_priority priority; /* default normal */
-	struct gw_route_flag *flag; /* NULL: no flag; owned by the snapshot */
+	enum gw_priority priority;         /* default normal */
+	struct gw_route_flag *flag;        /* NULL: no flag; owned by the snapshot */
 	/* Per-module configuration, indexed like modules/registry.c; NULL when
 	 * the route does not configure that module. Owned by the snapshot. */
 	void *module_conf[GW_MAX_MODULES];

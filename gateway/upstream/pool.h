@@ -44,7 +44,7 @@ struct gw_pool_server {
 	const struct gw_server_conf *conf;
 	struct gw_upconn_list idle;
 	unsigned nidle;
-	unsigned nopen; /* connecting, idle and busy */
+	unsigned nopen;                                   /* connecting, idle and busy */
 	struct gw_waiter_list waiters[GW_PRIORITY_COUNT]; /* by rank, FIFO within */
 	unsigned nwaiters;
 };

@@ -24,7 +24,7 @@
 struct cc_upstream {
 	const struct gw_upstream_conf *conf;
 	bool adaptive;
-	uint32_t fixed;   /* the worker's share of a fixed limit */
+	uint32_t fixed;    /* the worker's share of a fixed limit */
 	uint32_t inflight; /* requests holding a slot */
 	struct gw_climit limit;
 	struct gw_pq queue;
@@ -75,8 +75,7 @@ static void shed_waiter(struct cc_worker *cw, struct cc_slot *slot)
 	    .retry_after_ms = gw_shed_retry_after_ms(sc, gw_worker_random(cw->w)),
 	};
 
-	gw_shed_count(cw->w, txn->route, "upstream queue standing above target_queue_delay",
-	              false);
+	gw_shed_count(cw->w, txn->route, "upstream queue standing above target_queue_delay", false);
 	gw_txn_refuse(txn, &a); /* may free txn */
 }
 
@@ -137,8 +136,7 @@ static void *cc_worker_new(void *process_state, struct gw_worker *w)
 		u->adaptive = uc->climit_mode == GW_CLIMIT_ADAPTIVE;
 		u->fixed = (uc->climit_fixed + nworkers - 1) / nworkers;
 		gw_climit_init(&u->limit, CLIMIT_INITIAL, CLIMIT_MIN, CLIMIT_MAX);
-		gw_pq_init(&u->queue, config->shedding.target_queue_delay_ms,
-		           CC_QUEUE_INTERVAL_MS);
+		gw_pq_init(&u->queue, config->shedding.target_queue_delay_ms, CC_QUEUE_INTERVAL_MS);
 	}
 	if (any) {
 		cw->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, cw);

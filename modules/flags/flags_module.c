@@ -14,10 +14,9 @@ static bool flags_active(const struct gw_route_conf *route)
 static enum gw_admit flags_on_admit(struct gw_mod_env *env)
 {
 	struct gw_txn *txn = env->txn;
-	const struct gw_route_conf *r =
-	    gw_flags_admit(env->worker->flags, txn->config, env->route,
-	                   txn->req ? evhttp_request_get_input_headers(txn->req) : NULL,
-	                   gw_txn_client_ip(txn));
+	const struct gw_route_conf *r = gw_flags_admit(
+	    env->worker->flags, txn->config, env->route,
+	    txn->req ? evhttp_request_get_input_headers(txn->req) : NULL, gw_txn_client_ip(txn));
 
 	if (!r) {
 		env->answer.status = (int)env->route->flag->when_off_status;

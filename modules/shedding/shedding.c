@@ -74,7 +74,8 @@ void gw_shed_count(struct gw_worker *w, const struct gw_route_conf *route, const
 
 	if (!p)
 		return;
-	atomic_fetch_add_explicit(dry_run ? &p->dry_run[route->priority] : &p->shed[route->priority],
+	atomic_fetch_add_explicit(dry_run ? &p->dry_run[route->priority]
+	                                  : &p->shed[route->priority],
 	                          1, memory_order_relaxed);
 	if (sr)
 		atomic_fetch_add_explicit(dry_run ? &sr->dry_run : &sr->shed, 1,
@@ -255,7 +256,8 @@ static enum gw_admit shed_on_admit(struct gw_mod_env *env)
 		return GW_ADMIT_NEXT;
 	env->answer.status = 503;
 	env->answer.code = "shed";
-	env->answer.retry_after_ms = gw_shed_retry_after_ms(&p->conf, gw_worker_random(env->worker));
+	env->answer.retry_after_ms =
+	    gw_shed_retry_after_ms(&p->conf, gw_worker_random(env->worker));
 	return GW_ADMIT_ANSWER;
 }
 

@@ -27,7 +27,7 @@
 #include "../../gateway/config/config.h"
 
 /* How often the detector samples, and how often workers measure loop lag. */
-#define GW_SHED_SAMPLE_MS 20
+#define GW_SHED_SAMPLE_MS    20
 #define GW_SHED_LAG_PROBE_MS 20
 
 extern const struct gw_module gw_shedding_module;
@@ -45,7 +45,7 @@ void gw_shed_count(struct gw_worker *w, const struct gw_route_conf *route, const
 
 /* What the shedding of this process has counted, for /status and metrics. */
 struct gw_shed_stats {
-	unsigned level;   /* the level in force */
+	unsigned level;    /* the level in force */
 	uint32_t inflight; /* requests in flight */
 	uint64_t shed[GW_PRIORITY_COUNT], dry_run[GW_PRIORITY_COUNT];
 };

@@ -21,13 +21,14 @@
 #include "modules/retry/retry.h"
 #include "modules/shedding/shedding.h"
 
-static const char *const head = "listen: [\"127.0.0.1:0\"]\n"
-                                "flags: { beta: off }\n"
-                                "upstreams:\n"
-                                "  a: { servers: [\"127.0.0.1:9001\"] }\n"
-                                "  b: { servers: [\"127.0.0.1:9002\"], concurrency_limit: adaptive }\n"
-                                "  c: { servers: [\"127.0.0.1:9003\"], concurrency_limit: 40 }\n"
-                                "routes:\n";
+static const char *const head =
+    "listen: [\"127.0.0.1:0\"]\n"
+    "flags: { beta: off }\n"
+    "upstreams:\n"
+    "  a: { servers: [\"127.0.0.1:9001\"] }\n"
+    "  b: { servers: [\"127.0.0.1:9002\"], concurrency_limit: adaptive }\n"
+    "  c: { servers: [\"127.0.0.1:9003\"], concurrency_limit: 40 }\n"
+    "routes:\n";
 
 static struct gw_config *load(const char *routes, struct gw_errlist *errs)
 {
@@ -98,18 +99,17 @@ END_TEST
 
 START_TEST(full_route_runs_every_module_in_registry_order)
 {
-	struct gw_config *cfg =
-	    load_ok("  - name: r\n"
-	            "    upstream: b\n"
-	            "    priority: critical\n"
-	            "    flag: { name: beta, when_off: { upstream: c } }\n"
-	            "    rate_limit: { rate: 10 }\n"
-	            "    circuit_breaker: {}\n"
-	            "    retry: {}\n"
-	            "    fallback: { status: 200 }\n");
+	struct gw_config *cfg = load_ok("  - name: r\n"
+	                                "    upstream: b\n"
+	                                "    priority: critical\n"
+	                                "    flag: { name: beta, when_off: { upstream: c } }\n"
+	                                "    rate_limit: { rate: 10 }\n"
+	                                "    circuit_breaker: {}\n"
+	                                "    retry: {}\n"
+	                                "    fallback: { status: 200 }\n");
 	struct gw_pipeline *p = gw_pipeline_new(cfg, NULL);
 	const struct gw_route_state *rs = &p->routes[0];
-	const struct gw_module *admit[] = {&gw_flags_module,   &gw_rate_limit_module,
+	const struct gw_module *admit[] = {&gw_flags_module,    &gw_rate_limit_module,
 	                                   &gw_shedding_module, &gw_breaker_module,
 	                                   &gw_retry_module,    &gw_concurrency_module};
 
@@ -222,8 +222,8 @@ START_TEST(every_route_state_reports_for_status_and_metrics)
 	                                "    rate_limit: { rate: 10 }\n"
 	                                "    circuit_breaker: {}\n");
 	struct gw_pipeline *p = gw_pipeline_new(cfg, NULL);
-	const struct gw_module *mods[] = {&gw_breaker_module, &gw_retry_module,
-	                                  &gw_shedding_module, &gw_rate_limit_module};
+	const struct gw_module *mods[] = {&gw_breaker_module, &gw_retry_module, &gw_shedding_module,
+	                                  &gw_rate_limit_module};
 	const char *expect[] = {"state ", "budget_exhausted ", "shed ", "rate_limited "};
 
 	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
