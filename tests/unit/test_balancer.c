@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gateway/upstream/balancer.h"
+#include "check_suite.h"
 
 #define GW_TEST_MAX_SERVERS 8
 
@@ -389,15 +390,7 @@ START_TEST(test_null_usable_and_inflight_mean_all_usable_and_idle)
 }
 END_TEST
 
-static void gw_test_add_tcase(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-}
-
-#define GW_TCASE(s, fn) gw_test_add_tcase(s, #fn, fn)
+#define GW_TCASE(s, fn) gw_test_add_case(s, #fn, fn, GW_TEST_DEFAULT_TIMEOUT)
 
 static Suite *gw_balancer_suite(void)
 {
@@ -422,12 +415,5 @@ static Suite *gw_balancer_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(gw_balancer_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(gw_balancer_suite(), CK_FORK);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "modules/circuit_breaker/breaker.h"
+#include "check_suite.h"
 
 /* window 10s, min 20, ratio 0.5, open 1s doubling up to 3s, 3 probes */
 static struct gw_breaker_conf test_conf(void)
@@ -654,71 +655,60 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
-static void add_case(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	tcase_set_timeout(tc, 60);
-	suite_add_tcase(s, tc);
-}
-
 static Suite *breaker_suite(void)
 {
 	Suite *s = suite_create("breaker");
 
-	add_case(s, "breaker_starts_closed_and_allows", breaker_starts_closed_and_allows);
-	add_case(s, "breaker_does_not_trip_below_min_requests",
-	         breaker_does_not_trip_below_min_requests);
-	add_case(s, "breaker_opens_exactly_at_failure_ratio",
-	         breaker_opens_exactly_at_failure_ratio);
-	add_case(s, "breaker_stays_closed_just_below_failure_ratio",
-	         breaker_stays_closed_just_below_failure_ratio);
-	add_case(s, "breaker_a_success_can_complete_the_volume",
-	         breaker_a_success_can_complete_the_volume);
-	add_case(s, "breaker_trips_on_consecutive_failures", breaker_trips_on_consecutive_failures);
-	add_case(s, "breaker_consecutive_rule_off_by_default",
-	         breaker_consecutive_rule_off_by_default);
-	add_case(s, "breaker_trips_on_slow_call_ratio", breaker_trips_on_slow_call_ratio);
-	add_case(s, "breaker_ignores_slowness_when_slow_call_duration_is_off",
-	         breaker_ignores_slowness_when_slow_call_duration_is_off);
-	add_case(s, "breaker_forgets_failures_after_the_window",
-	         breaker_forgets_failures_after_the_window);
-	add_case(s, "breaker_window_slides_bucket_by_bucket",
-	         breaker_window_slides_bucket_by_bucket);
-	add_case(s, "breaker_rejects_while_open_with_time_until_half_open",
-	         breaker_rejects_while_open_with_time_until_half_open);
-	add_case(s, "breaker_half_open_admits_exactly_n_probes",
-	         breaker_half_open_admits_exactly_n_probes);
-	add_case(s, "breaker_closes_when_all_probes_succeed",
-	         breaker_closes_when_all_probes_succeed);
-	add_case(s, "breaker_reopens_with_doubled_time_capped_at_max",
-	         breaker_reopens_with_doubled_time_capped_at_max);
-	add_case(s, "breaker_abandoned_probe_gives_its_slot_back",
-	         breaker_abandoned_probe_gives_its_slot_back);
-	add_case(s, "breaker_lost_probes_are_handed_out_again_after_an_open_time",
-	         breaker_lost_probes_are_handed_out_again_after_an_open_time);
-	add_case(s, "breaker_late_tries_do_not_move_it", breaker_late_tries_do_not_move_it);
-	add_case(s, "breaker_force_open_closed_and_auto", breaker_force_open_closed_and_auto);
-	add_case(s, "breaker_force_closed_overrides_an_open_breaker",
-	         breaker_force_closed_overrides_an_open_breaker);
-	add_case(s, "breaker_logs_each_state_change_once_with_its_reason",
-	         breaker_logs_each_state_change_once_with_its_reason);
-	add_case(s, "breaker_logs_consecutive_and_slow_reasons",
-	         breaker_logs_consecutive_and_slow_reasons);
-	add_case(s, "breaker_concurrent_failures_trip_once_and_probes_stay_exact",
-	         breaker_concurrent_failures_trip_once_and_probes_stay_exact);
+	gw_test_add_case(s, "breaker_starts_closed_and_allows", breaker_starts_closed_and_allows,
+	                 60);
+	gw_test_add_case(s, "breaker_does_not_trip_below_min_requests",
+	                 breaker_does_not_trip_below_min_requests, 60);
+	gw_test_add_case(s, "breaker_opens_exactly_at_failure_ratio",
+	                 breaker_opens_exactly_at_failure_ratio, 60);
+	gw_test_add_case(s, "breaker_stays_closed_just_below_failure_ratio",
+	                 breaker_stays_closed_just_below_failure_ratio, 60);
+	gw_test_add_case(s, "breaker_a_success_can_complete_the_volume",
+	                 breaker_a_success_can_complete_the_volume, 60);
+	gw_test_add_case(s, "breaker_trips_on_consecutive_failures",
+	                 breaker_trips_on_consecutive_failures, 60);
+	gw_test_add_case(s, "breaker_consecutive_rule_off_by_default",
+	                 breaker_consecutive_rule_off_by_default, 60);
+	gw_test_add_case(s, "breaker_trips_on_slow_call_ratio", breaker_trips_on_slow_call_ratio,
+	                 60);
+	gw_test_add_case(s, "breaker_ignores_slowness_when_slow_call_duration_is_off",
+	                 breaker_ignores_slowness_when_slow_call_duration_is_off, 60);
+	gw_test_add_case(s, "breaker_forgets_failures_after_the_window",
+	                 breaker_forgets_failures_after_the_window, 60);
+	gw_test_add_case(s, "breaker_window_slides_bucket_by_bucket",
+	                 breaker_window_slides_bucket_by_bucket, 60);
+	gw_test_add_case(s, "breaker_rejects_while_open_with_time_until_half_open",
+	                 breaker_rejects_while_open_with_time_until_half_open, 60);
+	gw_test_add_case(s, "breaker_half_open_admits_exactly_n_probes",
+	                 breaker_half_open_admits_exactly_n_probes, 60);
+	gw_test_add_case(s, "breaker_closes_when_all_probes_succeed",
+	                 breaker_closes_when_all_probes_succeed, 60);
+	gw_test_add_case(s, "breaker_reopens_with_doubled_time_capped_at_max",
+	                 breaker_reopens_with_doubled_time_capped_at_max, 60);
+	gw_test_add_case(s, "breaker_abandoned_probe_gives_its_slot_back",
+	                 breaker_abandoned_probe_gives_its_slot_back, 60);
+	gw_test_add_case(s, "breaker_lost_probes_are_handed_out_again_after_an_open_time",
+	                 breaker_lost_probes_are_handed_out_again_after_an_open_time, 60);
+	gw_test_add_case(s, "breaker_late_tries_do_not_move_it", breaker_late_tries_do_not_move_it,
+	                 60);
+	gw_test_add_case(s, "breaker_force_open_closed_and_auto",
+	                 breaker_force_open_closed_and_auto, 60);
+	gw_test_add_case(s, "breaker_force_closed_overrides_an_open_breaker",
+	                 breaker_force_closed_overrides_an_open_breaker, 60);
+	gw_test_add_case(s, "breaker_logs_each_state_change_once_with_its_reason",
+	                 breaker_logs_each_state_change_once_with_its_reason, 60);
+	gw_test_add_case(s, "breaker_logs_consecutive_and_slow_reasons",
+	                 breaker_logs_consecutive_and_slow_reasons, 60);
+	gw_test_add_case(s, "breaker_concurrent_failures_trip_once_and_probes_stay_exact",
+	                 breaker_concurrent_failures_trip_once_and_probes_stay_exact, 60);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(breaker_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(breaker_suite(), CK_FORK);
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "modules/rate_limit/bucket_table.h"
+#include "check_suite.h"
 
 #define SEC  1000ull
 #define MIN  (60 * SEC)
@@ -519,63 +520,52 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
-static void add_case(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	tcase_set_timeout(tc, 60);
-	suite_add_tcase(s, tc);
-}
-
 static Suite *bucket_table_suite(void)
 {
 	Suite *s = suite_create("bucket_table");
 
-	add_case(s, "bucket_starts_full_then_refills_at_the_rate_up_to_burst",
-	         bucket_starts_full_then_refills_at_the_rate_up_to_burst);
-	add_case(s, "burst_zero_means_rate_rounded_up", burst_zero_means_rate_rounded_up);
-	add_case(s, "steady_state_admits_exactly_rate_per_period",
-	         steady_state_admits_exactly_rate_per_period);
-	add_case(s, "several_tokens_per_ms_are_admitted_without_rounding_loss",
-	         several_tokens_per_ms_are_admitted_without_rounding_loss);
-	add_case(s, "refusal_says_time_until_next_token", refusal_says_time_until_next_token);
-	add_case(s, "refusal_waits_at_least_one_ms_even_below_a_ms_per_token",
-	         refusal_waits_at_least_one_ms_even_below_a_ms_per_token);
-	add_case(s, "retry_after_is_neither_early_nor_late", retry_after_is_neither_early_nor_late);
-	add_case(s, "lagging_clock_refills_nothing_and_counts_from_its_own_now",
-	         lagging_clock_refills_nothing_and_counts_from_its_own_now);
-	add_case(s, "separate_keys_have_separate_buckets", separate_keys_have_separate_buckets);
-	add_case(s, "long_and_binary_keys_are_told_apart_by_every_byte",
-	         long_and_binary_keys_are_told_apart_by_every_byte);
-	add_case(s, "flood_of_distinct_keys_keeps_keys_and_bytes_bounded",
-	         flood_of_distinct_keys_keeps_keys_and_bytes_bounded);
-	add_case(s, "busy_key_stays_limited_under_a_flood", busy_key_stays_limited_under_a_flood);
-	add_case(s, "limited_key_keeps_its_bucket_through_a_flood_of_one_shot_keys",
-	         limited_key_keeps_its_bucket_through_a_flood_of_one_shot_keys);
-	add_case(s, "eviction_prefers_a_full_bucket_to_an_older_limited_one",
-	         eviction_prefers_a_full_bucket_to_an_older_limited_one);
-	add_case(s, "eviction_takes_the_bucket_closest_to_full_then_the_least_recent",
-	         eviction_takes_the_bucket_closest_to_full_then_the_least_recent);
-	add_case(s, "degenerate_arguments_are_clamped_not_trusted",
-	         degenerate_arguments_are_clamped_not_trusted);
-	add_case(s, "concurrent_takes_grant_exactly_the_tokens_available",
-	         concurrent_takes_grant_exactly_the_tokens_available);
-	add_case(s, "concurrent_takes_on_skewed_clocks_lose_and_double_no_token",
-	         concurrent_takes_on_skewed_clocks_lose_and_double_no_token);
-	add_case(s, "concurrent_flood_keeps_the_table_bounded_and_the_shared_key_exact",
-	         concurrent_flood_keeps_the_table_bounded_and_the_shared_key_exact);
+	gw_test_add_case(s, "bucket_starts_full_then_refills_at_the_rate_up_to_burst",
+	                 bucket_starts_full_then_refills_at_the_rate_up_to_burst, 60);
+	gw_test_add_case(s, "burst_zero_means_rate_rounded_up", burst_zero_means_rate_rounded_up,
+	                 60);
+	gw_test_add_case(s, "steady_state_admits_exactly_rate_per_period",
+	                 steady_state_admits_exactly_rate_per_period, 60);
+	gw_test_add_case(s, "several_tokens_per_ms_are_admitted_without_rounding_loss",
+	                 several_tokens_per_ms_are_admitted_without_rounding_loss, 60);
+	gw_test_add_case(s, "refusal_says_time_until_next_token",
+	                 refusal_says_time_until_next_token, 60);
+	gw_test_add_case(s, "refusal_waits_at_least_one_ms_even_below_a_ms_per_token",
+	                 refusal_waits_at_least_one_ms_even_below_a_ms_per_token, 60);
+	gw_test_add_case(s, "retry_after_is_neither_early_nor_late",
+	                 retry_after_is_neither_early_nor_late, 60);
+	gw_test_add_case(s, "lagging_clock_refills_nothing_and_counts_from_its_own_now",
+	                 lagging_clock_refills_nothing_and_counts_from_its_own_now, 60);
+	gw_test_add_case(s, "separate_keys_have_separate_buckets",
+	                 separate_keys_have_separate_buckets, 60);
+	gw_test_add_case(s, "long_and_binary_keys_are_told_apart_by_every_byte",
+	                 long_and_binary_keys_are_told_apart_by_every_byte, 60);
+	gw_test_add_case(s, "flood_of_distinct_keys_keeps_keys_and_bytes_bounded",
+	                 flood_of_distinct_keys_keeps_keys_and_bytes_bounded, 60);
+	gw_test_add_case(s, "busy_key_stays_limited_under_a_flood",
+	                 busy_key_stays_limited_under_a_flood, 60);
+	gw_test_add_case(s, "limited_key_keeps_its_bucket_through_a_flood_of_one_shot_keys",
+	                 limited_key_keeps_its_bucket_through_a_flood_of_one_shot_keys, 60);
+	gw_test_add_case(s, "eviction_prefers_a_full_bucket_to_an_older_limited_one",
+	                 eviction_prefers_a_full_bucket_to_an_older_limited_one, 60);
+	gw_test_add_case(s, "eviction_takes_the_bucket_closest_to_full_then_the_least_recent",
+	                 eviction_takes_the_bucket_closest_to_full_then_the_least_recent, 60);
+	gw_test_add_case(s, "degenerate_arguments_are_clamped_not_trusted",
+	                 degenerate_arguments_are_clamped_not_trusted, 60);
+	gw_test_add_case(s, "concurrent_takes_grant_exactly_the_tokens_available",
+	                 concurrent_takes_grant_exactly_the_tokens_available, 60);
+	gw_test_add_case(s, "concurrent_takes_on_skewed_clocks_lose_and_double_no_token",
+	                 concurrent_takes_on_skewed_clocks_lose_and_double_no_token, 60);
+	gw_test_add_case(s, "concurrent_flood_keeps_the_table_bounded_and_the_shared_key_exact",
+	                 concurrent_flood_keeps_the_table_bounded_and_the_shared_key_exact, 60);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(bucket_table_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(bucket_table_suite(), CK_FORK);
 }

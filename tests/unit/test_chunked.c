@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gateway/http/chunked.h"
+#include "check_suite.h"
 
 #define ALL ((size_t)-1)
 
@@ -295,54 +296,63 @@ START_TEST(test_no_input_needs_more)
 }
 END_TEST
 
-static void add(Suite *s, const char *name, const TTest *t)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, t);
-	suite_add_tcase(s, tc);
-}
-
 static Suite *chunked_suite(void)
 {
 	Suite *s = suite_create("chunked");
 	TCase *tc;
 
-	add(s, "whole_body_in_one_buffer", test_whole_body_in_one_buffer);
-	add(s, "byte_by_byte", test_byte_by_byte);
-	add(s, "extensions_skipped", test_extensions_skipped);
-	add(s, "trailers_consumed", test_trailers_consumed);
-	add(s, "bad_trailer_invalid", test_bad_trailer_invalid);
-	add(s, "upper_and_lower_hex_and_leading_zeros", test_upper_and_lower_hex_and_leading_zeros);
+	gw_test_add_fixture_case(s, "whole_body_in_one_buffer", test_whole_body_in_one_buffer,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
+	gw_test_add_fixture_case(s, "byte_by_byte", test_byte_by_byte, GW_TEST_DEFAULT_TIMEOUT,
+	                         setup, teardown);
+	gw_test_add_fixture_case(s, "extensions_skipped", test_extensions_skipped,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
+	gw_test_add_fixture_case(s, "trailers_consumed", test_trailers_consumed,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
+	gw_test_add_fixture_case(s, "bad_trailer_invalid", test_bad_trailer_invalid,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
+	gw_test_add_fixture_case(s, "upper_and_lower_hex_and_leading_zeros",
+	                         test_upper_and_lower_hex_and_leading_zeros,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
 	tc = tcase_create("bad_size_line_invalid");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_bad_size_line_invalid, 0,
 	                    (int)(sizeof(bad_size_lines) / sizeof(bad_size_lines[0])));
 	suite_add_tcase(s, tc);
-	add(s, "largest_size_accepted", test_largest_size_accepted);
-	add(s, "missing_crlf_after_data_invalid", test_missing_crlf_after_data_invalid);
-	add(s, "lf_only_after_data_invalid", test_lf_only_after_data_invalid);
-	add(s, "invalid_is_sticky", test_invalid_is_sticky);
-	add(s, "size_line_of_1024_bytes_accepted", test_size_line_of_1024_bytes_accepted);
-	add(s, "size_line_over_1024_bytes_invalid", test_size_line_over_1024_bytes_invalid);
-	add(s, "endless_size_line_invalid_without_lf", test_endless_size_line_invalid_without_lf);
-	add(s, "max_out_backpressure", test_max_out_backpressure);
-	add(s, "max_out_zero_moves_nothing", test_max_out_zero_moves_nothing);
-	add(s, "bytes_after_end_preserved", test_bytes_after_end_preserved);
-	add(s, "payload_moved_without_copy", test_payload_moved_without_copy);
-	add(s, "empty_body", test_empty_body);
-	add(s, "no_input_needs_more", test_no_input_needs_more);
+	gw_test_add_fixture_case(s, "largest_size_accepted", test_largest_size_accepted,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
+	gw_test_add_fixture_case(s, "missing_crlf_after_data_invalid",
+	                         test_missing_crlf_after_data_invalid, GW_TEST_DEFAULT_TIMEOUT,
+	                         setup, teardown);
+	gw_test_add_fixture_case(s, "lf_only_after_data_invalid", test_lf_only_after_data_invalid,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
+	gw_test_add_fixture_case(s, "invalid_is_sticky", test_invalid_is_sticky,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
+	gw_test_add_fixture_case(s, "size_line_of_1024_bytes_accepted",
+	                         test_size_line_of_1024_bytes_accepted, GW_TEST_DEFAULT_TIMEOUT,
+	                         setup, teardown);
+	gw_test_add_fixture_case(s, "size_line_over_1024_bytes_invalid",
+	                         test_size_line_over_1024_bytes_invalid, GW_TEST_DEFAULT_TIMEOUT,
+	                         setup, teardown);
+	gw_test_add_fixture_case(s, "endless_size_line_invalid_without_lf",
+	                         test_endless_size_line_invalid_without_lf, GW_TEST_DEFAULT_TIMEOUT,
+	                         setup, teardown);
+	gw_test_add_fixture_case(s, "max_out_backpressure", test_max_out_backpressure,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
+	gw_test_add_fixture_case(s, "max_out_zero_moves_nothing", test_max_out_zero_moves_nothing,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
+	gw_test_add_fixture_case(s, "bytes_after_end_preserved", test_bytes_after_end_preserved,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
+	gw_test_add_fixture_case(s, "payload_moved_without_copy", test_payload_moved_without_copy,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
+	gw_test_add_fixture_case(s, "empty_body", test_empty_body, GW_TEST_DEFAULT_TIMEOUT, setup,
+	                         teardown);
+	gw_test_add_fixture_case(s, "no_input_needs_more", test_no_input_needs_more,
+	                         GW_TEST_DEFAULT_TIMEOUT, setup, teardown);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(chunked_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return gw_test_run_suite(chunked_suite(), CK_FORK_GETENV);
 }

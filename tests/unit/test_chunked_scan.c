@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gateway/http/chunked_scan.h"
+#include "check_suite.h"
 
 #define NO_LIMIT UINT64_MAX
 
@@ -137,20 +138,12 @@ static Suite *chunked_scan_suite(void)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
+		gw_test_add_case(s, cases[i].name, cases[i].test, GW_TEST_DEFAULT_TIMEOUT);
 	}
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(chunked_scan_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return gw_test_run_suite(chunked_scan_suite(), CK_FORK_GETENV);
 }

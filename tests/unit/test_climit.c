@@ -27,6 +27,7 @@
 #include <stdlib.h>
 
 #include "modules/concurrency/climit.h"
+#include "check_suite.h"
 
 /* xorshift64*: a fixed sequence, so a failure can be replayed. */
 static uint64_t next_random(uint64_t *s)
@@ -707,53 +708,47 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
-static void add_case(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-}
-
 static Suite *climit_suite(void)
 {
 	Suite *s = suite_create("climit");
 
-	add_case(s, "converges_to_capacity_with_a_short_upstream_queue",
-	         converges_to_capacity_with_a_short_upstream_queue);
-	add_case(s, "converges_from_min_limit_and_from_far_above_capacity",
-	         converges_from_min_limit_and_from_far_above_capacity);
-	add_case(s, "converges_with_a_wide_service_time_spread",
-	         converges_with_a_wide_service_time_spread);
-	add_case(s, "follows_capacity_down_within_3s", follows_capacity_down_within_3s);
-	add_case(s, "follows_capacity_up_within_5s", follows_capacity_up_within_5s);
-	add_case(s, "min_rtt_rises_when_the_upstream_slows_for_good",
-	         min_rtt_rises_when_the_upstream_slows_for_good);
-	add_case(s, "light_load_does_not_inflate_the_limit_nor_collapse_it",
-	         light_load_does_not_inflate_the_limit_nor_collapse_it);
-	add_case(s, "light_load_leaves_an_unused_limit_alone",
-	         light_load_leaves_an_unused_limit_alone);
-	add_case(s, "loss_cuts_multiplicatively_never_below_min",
-	         loss_cuts_multiplicatively_never_below_min);
-	add_case(s, "loss_of_one_flight_cuts_once", loss_of_one_flight_cuts_once);
-	add_case(s, "loss_under_load_cuts_then_recovers", loss_under_load_cuts_then_recovers);
-	add_case(s, "init_clamps_initial_and_bounds", init_clamps_initial_and_bounds);
-	add_case(s, "stays_within_bounds_under_random_samples",
-	         stays_within_bounds_under_random_samples);
-	add_case(s, "two_workers_share_capacity", two_workers_share_capacity);
-	add_case(s, "eight_workers_share_capacity_from_a_cold_start",
-	         eight_workers_share_capacity_from_a_cold_start);
+	gw_test_add_case(s, "converges_to_capacity_with_a_short_upstream_queue",
+	                 converges_to_capacity_with_a_short_upstream_queue,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "converges_from_min_limit_and_from_far_above_capacity",
+	                 converges_from_min_limit_and_from_far_above_capacity,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "converges_with_a_wide_service_time_spread",
+	                 converges_with_a_wide_service_time_spread, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "follows_capacity_down_within_3s", follows_capacity_down_within_3s,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "follows_capacity_up_within_5s", follows_capacity_up_within_5s,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "min_rtt_rises_when_the_upstream_slows_for_good",
+	                 min_rtt_rises_when_the_upstream_slows_for_good, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "light_load_does_not_inflate_the_limit_nor_collapse_it",
+	                 light_load_does_not_inflate_the_limit_nor_collapse_it,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "light_load_leaves_an_unused_limit_alone",
+	                 light_load_leaves_an_unused_limit_alone, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "loss_cuts_multiplicatively_never_below_min",
+	                 loss_cuts_multiplicatively_never_below_min, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "loss_of_one_flight_cuts_once", loss_of_one_flight_cuts_once,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "loss_under_load_cuts_then_recovers",
+	                 loss_under_load_cuts_then_recovers, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "init_clamps_initial_and_bounds", init_clamps_initial_and_bounds,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "stays_within_bounds_under_random_samples",
+	                 stays_within_bounds_under_random_samples, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "two_workers_share_capacity", two_workers_share_capacity,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "eight_workers_share_capacity_from_a_cold_start",
+	                 eight_workers_share_capacity_from_a_cold_start, GW_TEST_DEFAULT_TIMEOUT);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(climit_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(climit_suite(), CK_FORK);
 }

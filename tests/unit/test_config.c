@@ -16,6 +16,7 @@
 #include "gateway/config/config.h"
 #include "gateway/config/yaml_tree.h"
 #include "gateway/util/errlist.h"
+#include "check_suite.h"
 
 #define VALID_DIR   GW_TEST_DATA "/valid"
 #define INVALID_DIR GW_TEST_DATA "/invalid"
@@ -723,14 +724,6 @@ END_TEST
 
 /* ---- suite --------------------------------------------------------------- */
 
-static void add_case(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-}
-
 static void add_loop_case(Suite *s, const char *name, const TTest *test, size_t n)
 {
 	TCase *tc = tcase_create(name);
@@ -748,51 +741,60 @@ static Suite *config_suite(void)
 	add_loop_case(s, "every_valid_file_loads", every_valid_file_loads, valid_files.count);
 	add_loop_case(s, "every_invalid_file_fails_with_its_declared_errors",
 	              every_invalid_file_fails_with_its_declared_errors, invalid_files.count);
-	add_case(s, "invalid_directory_covers_at_least_25_cases",
-	         invalid_directory_covers_at_least_25_cases);
-	add_case(s, "minimal_file_gets_every_default", minimal_file_gets_every_default);
-	add_case(s, "full_file_sets_every_key", full_file_sets_every_key);
-	add_case(s, "upper_bounds_are_accepted", upper_bounds_are_accepted);
-	add_case(s, "flow_style_quotes_and_key_order_do_not_matter",
-	         flow_style_quotes_and_key_order_do_not_matter);
-	add_case(s, "workers_auto_means_online_cpus", workers_auto_means_online_cpus);
-	add_case(s, "shipped_example_config_loads", shipped_example_config_loads);
-	add_case(s, "unreadable_file_names_the_system_error",
-	         unreadable_file_names_the_system_error);
-	add_case(s, "empty_input_is_an_error", empty_input_is_an_error);
-	add_case(s, "errors_are_appended_after_existing_ones_in_file_order",
-	         errors_are_appended_after_existing_ones_in_file_order);
-	add_case(s, "nul_inside_a_string_is_refused", nul_inside_a_string_is_refused);
-	add_case(s, "complex_mapping_key_is_refused", complex_mapping_key_is_refused);
-	add_case(s, "ref_and_unref_count_owners", ref_and_unref_count_owners);
-	add_case(s, "find_upstream_by_name", find_upstream_by_name);
-	add_case(s, "sockaddr_accepts_ipv4_ipv6_and_hostnames",
-	         sockaddr_accepts_ipv4_ipv6_and_hostnames);
-	add_case(s, "sockaddr_refuses_malformed_addresses_with_a_reason",
-	         sockaddr_refuses_malformed_addresses_with_a_reason);
-	add_case(s, "bind_sockaddr_still_refuses_ports_over_65535",
-	         bind_sockaddr_still_refuses_ports_over_65535);
-	add_case(s, "yaml_tree_records_positions_quoting_and_nulls",
-	         yaml_tree_records_positions_quoting_and_nulls);
-	add_case(s, "yaml_duplicate_keys_keep_the_first_and_are_counted",
-	         yaml_duplicate_keys_keep_the_first_and_are_counted);
-	add_case(s, "yaml_self_referencing_alias_is_refused",
-	         yaml_self_referencing_alias_is_refused);
+	gw_test_add_case(s, "invalid_directory_covers_at_least_25_cases",
+	                 invalid_directory_covers_at_least_25_cases, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "minimal_file_gets_every_default", minimal_file_gets_every_default,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "full_file_sets_every_key", full_file_sets_every_key,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "upper_bounds_are_accepted", upper_bounds_are_accepted,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "flow_style_quotes_and_key_order_do_not_matter",
+	                 flow_style_quotes_and_key_order_do_not_matter, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "workers_auto_means_online_cpus", workers_auto_means_online_cpus,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "shipped_example_config_loads", shipped_example_config_loads,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "unreadable_file_names_the_system_error",
+	                 unreadable_file_names_the_system_error, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "empty_input_is_an_error", empty_input_is_an_error,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "errors_are_appended_after_existing_ones_in_file_order",
+	                 errors_are_appended_after_existing_ones_in_file_order,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "nul_inside_a_string_is_refused", nul_inside_a_string_is_refused,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "complex_mapping_key_is_refused", complex_mapping_key_is_refused,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "ref_and_unref_count_owners", ref_and_unref_count_owners,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "find_upstream_by_name", find_upstream_by_name,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "sockaddr_accepts_ipv4_ipv6_and_hostnames",
+	                 sockaddr_accepts_ipv4_ipv6_and_hostnames, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "sockaddr_refuses_malformed_addresses_with_a_reason",
+	                 sockaddr_refuses_malformed_addresses_with_a_reason,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "bind_sockaddr_still_refuses_ports_over_65535",
+	                 bind_sockaddr_still_refuses_ports_over_65535, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "yaml_tree_records_positions_quoting_and_nulls",
+	                 yaml_tree_records_positions_quoting_and_nulls, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "yaml_duplicate_keys_keep_the_first_and_are_counted",
+	                 yaml_duplicate_keys_keep_the_first_and_are_counted,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "yaml_self_referencing_alias_is_refused",
+	                 yaml_self_referencing_alias_is_refused, GW_TEST_DEFAULT_TIMEOUT);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
+	int rc;
 
 	valid_files = list_yaml(VALID_DIR);
 	invalid_files = list_yaml(INVALID_DIR);
-	sr = srunner_create(config_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	rc = gw_test_run_suite(config_suite(), CK_FORK_GETENV);
 	free_list(&valid_files);
 	free_list(&invalid_files);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return rc;
 }

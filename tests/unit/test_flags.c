@@ -24,6 +24,7 @@
 #include "modules/flags/flag_cache.h"
 #include "modules/flags/flag_state.h"
 #include "modules/flags/flag_value.h"
+#include "check_suite.h"
 
 #define NOW 1800000000000LL /* a wall-clock time in ms, 2027 */
 
@@ -845,64 +846,62 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------------------------ */
 
-static void add_case(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-}
-
 static Suite *flags_suite(void)
 {
 	Suite *s = suite_create("flags");
 
-	add_case(s, "fnv1a32_matches_the_reference_vectors", fnv1a32_matches_the_reference_vectors);
-	add_case(s, "bucket_is_fnv_of_flag_colon_key_mod_100",
-	         bucket_is_fnv_of_flag_colon_key_mod_100);
-	add_case(s, "percentage_flag_covers_about_n_percent_of_keys",
-	         percentage_flag_covers_about_n_percent_of_keys);
-	add_case(s, "flag_values_parse_strictly", flag_values_parse_strictly);
-	add_case(s, "shed_levels_parse_auto_and_0_to_2", shed_levels_parse_auto_and_0_to_2);
-	add_case(s, "config_reads_flags_profiles_redis_and_route_flags",
-	         config_reads_flags_profiles_redis_and_route_flags);
-	add_case(s, "config_unix_socket_and_defaults_without_redis",
-	         config_unix_socket_and_defaults_without_redis);
-	add_case(s, "read_sets_values_and_absent_keys_clear_them",
-	         read_sets_values_and_absent_keys_clear_them);
-	add_case(s, "bad_values_keep_the_previous_value_and_are_logged_once",
-	         bad_values_keep_the_previous_value_and_are_logged_once);
-	add_case(s, "resolution_order_is_override_profile_redis_default",
-	         resolution_order_is_override_profile_redis_default);
-	add_case(s, "shed_level_key_beats_profile_level_and_override_beats_both",
-	         shed_level_key_beats_profile_level_and_override_beats_both);
-	add_case(s, "ops_values_end_with_their_ttl", ops_values_end_with_their_ttl);
-	add_case(s, "cached_values_say_cache", cached_values_say_cache);
-	add_case(s, "snapshots_compare_by_values_and_sources_and_count_references",
-	         snapshots_compare_by_values_and_sources_and_count_references);
-	add_case(s, "changes_are_logged_with_value_and_source",
-	         changes_are_logged_with_value_and_source);
-	add_case(s, "admit_routes_on_answers_or_reroutes_off",
-	         admit_routes_on_answers_or_reroutes_off);
-	add_case(s, "cache_file_round_trips_and_drops_ended_values",
-	         cache_file_round_trips_and_drops_ended_values);
-	add_case(s, "cache_file_that_is_missing_or_corrupt_is_refused_with_a_reason",
-	         cache_file_that_is_missing_or_corrupt_is_refused_with_a_reason);
-	add_case(s, "cache_write_into_a_missing_directory_fails_cleanly",
-	         cache_write_into_a_missing_directory_fails_cleanly);
-	add_case(s, "reconnect_backoff_doubles_to_its_cap_with_jitter_in_the_upper_half",
-	         reconnect_backoff_doubles_to_its_cap_with_jitter_in_the_upper_half);
+	gw_test_add_case(s, "fnv1a32_matches_the_reference_vectors",
+	                 fnv1a32_matches_the_reference_vectors, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "bucket_is_fnv_of_flag_colon_key_mod_100",
+	                 bucket_is_fnv_of_flag_colon_key_mod_100, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "percentage_flag_covers_about_n_percent_of_keys",
+	                 percentage_flag_covers_about_n_percent_of_keys, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "flag_values_parse_strictly", flag_values_parse_strictly,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "shed_levels_parse_auto_and_0_to_2", shed_levels_parse_auto_and_0_to_2,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "config_reads_flags_profiles_redis_and_route_flags",
+	                 config_reads_flags_profiles_redis_and_route_flags,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "config_unix_socket_and_defaults_without_redis",
+	                 config_unix_socket_and_defaults_without_redis, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "read_sets_values_and_absent_keys_clear_them",
+	                 read_sets_values_and_absent_keys_clear_them, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "bad_values_keep_the_previous_value_and_are_logged_once",
+	                 bad_values_keep_the_previous_value_and_are_logged_once,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "resolution_order_is_override_profile_redis_default",
+	                 resolution_order_is_override_profile_redis_default,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "shed_level_key_beats_profile_level_and_override_beats_both",
+	                 shed_level_key_beats_profile_level_and_override_beats_both,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "ops_values_end_with_their_ttl", ops_values_end_with_their_ttl,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "cached_values_say_cache", cached_values_say_cache,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "snapshots_compare_by_values_and_sources_and_count_references",
+	                 snapshots_compare_by_values_and_sources_and_count_references,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "changes_are_logged_with_value_and_source",
+	                 changes_are_logged_with_value_and_source, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "admit_routes_on_answers_or_reroutes_off",
+	                 admit_routes_on_answers_or_reroutes_off, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "cache_file_round_trips_and_drops_ended_values",
+	                 cache_file_round_trips_and_drops_ended_values, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "cache_file_that_is_missing_or_corrupt_is_refused_with_a_reason",
+	                 cache_file_that_is_missing_or_corrupt_is_refused_with_a_reason,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "cache_write_into_a_missing_directory_fails_cleanly",
+	                 cache_write_into_a_missing_directory_fails_cleanly,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "reconnect_backoff_doubles_to_its_cap_with_jitter_in_the_upper_half",
+	                 reconnect_backoff_doubles_to_its_cap_with_jitter_in_the_upper_half,
+	                 GW_TEST_DEFAULT_TIMEOUT);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(flags_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(flags_suite(), CK_FORK);
 }

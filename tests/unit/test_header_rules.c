@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "gateway/http/header_rules.h"
+#include "check_suite.h"
 
 static bool hop(const char *name, const char *connection)
 {
@@ -224,39 +225,35 @@ START_TEST(test_unacceptable_request_ids)
 }
 END_TEST
 
-static void add(Suite *s, const char *name, const TTest *t)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, t);
-	suite_add_tcase(s, tc);
-}
-
 static Suite *header_rules_suite(void)
 {
 	Suite *s = suite_create("header_rules");
 
-	add(s, "fixed_set_case_insensitive", test_fixed_set_case_insensitive);
-	add(s, "end_to_end_headers_kept", test_end_to_end_headers_kept);
-	add(s, "names_listed_in_connection", test_names_listed_in_connection);
-	add(s, "connection_value_not_nul_terminated", test_connection_value_not_nul_terminated);
-	add(s, "list_iteration", test_list_iteration);
-	add(s, "request_ids_are_32_hex_and_unique", test_request_ids_are_32_hex_and_unique);
-	add(s, "request_ids_use_all_hex_digits", test_request_ids_use_all_hex_digits);
-	add(s, "request_ids_differ_after_fork", test_request_ids_differ_after_fork);
-	add(s, "request_ids_differ_across_threads", test_request_ids_differ_across_threads);
-	add(s, "acceptable_request_ids", test_acceptable_request_ids);
-	add(s, "unacceptable_request_ids", test_unacceptable_request_ids);
+	gw_test_add_case(s, "fixed_set_case_insensitive", test_fixed_set_case_insensitive,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "end_to_end_headers_kept", test_end_to_end_headers_kept,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "names_listed_in_connection", test_names_listed_in_connection,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "connection_value_not_nul_terminated",
+	                 test_connection_value_not_nul_terminated, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "list_iteration", test_list_iteration, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "request_ids_are_32_hex_and_unique",
+	                 test_request_ids_are_32_hex_and_unique, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "request_ids_use_all_hex_digits", test_request_ids_use_all_hex_digits,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "request_ids_differ_after_fork", test_request_ids_differ_after_fork,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "request_ids_differ_across_threads",
+	                 test_request_ids_differ_across_threads, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "acceptable_request_ids", test_acceptable_request_ids,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "unacceptable_request_ids", test_unacceptable_request_ids,
+	                 GW_TEST_DEFAULT_TIMEOUT);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(header_rules_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return gw_test_run_suite(header_rules_suite(), CK_FORK_GETENV);
 }

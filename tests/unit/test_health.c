@@ -32,6 +32,7 @@
 #include "gateway/upstream/health.h"
 #include "gateway/util/clock.h"
 #include "gateway/util/errlist.h"
+#include "check_suite.h"
 
 /* ---- helpers: config --------------------------------------------------- */
 
@@ -998,17 +999,7 @@ static void use_real_clock(void)
 	gw_clock_use_real();
 }
 
-static void add_tcase(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, use_real_clock, use_real_clock);
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-}
-
-#define TCASE(s, fn) add_tcase(s, #fn, fn)
+#define TCASE(s, fn) gw_test_add_fixture_case(s, #fn, fn, 30, use_real_clock, use_real_clock)
 
 static Suite *health_suite(void)
 {
@@ -1041,12 +1032,5 @@ static Suite *health_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(health_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(health_suite(), CK_FORK);
 }

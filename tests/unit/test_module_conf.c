@@ -22,6 +22,7 @@
 #include "modules/rate_limit/rate_limit.h"
 #include "modules/retry/retry.h"
 #include "modules/shedding/shedding.h"
+#include "check_suite.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -1299,88 +1300,100 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
-static void add_case(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-}
-
 static Suite *module_conf_suite(void)
 {
 	Suite *s = suite_create("module_conf");
 
-	add_case(s, "conf_read_where_nests_sections", conf_read_where_nests_sections);
-	add_case(s, "conf_read_duration_spells_its_range_like_the_file",
-	         conf_read_duration_spells_its_range_like_the_file);
-	add_case(s, "conf_read_integers_and_sizes", conf_read_integers_and_sizes);
-	add_case(s, "conf_read_numbers_are_plain_decimals", conf_read_numbers_are_plain_decimals);
-	add_case(s, "conf_read_number_ranges_inclusive_and_exclusive",
-	         conf_read_number_ranges_inclusive_and_exclusive);
-	add_case(s, "conf_read_bools_enums_and_strings", conf_read_bools_enums_and_strings);
-	add_case(s, "conf_read_string_lists", conf_read_string_lists);
-	add_case(s, "conf_read_keys_shapes_and_missing_keys",
-	         conf_read_keys_shapes_and_missing_keys);
-	add_case(s, "conf_read_spells_durations_and_sizes_back",
-	         conf_read_spells_durations_and_sizes_back);
-	add_case(s, "table_applies_every_default", table_applies_every_default);
-	add_case(s, "table_reads_every_kind", table_reads_every_kind);
-	add_case(s, "table_reports_every_error_in_file_order_and_keeps_defaults",
-	         table_reports_every_error_in_file_order_and_keeps_defaults);
-	add_case(s, "table_reports_missing_required_keys_after_the_others",
-	         table_reports_missing_required_keys_after_the_others);
-	add_case(s, "table_check_runs_on_what_was_read", table_check_runs_on_what_was_read);
-	add_case(s, "table_wants_a_mapping", table_wants_a_mapping);
-	add_case(s, "module_section_without_a_route_name", module_section_without_a_route_name);
-	add_case(s, "registry_lists_modules_in_pipeline_order",
-	         registry_lists_modules_in_pipeline_order);
-	add_case(s, "request_slots_fit_and_do_not_overlap", request_slots_fit_and_do_not_overlap);
-	add_case(s, "route_without_module_keys_gets_module_defaults",
-	         route_without_module_keys_gets_module_defaults);
-	add_case(s, "retry_empty_section_gets_every_default",
-	         retry_empty_section_gets_every_default);
-	add_case(s, "retry_full_section_sets_every_key", retry_full_section_sets_every_key);
-	add_case(s, "retry_bounds_are_accepted", retry_bounds_are_accepted);
-	add_case(s, "retry_attempts_out_of_range", retry_attempts_out_of_range);
-	add_case(s, "retry_per_try_timeout_must_fit_the_route_timeout",
-	         retry_per_try_timeout_must_fit_the_route_timeout);
-	add_case(s, "retry_on_takes_conditions_and_5xx_statuses_only",
-	         retry_on_takes_conditions_and_5xx_statuses_only);
-	add_case(s, "retry_backoff_base_must_not_exceed_max",
-	         retry_backoff_base_must_not_exceed_max);
-	add_case(s, "retry_budget_ranges", retry_budget_ranges);
-	add_case(s, "retry_unknown_keys_at_every_level", retry_unknown_keys_at_every_level);
-	add_case(s, "retry_must_be_a_mapping", retry_must_be_a_mapping);
-	add_case(s, "breaker_empty_section_gets_every_default",
-	         breaker_empty_section_gets_every_default);
-	add_case(s, "breaker_full_section_sets_every_key", breaker_full_section_sets_every_key);
-	add_case(s, "breaker_bounds_are_accepted", breaker_bounds_are_accepted);
-	add_case(s, "breaker_long_open_duration_raises_the_default_max",
-	         breaker_long_open_duration_raises_the_default_max);
-	add_case(s, "breaker_values_out_of_range", breaker_values_out_of_range);
-	add_case(s, "breaker_max_open_duration_must_not_be_below_open_duration",
-	         breaker_max_open_duration_must_not_be_below_open_duration);
-	add_case(s, "breaker_unknown_keys_and_shape", breaker_unknown_keys_and_shape);
-	add_case(s, "fallback_empty_section_gets_every_default",
-	         fallback_empty_section_gets_every_default);
-	add_case(s, "fallback_full_section_sets_every_key", fallback_full_section_sets_every_key);
-	add_case(s, "fallback_invalid_values", fallback_invalid_values);
-	add_case(s, "module_errors_join_core_errors_in_file_order",
-	         module_errors_join_core_errors_in_file_order);
-	add_case(s, "module_sections_are_freed_with_the_snapshot",
-	         module_sections_are_freed_with_the_snapshot);
+	gw_test_add_case(s, "conf_read_where_nests_sections", conf_read_where_nests_sections,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "conf_read_duration_spells_its_range_like_the_file",
+	                 conf_read_duration_spells_its_range_like_the_file,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "conf_read_integers_and_sizes", conf_read_integers_and_sizes,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "conf_read_numbers_are_plain_decimals",
+	                 conf_read_numbers_are_plain_decimals, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "conf_read_number_ranges_inclusive_and_exclusive",
+	                 conf_read_number_ranges_inclusive_and_exclusive, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "conf_read_bools_enums_and_strings", conf_read_bools_enums_and_strings,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "conf_read_string_lists", conf_read_string_lists,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "conf_read_keys_shapes_and_missing_keys",
+	                 conf_read_keys_shapes_and_missing_keys, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "conf_read_spells_durations_and_sizes_back",
+	                 conf_read_spells_durations_and_sizes_back, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "table_applies_every_default", table_applies_every_default,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "table_reads_every_kind", table_reads_every_kind,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "table_reports_every_error_in_file_order_and_keeps_defaults",
+	                 table_reports_every_error_in_file_order_and_keeps_defaults,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "table_reports_missing_required_keys_after_the_others",
+	                 table_reports_missing_required_keys_after_the_others,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "table_check_runs_on_what_was_read", table_check_runs_on_what_was_read,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "table_wants_a_mapping", table_wants_a_mapping,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "module_section_without_a_route_name",
+	                 module_section_without_a_route_name, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "registry_lists_modules_in_pipeline_order",
+	                 registry_lists_modules_in_pipeline_order, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "request_slots_fit_and_do_not_overlap",
+	                 request_slots_fit_and_do_not_overlap, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "route_without_module_keys_gets_module_defaults",
+	                 route_without_module_keys_gets_module_defaults, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "retry_empty_section_gets_every_default",
+	                 retry_empty_section_gets_every_default, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "retry_full_section_sets_every_key", retry_full_section_sets_every_key,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "retry_bounds_are_accepted", retry_bounds_are_accepted,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "retry_attempts_out_of_range", retry_attempts_out_of_range,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "retry_per_try_timeout_must_fit_the_route_timeout",
+	                 retry_per_try_timeout_must_fit_the_route_timeout, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "retry_on_takes_conditions_and_5xx_statuses_only",
+	                 retry_on_takes_conditions_and_5xx_statuses_only, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "retry_backoff_base_must_not_exceed_max",
+	                 retry_backoff_base_must_not_exceed_max, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "retry_budget_ranges", retry_budget_ranges, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "retry_unknown_keys_at_every_level", retry_unknown_keys_at_every_level,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "retry_must_be_a_mapping", retry_must_be_a_mapping,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "breaker_empty_section_gets_every_default",
+	                 breaker_empty_section_gets_every_default, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "breaker_full_section_sets_every_key",
+	                 breaker_full_section_sets_every_key, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "breaker_bounds_are_accepted", breaker_bounds_are_accepted,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "breaker_long_open_duration_raises_the_default_max",
+	                 breaker_long_open_duration_raises_the_default_max,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "breaker_values_out_of_range", breaker_values_out_of_range,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "breaker_max_open_duration_must_not_be_below_open_duration",
+	                 breaker_max_open_duration_must_not_be_below_open_duration,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "breaker_unknown_keys_and_shape", breaker_unknown_keys_and_shape,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "fallback_empty_section_gets_every_default",
+	                 fallback_empty_section_gets_every_default, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "fallback_full_section_sets_every_key",
+	                 fallback_full_section_sets_every_key, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "fallback_invalid_values", fallback_invalid_values,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "module_errors_join_core_errors_in_file_order",
+	                 module_errors_join_core_errors_in_file_order, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "module_sections_are_freed_with_the_snapshot",
+	                 module_sections_are_freed_with_the_snapshot, GW_TEST_DEFAULT_TIMEOUT);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(module_conf_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(module_conf_suite(), CK_FORK);
 }

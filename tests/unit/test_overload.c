@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "modules/shedding/overload.h"
+#include "check_suite.h"
 
 #define SAMPLE_MS 20
 
@@ -307,16 +308,7 @@ END_TEST
 
 /* ---- suite --------------------------------------------------------------- */
 
-static void add_case(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	tcase_set_timeout(tc, 60);
-	suite_add_tcase(s, tc);
-}
-
-#define ADD(s, t) add_case(s, #t, t)
+#define ADD(s, t) gw_test_add_case(s, #t, t, 60)
 
 static Suite *overload_suite(void)
 {
@@ -342,12 +334,5 @@ static Suite *overload_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(overload_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(overload_suite(), CK_FORK);
 }

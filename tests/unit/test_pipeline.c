@@ -20,6 +20,7 @@
 #include "modules/rate_limit/rate_limit.h"
 #include "modules/retry/retry.h"
 #include "modules/shedding/shedding.h"
+#include "check_suite.h"
 
 static const char *const head =
     "listen: [\"127.0.0.1:0\"]\n"
@@ -261,20 +262,12 @@ static Suite *pipeline_suite(void)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
+		gw_test_add_case(s, cases[i].name, cases[i].test, GW_TEST_DEFAULT_TIMEOUT);
 	}
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(pipeline_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return gw_test_run_suite(pipeline_suite(), CK_FORK_GETENV);
 }

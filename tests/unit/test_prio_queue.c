@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "modules/concurrency/prio_queue.h"
+#include "check_suite.h"
 
 #define TARGET   10
 #define INTERVAL 100
@@ -771,16 +772,7 @@ END_TEST
 
 /* ---- suite --------------------------------------------------------------- */
 
-static void add_case(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	tcase_set_timeout(tc, 60);
-	suite_add_tcase(s, tc);
-}
-
-#define ADD(s, t) add_case(s, #t, t)
+#define ADD(s, t) gw_test_add_case(s, #t, t, 60)
 
 static Suite *prio_queue_suite(void)
 {
@@ -816,12 +808,5 @@ static Suite *prio_queue_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(prio_queue_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(prio_queue_suite(), CK_FORK);
 }

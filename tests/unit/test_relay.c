@@ -10,6 +10,7 @@
 
 #include "gateway/relay.h"
 #include "gateway/util/outbuf.h"
+#include "check_suite.h"
 
 static struct gw_response_head upstream;
 
@@ -205,21 +206,13 @@ static Suite *relay_suite(void)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, NULL);
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
+		gw_test_add_fixture_case(s, cases[i].name, cases[i].test, GW_TEST_DEFAULT_TIMEOUT,
+		                         setup, NULL);
 	}
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(relay_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return gw_test_run_suite(relay_suite(), CK_FORK_GETENV);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gateway/http/request_head.h"
+#include "check_suite.h"
 
 #define MAX_HEAD (8 * 1024)
 #define MAX_BODY (1024 * 1024)
@@ -509,14 +510,6 @@ START_TEST(test_head_end_agrees_with_check)
 }
 END_TEST
 
-static void add(Suite *s, const char *name, const TTest *t)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, t);
-	suite_add_tcase(s, tc);
-}
-
 static Suite *request_head_suite(void)
 {
 	Suite *s = suite_create("request_head");
@@ -524,41 +517,51 @@ static Suite *request_head_suite(void)
 
 	tcase_add_loop_test(tc, test_table_verdicts, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	suite_add_tcase(s, tc);
-	add(s, "fields_reported", test_fields_reported);
-	add(s, "chunked_reported", test_chunked_reported);
-	add(s, "absolute_form_reports_authority_and_path",
-	    test_absolute_form_reports_authority_and_path);
-	add(s, "http10_without_host_has_no_host", test_http10_without_host_has_no_host);
-	add(s, "http12_reports_minor_2", test_http12_reports_minor_2);
-	add(s, "head_len_exact_with_body_and_pipelined_bytes",
-	    test_head_len_exact_with_body_and_pipelined_bytes);
-	add(s, "every_prefix_of_good_head_is_incomplete",
-	    test_every_prefix_of_good_head_is_incomplete);
-	add(s, "bad_line_refused_before_head_ends", test_bad_line_refused_before_head_ends);
-	add(s, "head_over_limit_is_431", test_head_over_limit_is_431);
-	add(s, "incomplete_head_over_limit_is_431", test_incomplete_head_over_limit_is_431);
-	add(s, "head_exactly_at_limit_is_ok", test_head_exactly_at_limit_is_ok);
-	add(s, "target_over_limit_is_414", test_target_over_limit_is_414);
-	add(s, "content_length_over_max_body_is_413", test_content_length_over_max_body_is_413);
-	add(s, "largest_content_length_parsed", test_largest_content_length_parsed);
-	add(s, "why_may_be_null_and_is_cleared_on_ok", test_why_may_be_null_and_is_cleared_on_ok);
-	add(s, "empty_null_buffer_is_incomplete", test_empty_null_buffer_is_incomplete);
-	add(s, "span_matches_byte_table", test_span_matches_byte_table);
-	add(s, "head_end_crlf", test_head_end_crlf);
-	add(s, "head_end_bare_lf_forms", test_head_end_bare_lf_forms);
-	add(s, "head_end_not_found", test_head_end_not_found);
-	add(s, "head_end_first_of_two", test_head_end_first_of_two);
-	add(s, "head_end_agrees_with_check", test_head_end_agrees_with_check);
+	gw_test_add_case(s, "fields_reported", test_fields_reported, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "chunked_reported", test_chunked_reported, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "absolute_form_reports_authority_and_path",
+	                 test_absolute_form_reports_authority_and_path, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "http10_without_host_has_no_host", test_http10_without_host_has_no_host,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "http12_reports_minor_2", test_http12_reports_minor_2,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "head_len_exact_with_body_and_pipelined_bytes",
+	                 test_head_len_exact_with_body_and_pipelined_bytes,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "every_prefix_of_good_head_is_incomplete",
+	                 test_every_prefix_of_good_head_is_incomplete, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "bad_line_refused_before_head_ends",
+	                 test_bad_line_refused_before_head_ends, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "head_over_limit_is_431", test_head_over_limit_is_431,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "incomplete_head_over_limit_is_431",
+	                 test_incomplete_head_over_limit_is_431, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "head_exactly_at_limit_is_ok", test_head_exactly_at_limit_is_ok,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "target_over_limit_is_414", test_target_over_limit_is_414,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "content_length_over_max_body_is_413",
+	                 test_content_length_over_max_body_is_413, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "largest_content_length_parsed", test_largest_content_length_parsed,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "why_may_be_null_and_is_cleared_on_ok",
+	                 test_why_may_be_null_and_is_cleared_on_ok, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "empty_null_buffer_is_incomplete", test_empty_null_buffer_is_incomplete,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "span_matches_byte_table", test_span_matches_byte_table,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "head_end_crlf", test_head_end_crlf, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "head_end_bare_lf_forms", test_head_end_bare_lf_forms,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "head_end_not_found", test_head_end_not_found, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "head_end_first_of_two", test_head_end_first_of_two,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "head_end_agrees_with_check", test_head_end_agrees_with_check,
+	                 GW_TEST_DEFAULT_TIMEOUT);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(request_head_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return gw_test_run_suite(request_head_suite(), CK_FORK_GETENV);
 }

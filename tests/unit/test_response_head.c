@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gateway/http/response_head.h"
+#include "check_suite.h"
 
 #define MAX_HEAD 8192
 
@@ -320,14 +321,6 @@ START_TEST(test_largest_content_length)
 }
 END_TEST
 
-static void add(Suite *s, const char *name, const TTest *t)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, t);
-	suite_add_tcase(s, tc);
-}
-
 static Suite *response_head_suite(void)
 {
 	Suite *s = suite_create("response_head");
@@ -335,27 +328,28 @@ static Suite *response_head_suite(void)
 
 	tcase_add_loop_test(tc, test_table_results, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	suite_add_tcase(s, tc);
-	add(s, "headers_and_reason_reported", test_headers_and_reason_reported);
-	add(s, "missing_reason_is_empty", test_missing_reason_is_empty);
-	add(s, "head_len_exact_with_body_following", test_head_len_exact_with_body_following);
-	add(s, "every_prefix_of_valid_head_is_incomplete",
-	    test_every_prefix_of_valid_head_is_incomplete);
-	add(s, "head_over_limit_is_too_large", test_head_over_limit_is_too_large);
-	add(s, "incomplete_head_over_limit_is_too_large",
-	    test_incomplete_head_over_limit_is_too_large);
-	add(s, "too_many_headers_is_too_large", test_too_many_headers_is_too_large);
-	add(s, "largest_content_length", test_largest_content_length);
-	add(s, "empty_null_buffer_is_incomplete", test_empty_null_buffer_is_incomplete);
+	gw_test_add_case(s, "headers_and_reason_reported", test_headers_and_reason_reported,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "missing_reason_is_empty", test_missing_reason_is_empty,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "head_len_exact_with_body_following",
+	                 test_head_len_exact_with_body_following, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "every_prefix_of_valid_head_is_incomplete",
+	                 test_every_prefix_of_valid_head_is_incomplete, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "head_over_limit_is_too_large", test_head_over_limit_is_too_large,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "incomplete_head_over_limit_is_too_large",
+	                 test_incomplete_head_over_limit_is_too_large, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "too_many_headers_is_too_large", test_too_many_headers_is_too_large,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "largest_content_length", test_largest_content_length,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "empty_null_buffer_is_incomplete", test_empty_null_buffer_is_incomplete,
+	                 GW_TEST_DEFAULT_TIMEOUT);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(response_head_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return gw_test_run_suite(response_head_suite(), CK_FORK_GETENV);
 }

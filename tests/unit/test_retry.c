@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "modules/retry/retry.h"
+#include "check_suite.h"
 
 /* xorshift64*: a fixed sequence, so a failure can be replayed. */
 static uint64_t next_random(uint64_t *s)
@@ -395,56 +396,41 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
-static void add_case(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	tcase_set_timeout(tc, 60);
-	suite_add_tcase(s, tc);
-}
-
 static Suite *retry_suite(void)
 {
 	Suite *s = suite_create("retry");
 
-	add_case(s, "default_conditions_are_connect_reset_timeout_and_502_503_504",
-	         default_conditions_are_connect_reset_timeout_and_502_503_504);
-	add_case(s, "configured_conditions_match_only_what_is_listed",
-	         configured_conditions_match_only_what_is_listed);
-	add_case(s, "method_rules_follow_the_table", method_rules_follow_the_table);
-	add_case(s, "backoff_stays_within_full_jitter_bounds",
-	         backoff_stays_within_full_jitter_bounds);
-	add_case(s, "backoff_is_capped_at_max_for_any_retry_index",
-	         backoff_is_capped_at_max_for_any_retry_index);
-	add_case(s, "backoff_with_zero_base_never_waits", backoff_with_zero_base_never_waits);
-	add_case(s, "budget_allows_exactly_ratio_of_requests",
-	         budget_allows_exactly_ratio_of_requests);
-	add_case(s, "budget_without_requests_or_floor_allows_nothing_and_rounds_up",
-	         budget_without_requests_or_floor_allows_nothing_and_rounds_up);
-	add_case(s, "budget_floor_allows_min_per_second_times_ten",
-	         budget_floor_allows_min_per_second_times_ten);
-	add_case(s, "budget_ratio_one_allows_one_retry_per_request",
-	         budget_ratio_one_allows_one_retry_per_request);
-	add_case(s, "budget_window_forgets_counts_after_ten_seconds",
-	         budget_window_forgets_counts_after_ten_seconds);
-	add_case(s, "budget_lagging_clock_never_wipes_newer_counts",
-	         budget_lagging_clock_never_wipes_newer_counts);
-	add_case(s, "budget_concurrent_acquire_never_exceeds_allowance",
-	         budget_concurrent_acquire_never_exceeds_allowance);
-	add_case(s, "budget_concurrent_requests_and_retries_stay_within_ratio",
-	         budget_concurrent_requests_and_retries_stay_within_ratio);
+	gw_test_add_case(s, "default_conditions_are_connect_reset_timeout_and_502_503_504",
+	                 default_conditions_are_connect_reset_timeout_and_502_503_504, 60);
+	gw_test_add_case(s, "configured_conditions_match_only_what_is_listed",
+	                 configured_conditions_match_only_what_is_listed, 60);
+	gw_test_add_case(s, "method_rules_follow_the_table", method_rules_follow_the_table, 60);
+	gw_test_add_case(s, "backoff_stays_within_full_jitter_bounds",
+	                 backoff_stays_within_full_jitter_bounds, 60);
+	gw_test_add_case(s, "backoff_is_capped_at_max_for_any_retry_index",
+	                 backoff_is_capped_at_max_for_any_retry_index, 60);
+	gw_test_add_case(s, "backoff_with_zero_base_never_waits",
+	                 backoff_with_zero_base_never_waits, 60);
+	gw_test_add_case(s, "budget_allows_exactly_ratio_of_requests",
+	                 budget_allows_exactly_ratio_of_requests, 60);
+	gw_test_add_case(s, "budget_without_requests_or_floor_allows_nothing_and_rounds_up",
+	                 budget_without_requests_or_floor_allows_nothing_and_rounds_up, 60);
+	gw_test_add_case(s, "budget_floor_allows_min_per_second_times_ten",
+	                 budget_floor_allows_min_per_second_times_ten, 60);
+	gw_test_add_case(s, "budget_ratio_one_allows_one_retry_per_request",
+	                 budget_ratio_one_allows_one_retry_per_request, 60);
+	gw_test_add_case(s, "budget_window_forgets_counts_after_ten_seconds",
+	                 budget_window_forgets_counts_after_ten_seconds, 60);
+	gw_test_add_case(s, "budget_lagging_clock_never_wipes_newer_counts",
+	                 budget_lagging_clock_never_wipes_newer_counts, 60);
+	gw_test_add_case(s, "budget_concurrent_acquire_never_exceeds_allowance",
+	                 budget_concurrent_acquire_never_exceeds_allowance, 60);
+	gw_test_add_case(s, "budget_concurrent_requests_and_retries_stay_within_ratio",
+	                 budget_concurrent_requests_and_retries_stay_within_ratio, 60);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(retry_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(retry_suite(), CK_FORK);
 }

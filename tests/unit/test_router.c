@@ -12,6 +12,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "gateway/router.h"
+#include "check_suite.h"
 
 #define GW_MAX_TEST_ROUTES 8
 
@@ -532,15 +533,7 @@ START_TEST(test_methods_format_truncates_at_whole_names)
 }
 END_TEST
 
-static void gw_test_add_tcase(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-}
-
-#define GW_TCASE(s, fn) gw_test_add_tcase(s, #fn, fn)
+#define GW_TCASE(s, fn) gw_test_add_case(s, #fn, fn, GW_TEST_DEFAULT_TIMEOUT)
 
 START_TEST(test_path_with_dot_segments_is_unsafe)
 {
@@ -594,12 +587,5 @@ static Suite *gw_router_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(gw_router_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(gw_router_suite(), CK_FORK);
 }

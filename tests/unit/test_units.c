@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "gateway/config/units.h"
+#include "check_suite.h"
 
 static uint64_t duration_ok(const char *text)
 {
@@ -150,21 +151,12 @@ static Suite *units_suite(void)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
+		gw_test_add_case(s, cases[i].name, cases[i].test, GW_TEST_DEFAULT_TIMEOUT);
 	}
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(units_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(units_suite(), CK_FORK_GETENV);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "gateway/util/window.h"
+#include "check_suite.h"
 
 /* xorshift64*: a fixed sequence, so a failure can be replayed. */
 static uint64_t next_random(uint64_t *s)
@@ -328,52 +329,36 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
-static void add_case(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_test(tc, test);
-	tcase_set_timeout(tc, 60);
-	suite_add_tcase(s, tc);
-}
-
 static Suite *window_suite(void)
 {
 	Suite *s = suite_create("window");
 
-	add_case(s, "window_starts_empty_and_keeps_counters_apart",
-	         window_starts_empty_and_keeps_counters_apart);
-	add_case(s, "window_forgets_a_count_exactly_n_buckets_after_its_own",
-	         window_forgets_a_count_exactly_n_buckets_after_its_own);
-	add_case(s, "window_slides_bucket_by_bucket", window_slides_bucket_by_bucket);
-	add_case(s, "window_reused_bucket_restarts_from_zero",
-	         window_reused_bucket_restarts_from_zero);
-	add_case(s, "window_lagging_clock_never_wipes_newer_counts",
-	         window_lagging_clock_never_wipes_newer_counts);
-	add_case(s, "window_clear_forgets_everything", window_clear_forgets_everything);
-	add_case(s, "window_shapes_out_of_range_are_clamped",
-	         window_shapes_out_of_range_are_clamped);
-	add_case(s, "window_stays_exact_across_the_stamp_wrap",
-	         window_stays_exact_across_the_stamp_wrap);
-	add_case(s, "window_matches_a_plain_count_of_recent_adds",
-	         window_matches_a_plain_count_of_recent_adds);
-	add_case(s, "window_add_below_takes_exactly_up_to_the_limit",
-	         window_add_below_takes_exactly_up_to_the_limit);
-	add_case(s, "window_concurrent_adds_are_all_counted",
-	         window_concurrent_adds_are_all_counted);
-	add_case(s, "window_concurrent_add_below_never_passes_the_limit",
-	         window_concurrent_add_below_never_passes_the_limit);
+	gw_test_add_case(s, "window_starts_empty_and_keeps_counters_apart",
+	                 window_starts_empty_and_keeps_counters_apart, 60);
+	gw_test_add_case(s, "window_forgets_a_count_exactly_n_buckets_after_its_own",
+	                 window_forgets_a_count_exactly_n_buckets_after_its_own, 60);
+	gw_test_add_case(s, "window_slides_bucket_by_bucket", window_slides_bucket_by_bucket, 60);
+	gw_test_add_case(s, "window_reused_bucket_restarts_from_zero",
+	                 window_reused_bucket_restarts_from_zero, 60);
+	gw_test_add_case(s, "window_lagging_clock_never_wipes_newer_counts",
+	                 window_lagging_clock_never_wipes_newer_counts, 60);
+	gw_test_add_case(s, "window_clear_forgets_everything", window_clear_forgets_everything, 60);
+	gw_test_add_case(s, "window_shapes_out_of_range_are_clamped",
+	                 window_shapes_out_of_range_are_clamped, 60);
+	gw_test_add_case(s, "window_stays_exact_across_the_stamp_wrap",
+	                 window_stays_exact_across_the_stamp_wrap, 60);
+	gw_test_add_case(s, "window_matches_a_plain_count_of_recent_adds",
+	                 window_matches_a_plain_count_of_recent_adds, 60);
+	gw_test_add_case(s, "window_add_below_takes_exactly_up_to_the_limit",
+	                 window_add_below_takes_exactly_up_to_the_limit, 60);
+	gw_test_add_case(s, "window_concurrent_adds_are_all_counted",
+	                 window_concurrent_adds_are_all_counted, 60);
+	gw_test_add_case(s, "window_concurrent_add_below_never_passes_the_limit",
+	                 window_concurrent_add_below_never_passes_the_limit, 60);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(window_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return gw_test_run_suite(window_suite(), CK_FORK);
 }

@@ -1,0 +1,54 @@
+/*
+ * Test helper: the Check boilerplate every unit test program shares. Adds
+ * one test per TCase (named, with its timeout and optional fixture) and runs
+ * a suite, returning the program's exit code. Prints nothing beyond what
+ * Check prints (its "100%: Checks: N, Failures: 0, Errors: 0" line is read
+ * by CI). Only for Check tests.
+ */
+#ifndef GW_TEST_CHECK_SUITE_H
+#define GW_TEST_CHECK_SUITE_H
+
+#include <check.h>
+#include <stdlib.h>
+
+/* Timeout argument meaning "leave Check's default" (CK_DEFAULT_TIMEOUT, else 4 s). */
+#define GW_TEST_DEFAULT_TIMEOUT 0.0
+
+/* Adds a TCase called name holding test, with a checked fixture (either may be NULL). */
+static inline void gw_test_add_fixture_case(Suite *s, const char *name, const TTest *test,
+                                            double timeout_s, SFun setup, SFun teardown)
+{
+	TCase *tc = tcase_create(name);
+
+	if (setup != NULL || teardown != NULL)
+		tcase_add_checked_fixture(tc, setup, teardown);
+	if (timeout_s > 0)
+		tcase_set_timeout(tc, timeout_s);
+	tcase_add_test(tc, test);
+	suite_add_tcase(s, tc);
+}
+
+/* Adds a TCase called name holding test. */
+static inline void gw_test_add_case(Suite *s, const char *name, const TTest *test, double timeout_s)
+{
+	gw_test_add_fixture_case(s, name, test, timeout_s, NULL, NULL);
+}
+
+/*
+ * Runs every test of s (CK_NORMAL output) and frees it. fork is CK_FORK,
+ * CK_NOFORK, or CK_FORK_GETENV (Check's default: the CK_FORK variable).
+ * Returns EXIT_SUCCESS when nothing failed, else EXIT_FAILURE.
+ */
+static inline int gw_test_run_suite(Suite *s, enum fork_status fork)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_set_fork_status(sr, fork);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif
