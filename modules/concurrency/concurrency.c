@@ -2,6 +2,7 @@
 #include "climit.h"
 #include "prio_queue.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -31,8 +32,24 @@ struct cc_upstream {
 	bool dispatching; /* dispatch() is on the stack: it will see freed slots */
 };
 
+/*
+ * Process-wide, per upstream: until when each class is being shed by some
+ * worker's queue. Each worker has its own queue, so without this a worker
+ * whose queue is calm would keep sending sheddable requests to an upstream
+ * that another worker's queue is shedding them from: the classes would mix
+ * again at the upstream, normal waiting in one worker while sheddable takes
+ * the slots in the other. A queue that refuses a class marks it here for
+ * an interval; every worker then refuses that class at once too. Owned by
+ * the pipeline; freed after the workers.
+ */
+struct cc_process {
+	size_t nups;
+	_Atomic uint64_t (*shed_until_ms)[GW_PRIORITY_COUNT]; /* [upstream][rank] */
+};
+
 /* Per worker: every upstream of the config the worker started with. Owned by the worker. */
 struct cc_worker {
+	struct cc_process *p;
 	struct gw_worker *w;
 	struct cc_upstream *ups; /* indexed like config->upstreams; unused for limit off */
 	size_t nups;
@@ -114,6 +131,47 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			dispatch(cw, &cw->ups[i]);
 }
 
+static void *cc_process_new(const struct gw_config *config, struct event_base *main_base)
+{
+	struct cc_process *p = gw_calloc(1, sizeof(*p));
+
+	p->nups = config->nupstreams;
+	p->shed_until_ms = gw_calloc(p->nups ? p->nups : 1, sizeof(*p->shed_until_ms));
+	return p;
+}
+
+static void cc_process_free(void *state)
+{
+	struct cc_process *p = state;
+
+	free(p->shed_until_ms);
+	free(p);
+}
+
+/* This worker's queue refuses rank (and every lower class): tell the others. */
+static void mark_shed(struct cc_worker *cw, size_t up, unsigned rank, uint64_t now)
+{
+	_Atomic uint64_t *until;
+
+	if (!cw->p || up >= cw->p->nups || rank == 0 || rank >= GW_PRIORITY_COUNT)
+		return;
+	until = &cw->p->shed_until_ms[up][rank];
+	if (atomic_load_explicit(until, memory_order_relaxed) < now + CC_QUEUE_INTERVAL_MS)
+		atomic_store_explicit(until, now + CC_QUEUE_INTERVAL_MS, memory_order_relaxed);
+}
+
+/* Whether some worker sheds a class of rank from..to (1 <= from) of upstream up now. */
+static bool shed_elsewhere(const struct cc_worker *cw, size_t up, unsigned from, unsigned to,
+                           uint64_t now)
+{
+	if (!cw->p || up >= cw->p->nups)
+		return false;
+	for (unsigned r = from ? from : 1; r <= to && r < GW_PRIORITY_COUNT; r++)
+		if (now < atomic_load_explicit(&cw->p->shed_until_ms[up][r], memory_order_relaxed))
+			return true;
+	return false;
+}
+
 static void *cc_worker_new(void *process_state, struct gw_worker *w)
 {
 	const struct gw_config *config = w->config;
@@ -122,6 +180,7 @@ static void *cc_worker_new(void *process_state, struct gw_worker *w)
 	unsigned nworkers = config->workers ? config->workers : 1;
 	bool any = false;
 
+	cw->p = process_state;
 	cw->w = w;
 	cw->nups = config->nupstreams;
 	cw->ups = gw_calloc(cw->nups ? cw->nups : 1, sizeof(*cw->ups));
@@ -175,12 +234,28 @@ static enum gw_admit cc_on_admit(struct gw_mod_env *env)
 	/* A free slot goes to a class the queue is not shedding (gw_pq_yield:
 	 * at 4x a sheddable request must not take the slot a normal one is
 	 * being refused for). */
-	if (u->inflight < limit_of(u) && gw_pq_total(&u->queue) == 0 &&
-	    !gw_pq_yield(&u->queue, rank, env->now_ms)) {
-		take_slot(u, slot);
-		return GW_ADMIT_NEXT;
+	size_t up = env->route->upstream->index;
+	/* A class above this one is shed somewhere: free slots go to it, not
+	 * to this one (at 4x a sheddable request must not take the slot a
+	 * normal one is refused for in another worker). */
+	bool refuse = rank > 1 && shed_elsewhere(cw, up, 1, rank - 1, env->now_ms);
+
+	if (!refuse && u->inflight < limit_of(u) && gw_pq_total(&u->queue) == 0) {
+		if (!gw_pq_yield(&u->queue, rank, env->now_ms)) {
+			take_slot(u, slot);
+			return GW_ADMIT_NEXT;
+		}
+		refuse = true; /* gw_pq_yield implies gw_pq_refuse */
+		mark_shed(cw, up, rank, env->now_ms);
 	}
-	if (gw_pq_refuse(&u->queue, rank, env->now_ms)) {
+	/* No free slot: a class shed somewhere does not wait here either. */
+	if (!refuse && rank > 0 && shed_elsewhere(cw, up, 1, rank, env->now_ms))
+		refuse = true;
+	if (!refuse && gw_pq_refuse(&u->queue, rank, env->now_ms)) {
+		refuse = true;
+		mark_shed(cw, up, rank, env->now_ms);
+	}
+	if (refuse) {
 		bool dry = cw->w->config->shedding.dry_run;
 
 		gw_shed_count(env->worker, env->route, "upstream queue standing above target", dry);
@@ -245,6 +320,8 @@ const struct gw_module gw_concurrency_module = {
     .route_key = NULL, /* the upstream's concurrency_limit */
     .active = cc_active,
     .slot_size = sizeof(struct cc_slot),
+    .process_state_new = cc_process_new,
+    .process_state_free = cc_process_free,
     .worker_state_new = cc_worker_new,
     .worker_state_free = cc_worker_free,
     .on_admit = cc_on_admit,
