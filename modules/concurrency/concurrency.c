@@ -30,6 +30,11 @@ struct cc_upstream {
 	struct gw_climit limit;
 	struct gw_pq queue;
 	bool dispatching; /* dispatch() is on the stack: it will see freed slots */
+	/* The process's totals for this upstream (cc_process), and the limit
+	 * this worker last added to total_limit. NULL without a process state. */
+	_Atomic uint32_t *total_inflight;
+	_Atomic int64_t *total_limit;
+	uint32_t published;
 };
 
 /*
@@ -45,6 +50,9 @@ struct cc_upstream {
 struct cc_process {
 	size_t nups;
 	_Atomic uint64_t (*shed_until_ms)[GW_PRIORITY_COUNT]; /* [upstream][rank] */
+	/* Per upstream: slots held by all workers, and the sum of their limits. */
+	_Atomic uint32_t *total_inflight;
+	_Atomic int64_t *total_limit;
 };
 
 /* Per worker: every upstream of the config the worker started with. Owned by the worker. */
@@ -75,6 +83,41 @@ static void take_slot(struct cc_upstream *u, struct cc_slot *slot)
 	slot->held = true;
 	slot->up = u;
 	slot->inflight_at_admit = ++u->inflight;
+	if (u->total_inflight)
+		atomic_fetch_add_explicit(u->total_inflight, 1, memory_order_relaxed);
+}
+
+static void give_slot_back(struct cc_upstream *u, struct cc_slot *slot)
+{
+	slot->held = false;
+	u->inflight--;
+	if (u->total_inflight)
+		atomic_fetch_sub_explicit(u->total_inflight, 1, memory_order_relaxed);
+}
+
+/* Keeps this worker's part of total_limit up to date. */
+static void publish_limit(struct cc_upstream *u)
+{
+	uint32_t now = limit_of(u);
+
+	if (!u->total_limit || now == u->published)
+		return;
+	atomic_fetch_add_explicit(u->total_limit, (int64_t)now - (int64_t)u->published,
+	                          memory_order_relaxed);
+	u->published = now;
+}
+
+/*
+ * A critical request whose worker has no free slot may take one that
+ * another worker leaves unused: each worker learns its own share of the
+ * upstream, and without this a critical request would wait for its own
+ * worker's slot while the process as a whole is under the upstream's limit.
+ */
+static bool spare_elsewhere(const struct cc_upstream *u)
+{
+	return u->total_inflight &&
+	       (int64_t)atomic_load_explicit(u->total_inflight, memory_order_relaxed) <
+	           atomic_load_explicit(u->total_limit, memory_order_relaxed);
 }
 
 static struct cc_slot *slot_of(struct gw_pq_entry *e)
@@ -113,7 +156,8 @@ static void dispatch(struct cc_worker *cw, struct cc_upstream *u)
 	if (!cw->w->config->shedding.dry_run)
 		while ((e = gw_pq_shed_next(&u->queue, now)) != NULL)
 			shed_waiter(cw, slot_of(e));
-	while (u->inflight < limit_of(u) && (e = gw_pq_pop(&u->queue, now)) != NULL) {
+	while ((u->inflight < limit_of(u) || (gw_pq_len(&u->queue, 0) > 0 && spare_elsewhere(u))) &&
+	       (e = gw_pq_pop(&u->queue, now)) != NULL) {
 		struct cc_slot *slot = slot_of(e);
 
 		take_slot(u, slot);
@@ -137,6 +181,8 @@ static void *cc_process_new(const struct gw_config *config, struct event_base *m
 
 	p->nups = config->nupstreams;
 	p->shed_until_ms = gw_calloc(p->nups ? p->nups : 1, sizeof(*p->shed_until_ms));
+	p->total_inflight = gw_calloc(p->nups ? p->nups : 1, sizeof(*p->total_inflight));
+	p->total_limit = gw_calloc(p->nups ? p->nups : 1, sizeof(*p->total_limit));
 	return p;
 }
 
@@ -145,6 +191,8 @@ static void cc_process_free(void *state)
 	struct cc_process *p = state;
 
 	free(p->shed_until_ms);
+	free((void *)p->total_inflight);
+	free((void *)p->total_limit);
 	free(p);
 }
 
@@ -195,7 +243,12 @@ static void *cc_worker_new(void *process_state, struct gw_worker *w)
 		u->adaptive = uc->climit_mode == GW_CLIMIT_ADAPTIVE;
 		u->fixed = (uc->climit_fixed + nworkers - 1) / nworkers;
 		gw_climit_init(&u->limit, CLIMIT_INITIAL, CLIMIT_MIN, CLIMIT_MAX);
+		if (cw->p && i < cw->p->nups) {
+			u->total_inflight = &cw->p->total_inflight[i];
+			u->total_limit = &cw->p->total_limit[i];
+		}
 		gw_pq_init(&u->queue, config->shedding.target_queue_delay_ms, CC_QUEUE_INTERVAL_MS);
+		publish_limit(u);
 	}
 	if (any) {
 		cw->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, cw);
@@ -248,6 +301,10 @@ static enum gw_admit cc_on_admit(struct gw_mod_env *env)
 		refuse = true; /* gw_pq_yield implies gw_pq_refuse */
 		mark_shed(cw, up, rank, env->now_ms);
 	}
+	if (rank == 0 && gw_pq_len(&u->queue, 0) == 0 && spare_elsewhere(u)) {
+		take_slot(u, slot);
+		return GW_ADMIT_NEXT;
+	}
 	/* No free slot: a class shed somewhere does not wait here either. */
 	if (!refuse && rank > 0 && shed_elsewhere(cw, up, 1, rank, env->now_ms))
 		refuse = true;
@@ -277,10 +334,12 @@ static void cc_on_try_done(struct gw_mod_env *env, const struct gw_try *t)
 {
 	struct cc_slot *slot = env->slot;
 
-	if (slot->held && slot->up->adaptive)
+	if (slot->held && slot->up->adaptive) {
 		gw_climit_sample(&slot->up->limit, env->now_ms, t->duration_us,
 		                 slot->inflight_at_admit,
 		                 t->result != GW_TRY_TIMEOUT && t->result != GW_TRY_RESET);
+		publish_limit(slot->up);
+	}
 }
 
 static void cc_on_end(struct gw_mod_env *env)
@@ -292,8 +351,7 @@ static void cc_on_end(struct gw_mod_env *env)
 		return;
 	gw_pq_remove(&u->queue, &slot->entry, env->now_ms);
 	if (slot->held) {
-		slot->held = false;
-		u->inflight--;
+		give_slot_back(u, slot);
 		dispatch(env->worker_state, u);
 	}
 }
