@@ -373,8 +373,8 @@ static double delivery_floor(const struct gw_climit *l)
 
 	/* complete bins only: the current one is still filling */
 	for (uint64_t i = 1; i < GW_CLIMIT_RATE_BINS; i++) {
-		uint32_t n = l->rate_bins[(l->rate_epoch + GW_CLIMIT_RATE_BINS - i) %
-		                          GW_CLIMIT_RATE_BINS];
+		uint32_t n =
+		    l->rate_bins[(l->rate_epoch + GW_CLIMIT_RATE_BINS - i) % GW_CLIMIT_RATE_BINS];
 		if (n > best)
 			best = n;
 	}

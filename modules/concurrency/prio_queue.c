@@ -296,7 +296,8 @@ bool gw_pq_refuse(struct gw_pq *q, unsigned rank, uint64_t now_ms)
 	 * waited past target: a newcomer of that class would wait at least as
 	 * long, so it is refused now, in microseconds, instead of being shed
 	 * after its wait. */
-	if ((!q->overloaded || rank < q->floor) && watch_delay(&q->rank[rank], now_ms) <= q->target_ms)
+	if ((!q->overloaded || rank < q->floor) &&
+	    watch_delay(&q->rank[rank], now_ms) <= q->target_ms)
 		return false;
 	if (q->overloaded && rank < q->floor)
 		q->floor = rank; /* refused in this episode: it joins the floor */

@@ -37,10 +37,10 @@ struct gw_flags_sync {
 	struct gw_config *config; /* reference */
 	struct event_base *base;
 	struct gw_pipeline *pipeline; /* the server's; breakers forced from here */
-	struct gw_redis *redis;         /* owned; NULL without a redis section */
-	struct event *poll_ev;          /* every redis.poll_interval */
-	struct event *expire_ev;        /* the next end of a TTL'd ops value */
-	struct event *start_ev;         /* bound on the wait for the first read */
+	struct gw_redis *redis;       /* owned; NULL without a redis section */
+	struct event *poll_ev;        /* every redis.poll_interval */
+	struct event *expire_ev;      /* the next end of a TTL'd ops value */
+	struct event *start_ev;       /* bound on the wait for the first read */
 
 	struct gw_flags_layer *remote;   /* owned: the last good Redis (or cache) values */
 	struct gw_flags_layer *override; /* owned: admin overrides (empty until the admin API) */
