@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +14,17 @@
 
 #define GW_ACCESS_LOG_BUF (32 * 1024)
 
+/*
+ * fd never changes once opened: workers read it without a lock. A reopen
+ * replaces the file behind that number with dup3(), which the kernel does
+ * atomically with respect to write(): each write() goes wholly to the old
+ * file or wholly to the new one.
+ */
 struct gw_access_log {
-	int fd;      /* -1: off */
-	bool own_fd; /* close it at the end */
+	int fd;                      /* -1: off */
+	bool own_fd;                 /* close it at the end */
+	char *path;                  /* the file's path when own_fd, for reopen */
+	pthread_mutex_t reopen_lock; /* one reopen at a time */
 };
 
 struct gw_access_log_buf {
@@ -28,6 +37,7 @@ struct gw_access_log *gw_access_log_open(const char *target, const char **why)
 {
 	struct gw_access_log *log = gw_calloc(1, sizeof(*log));
 
+	pthread_mutex_init(&log->reopen_lock, NULL);
 	if (strcmp(target, "off") == 0) {
 		log->fd = -1;
 	} else if (strcmp(target, "stdout") == 0) {
@@ -36,12 +46,40 @@ struct gw_access_log *gw_access_log_open(const char *target, const char **why)
 		log->fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		if (log->fd < 0) {
 			*why = strerror(errno);
+			pthread_mutex_destroy(&log->reopen_lock);
 			free(log);
 			return NULL;
 		}
 		log->own_fd = true;
+		log->path = gw_strdup(target);
 	}
 	return log;
+}
+
+int gw_access_log_reopen(struct gw_access_log *log, const char **why)
+{
+	int fd, rc = 0;
+
+	if (!log->own_fd)
+		return 0; /* stdout or off */
+	pthread_mutex_lock(&log->reopen_lock);
+	fd = open(log->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		*why = strerror(errno);
+		rc = -1;
+	} else {
+		/* dup3 (not dup2) keeps O_CLOEXEC on log->fd. */
+		while (dup3(fd, log->fd, O_CLOEXEC) < 0) {
+			if (errno == EINTR || errno == EBUSY)
+				continue;
+			*why = strerror(errno);
+			rc = -1;
+			break;
+		}
+		close(fd);
+	}
+	pthread_mutex_unlock(&log->reopen_lock);
+	return rc;
 }
 
 void gw_access_log_close(struct gw_access_log *log)
@@ -50,6 +88,8 @@ void gw_access_log_close(struct gw_access_log *log)
 		return;
 	if (log->own_fd)
 		close(log->fd);
+	free(log->path);
+	pthread_mutex_destroy(&log->reopen_lock);
 	free(log);
 }
 

@@ -36,6 +36,17 @@ struct gw_access_entry {
 struct gw_access_log *gw_access_log_open(const char *target, const char **why);
 void gw_access_log_close(struct gw_access_log *log);
 
+/*
+ * Reopens a file log at its path (after logrotate renamed it): opens the
+ * path again (created 0644 if missing) and puts the new file behind the
+ * log's descriptor in one atomic dup3(), so workers flushing at that moment
+ * write each buffer wholly to the old file or wholly to the new one: no line
+ * is lost or split by the swap. Returns 0 (also for "stdout" and "off",
+ * which have nothing to reopen), or -1 with *why set, the old file kept.
+ * Any thread; callers need no lock against the workers.
+ */
+int gw_access_log_reopen(struct gw_access_log *log, const char **why);
+
 struct gw_access_log_buf *gw_access_log_buf_new(struct gw_access_log *log);
 void gw_access_log_buf_free(struct gw_access_log_buf *buf);
 void gw_access_log_add(struct gw_access_log_buf *buf, const struct gw_access_entry *e);

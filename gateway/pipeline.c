@@ -5,6 +5,7 @@
 
 #include "../modules/module.h"
 #include "reply.h"
+#include "stats.h"
 #include "txn.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -24,9 +25,11 @@ static bool module_runs(const struct gw_module *m, size_t idx, const struct gw_r
 			(rs)->list[(rs)->n++] = (uint8_t)(idx);                                    \
 	} while (0)
 
-static void route_state_init(struct gw_route_state *rs, const struct gw_route_conf *route)
+static void route_state_init(struct gw_route_state *rs, const struct gw_route_conf *route,
+                             struct gw_stats *stats, const struct gw_route_state *old)
 {
 	rs->name = gw_strdup(route->name);
+	rs->stats = stats ? gw_stats_route(stats, route) : NULL;
 	for (size_t i = 0; i < gw_modules_count; i++) {
 		const struct gw_module *m = gw_modules[i];
 
@@ -34,6 +37,8 @@ static void route_state_init(struct gw_route_state *rs, const struct gw_route_co
 			continue;
 		if (m->route_state_new)
 			rs->mod[i] = m->route_state_new(route->module_conf[i], route);
+		if (rs->mod[i] && old && old->mod[i] && m->route_state_carry)
+			m->route_state_carry(rs->mod[i], old->mod[i]);
 		ADD_IF(rs, admit, nadmit, m->on_admit, i);
 		ADD_IF(rs, try_done, ntry_done, m->on_try_done, i);
 		ADD_IF(rs, retry, nretry, m->may_retry, i);
@@ -42,18 +47,33 @@ static void route_state_init(struct gw_route_state *rs, const struct gw_route_co
 	}
 }
 
-struct gw_pipeline *gw_pipeline_new(const struct gw_config *config, struct event_base *main_base)
+static const struct gw_route_state *find_route(const struct gw_pipeline *p, const char *name)
+{
+	for (size_t r = 0; p && r < p->nroutes; r++)
+		if (strcmp(p->routes[r].name, name) == 0)
+			return &p->routes[r];
+	return NULL;
+}
+
+struct gw_pipeline *gw_pipeline_new(const struct gw_config *config, struct event_base *main_base,
+                                    struct gw_stats *stats, const struct gw_pipeline *old)
 {
 	struct gw_pipeline *p = gw_calloc(1, sizeof(*p));
 
 	gw_modules_init();
-	for (size_t i = 0; i < gw_modules_count; i++)
-		if (gw_modules[i]->process_state_new)
-			p->process[i] = gw_modules[i]->process_state_new(config, main_base);
+	for (size_t i = 0; i < gw_modules_count; i++) {
+		const struct gw_module *m = gw_modules[i];
+
+		if (m->process_state_new)
+			p->process[i] = m->process_state_new(config, main_base);
+		if (p->process[i] && old && old->process[i] && m->process_state_carry)
+			m->process_state_carry(p->process[i], old->process[i]);
+	}
 	p->nroutes = config->nroutes;
 	p->routes = gw_calloc(config->nroutes ? config->nroutes : 1, sizeof(*p->routes));
 	for (size_t r = 0; r < config->nroutes; r++)
-		route_state_init(&p->routes[r], &config->routes[r]);
+		route_state_init(&p->routes[r], &config->routes[r], stats,
+		                 find_route(old, config->routes[r].name));
 	return p;
 }
 
@@ -86,20 +106,25 @@ void *gw_pipeline_process_state(const struct gw_pipeline *p, const struct gw_mod
 	return p ? p->process[gw_module_index(m)] : NULL;
 }
 
-void gw_pipeline_worker_new(struct gw_pipeline *p, struct gw_worker *w)
-{
-	for (size_t i = 0; i < gw_modules_count; i++)
-		if (gw_modules[i]->worker_state_new)
-			w->mod_state[i] =
-			    gw_modules[i]->worker_state_new(p ? p->process[i] : NULL, w);
-}
-
-void gw_pipeline_worker_free(struct gw_worker *w)
+void gw_pipeline_worker_new(struct gw_pipeline *p, struct gw_worker *w, void **mod_state,
+                            void *const *old)
 {
 	for (size_t i = 0; i < gw_modules_count; i++) {
-		if (w->mod_state[i] && gw_modules[i]->worker_state_free)
-			gw_modules[i]->worker_state_free(w->mod_state[i]);
-		w->mod_state[i] = NULL;
+		const struct gw_module *m = gw_modules[i];
+
+		if (m->worker_state_new)
+			mod_state[i] = m->worker_state_new(p ? p->process[i] : NULL, w);
+		if (mod_state[i] && old && old[i] && m->worker_state_carry)
+			m->worker_state_carry(mod_state[i], old[i]);
+	}
+}
+
+void gw_pipeline_worker_free(void **mod_state)
+{
+	for (size_t i = 0; i < gw_modules_count; i++) {
+		if (mod_state[i] && gw_modules[i]->worker_state_free)
+			gw_modules[i]->worker_state_free(mod_state[i]);
+		mod_state[i] = NULL;
 	}
 }
 
@@ -113,7 +138,7 @@ static void env_for(struct gw_mod_env *env, struct gw_txn *txn, size_t i, uint64
 	env->now_ms = now;
 	env->conf = txn->route->module_conf[i];
 	env->route_state = txn->rs->mod[i];
-	env->worker_state = txn->worker->mod_state[i];
+	env->worker_state = txn->wg->mod_state[i];
 	env->slot = txn->mod_slots + gw_module_slot_offset[i];
 }
 

@@ -25,11 +25,14 @@ struct gw_worker;
 struct gw_error_reply;
 struct gw_admit_answer;
 struct event_base;
+struct gw_stats;
+struct gw_route_stats;
 
 /* One route: its modules' states and, per hook, the modules that have it. */
 struct gw_route_state {
-	char *name;                /* owned */
-	void *mod[GW_MAX_MODULES]; /* route_state_new's results; NULL for none */
+	char *name;                   /* owned */
+	struct gw_route_stats *stats; /* its counters (stats.h); NULL without a registry */
+	void *mod[GW_MAX_MODULES];    /* route_state_new's results; NULL for none */
 	uint8_t admit[GW_MAX_MODULES], nadmit;
 	uint8_t try_done[GW_MAX_MODULES], ntry_done;
 	uint8_t retry[GW_MAX_MODULES], nretry;
@@ -43,8 +46,15 @@ struct gw_pipeline {
 	size_t nroutes;
 };
 
-/* main_base: the main thread's loop, for modules that keep process-wide timers. */
-struct gw_pipeline *gw_pipeline_new(const struct gw_config *config, struct event_base *main_base);
+/*
+ * main_base: the main thread's loop, for modules that keep process-wide
+ * timers. stats (may be NULL): where routes find their counters. old (may
+ * be NULL): the pipeline of the previous config, whose states the new ones
+ * take over (modules' carry hooks): process states, and route states by
+ * route name.
+ */
+struct gw_pipeline *gw_pipeline_new(const struct gw_config *config, struct event_base *main_base,
+                                    struct gw_stats *stats, const struct gw_pipeline *old);
 void gw_pipeline_free(struct gw_pipeline *p);
 
 /* Module m's state for route index route (NULL when the route does not run m). */
@@ -52,9 +62,15 @@ void *gw_pipeline_route_state(const struct gw_pipeline *p, size_t route, const s
 /* Module m's process state. */
 void *gw_pipeline_process_state(const struct gw_pipeline *p, const struct gw_module *m);
 
-/* Fills w->mod_state; gw_pipeline_worker_free releases it. */
-void gw_pipeline_worker_new(struct gw_pipeline *p, struct gw_worker *w);
-void gw_pipeline_worker_free(struct gw_worker *w);
+/*
+ * Fills mod_state with worker w's module states for p (on w's thread, or
+ * before it runs; w->config is p's config), taking over old's (the
+ * worker's states of the previous config; NULL: none).
+ * gw_pipeline_worker_free releases them.
+ */
+void gw_pipeline_worker_new(struct gw_pipeline *p, struct gw_worker *w, void **mod_state,
+                            void *const *old);
+void gw_pipeline_worker_free(void **mod_state);
 
 /* ---- the request path ---------------------------------------------------- */
 

@@ -12,13 +12,18 @@
 
 #include "access_log.h"
 #include "../modules/flags/flag_sync.h"
+#include "admin/admin.h"
+#include "generation.h"
 #include "pipeline.h"
+#include "stats.h"
+#include "util/clock.h"
+#include "util/errlist.h"
 #include "upstream/health.h"
 #include "util/alloc.h"
 #include "util/log.h"
 #include "worker.h"
 
-static void format_addr(const struct gw_sockaddr *a, char *out, size_t size)
+void gw_format_sockaddr(const struct gw_sockaddr *a, char *out, size_t size)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
 
@@ -45,7 +50,7 @@ static uint16_t port_of(const struct gw_sockaddr *a)
  * a second gateway started by mistake would steal half the traffic. A plain
  * bind first tells whether the port is really free.
  */
-static int probe_port_free(const struct gw_listen_conf *l, char *err, size_t errlen)
+int gw_probe_port_free(const struct gw_listen_conf *l, char *err, size_t errlen)
 {
 	int one = 1;
 	int fd;
@@ -91,7 +96,24 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
-	gw_log_warn("SIGHUP: configuration reload is not available; restart to apply changes");
+	struct gw_errlist errs = {0};
+
+	gw_log_info("SIGHUP: reloading %s", ((struct gw_server *)arg)->config->file);
+	gw_server_reload(arg, &errs);
+	gw_errlist_free(&errs);
+}
+
+static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
+{
+	struct gw_server *server = arg;
+	const char *why = NULL;
+
+	if (gw_access_log_reopen(server->access_log, &why) < 0)
+		gw_log_error("SIGUSR1: cannot reopen the access log: %s (still writing to the old "
+		             "file)",
+		             why);
+	else
+		gw_log_info("SIGUSR1: access log reopened");
 }
 
 static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
@@ -110,15 +132,42 @@ static void on_workers_done(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(server->main_base);
 }
 
+/* Frees the replaced generations whose last request has ended. */
+static void on_retire(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_server *server = arg;
+	size_t n = 0;
+
+	for (size_t i = 0; i < server->nretired; i++) {
+		if (gw_gen_unused(server->retired[i]))
+			gw_gen_free(server->retired[i]);
+		else
+			server->retired[n++] = server->retired[i];
+	}
+	server->nretired = n;
+}
+
+static struct event *add_signal(struct gw_server *server, int sig, event_callback_fn fn)
+{
+	struct event *ev = evsignal_new(server->main_base, sig, fn, server);
+
+	evsignal_add(ev, NULL);
+	return ev;
+}
+
 struct gw_server *gw_server_start(struct gw_config *config)
 {
 	struct gw_server *server = gw_calloc(1, sizeof(*server));
+	struct timeval retire_every = {.tv_sec = 0, .tv_usec = 250 * 1000};
 	const char *why = NULL;
 	sigset_t block, old;
 	char err[512];
 	char addr[80];
 
 	server->config = gw_config_ref(config);
+	server->started_ms = gw_clock_now_ms();
+	server->loaded_wall_ms = gw_clock_wall_ms();
+	atomic_init(&server->max_connections, config->limits.max_connections);
 	pthread_mutex_init(&server->pause_lock, NULL);
 	server->access_log = gw_access_log_open(config->access_log, &why);
 	if (!server->access_log) {
@@ -127,9 +176,11 @@ struct gw_server *gw_server_start(struct gw_config *config)
 		gw_server_free(server);
 		return NULL;
 	}
-	server->bound_addrs = gw_calloc(config->nlistens, sizeof(*server->bound_addrs));
+	server->nbound = config->nlistens;
+	server->bound_addrs =
+	    gw_calloc(config->nlistens ? config->nlistens : 1, sizeof(*server->bound_addrs));
 	for (size_t i = 0; i < config->nlistens; i++) {
-		if (probe_port_free(&config->listens[i], err, sizeof(err)) < 0) {
+		if (gw_probe_port_free(&config->listens[i], err, sizeof(err)) < 0) {
 			fprintf(stderr, "gateway: %s\n", err);
 			gw_server_free(server);
 			return NULL;
@@ -137,14 +188,24 @@ struct gw_server *gw_server_start(struct gw_config *config)
 		server->bound_addrs[i] = config->listens[i].addr;
 	}
 	server->main_base = event_base_new();
-	server->health = gw_health_new(config);
-	server->pipeline = gw_pipeline_new(config, server->main_base);
-	server->workers_done_ev = event_new(server->main_base, -1, 0, on_workers_done, server);
 	server->nworkers = config->workers;
+	server->stats = gw_stats_new(server->nworkers);
+	server->gen = gw_gen_new(config, NULL, server->main_base, server->stats, server->nworkers);
+	server->workers_done_ev = event_new(server->main_base, -1, 0, on_workers_done, server);
+	server->retire_ev = event_new(server->main_base, -1, EV_PERSIST, on_retire, server);
+	event_add(server->retire_ev, &retire_every);
 	server->workers = gw_calloc(server->nworkers, sizeof(*server->workers));
 	for (unsigned i = 0; i < server->nworkers; i++) {
-		server->workers[i] = gw_worker_new(server, i, err, sizeof(err));
+		server->workers[i] = gw_worker_new(server, i, server->gen, err, sizeof(err));
 		if (!server->workers[i]) {
+			fprintf(stderr, "gateway: %s\n", err);
+			gw_server_free(server);
+			return NULL;
+		}
+	}
+	if (config->has_admin) {
+		server->admin = gw_admin_start(server, err, sizeof(err));
+		if (!server->admin) {
 			fprintf(stderr, "gateway: %s\n", err);
 			gw_server_free(server);
 			return NULL;
@@ -152,7 +213,7 @@ struct gw_server *gw_server_start(struct gw_config *config)
 	}
 	/* Flags before the workers run, so they start with the fleet's values. */
 	server->flags =
-	    gw_flags_sync_new(config, server->main_base, server->pipeline, err, sizeof(err));
+	    gw_flags_sync_new(config, server->main_base, server->gen->pipeline, err, sizeof(err));
 	if (!server->flags) {
 		fprintf(stderr, "gateway: %s\n", err);
 		gw_server_free(server);
@@ -163,12 +224,10 @@ struct gw_server *gw_server_start(struct gw_config *config)
 		gw_flags_sync_attach(server->flags, server->workers[i]->base,
 		                     &server->workers[i]->flags);
 	signal(SIGPIPE, SIG_IGN);
-	server->sigterm_ev = evsignal_new(server->main_base, SIGTERM, on_signal, server);
-	server->sigint_ev = evsignal_new(server->main_base, SIGINT, on_signal, server);
-	server->sighup_ev = evsignal_new(server->main_base, SIGHUP, on_sighup, server);
-	evsignal_add(server->sigterm_ev, NULL);
-	evsignal_add(server->sigint_ev, NULL);
-	evsignal_add(server->sighup_ev, NULL);
+	server->sigterm_ev = add_signal(server, SIGTERM, on_signal);
+	server->sigint_ev = add_signal(server, SIGINT, on_signal);
+	server->sighup_ev = add_signal(server, SIGHUP, on_sighup);
+	server->sigusr1_ev = add_signal(server, SIGUSR1, on_sigusr1);
 	server->drain_deadline_ev = evtimer_new(server->main_base, on_drain_deadline, server);
 
 	/* Signals go to the main thread only. */
@@ -176,6 +235,7 @@ struct gw_server *gw_server_start(struct gw_config *config)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	atomic_store(&server->workers_running, server->nworkers);
 	for (unsigned i = 0; i < server->nworkers; i++) {
@@ -185,9 +245,10 @@ struct gw_server *gw_server_start(struct gw_config *config)
 		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	server->health_checker = gw_health_checker_start(server->health, config, server->main_base);
+	server->health_checker =
+	    gw_health_checker_start(server->gen->health, config, server->main_base);
 	for (size_t i = 0; i < config->nlistens; i++) {
-		format_addr(&server->bound_addrs[i], addr, sizeof(addr));
+		gw_format_sockaddr(&server->bound_addrs[i], addr, sizeof(addr));
 		gw_log_info("listening on %s (%u workers)", addr, server->nworkers);
 	}
 	return server;
@@ -206,28 +267,32 @@ void gw_server_free(struct gw_server *server)
 {
 	if (!server)
 		return;
+	gw_admin_free(server->admin);
 	gw_health_checker_stop(server->health_checker);
 	gw_flags_sync_free(server->flags); /* before the worker bases its events live on */
 	for (unsigned i = 0; server->workers && i < server->nworkers; i++)
 		gw_worker_free(server->workers[i]);
-	if (server->health)
-		gw_health_free(server->health);
-	gw_pipeline_free(server->pipeline);
 	free(server->workers);
-	if (server->sigterm_ev)
-		event_free(server->sigterm_ev);
-	if (server->sigint_ev)
-		event_free(server->sigint_ev);
-	if (server->sighup_ev)
-		event_free(server->sighup_ev);
-	if (server->drain_deadline_ev)
-		event_free(server->drain_deadline_ev);
-	if (server->workers_done_ev)
-		event_free(server->workers_done_ev);
+	for (size_t i = 0; i < server->nretired; i++)
+		gw_gen_free(server->retired[i]);
+	free(server->retired);
+	if (server->gen) {
+		gw_gen_unref(server->gen);
+		gw_gen_free(server->gen);
+	}
+	gw_stats_free(server->stats);
+	struct event *evs[] = {server->sigterm_ev,        server->sigint_ev,
+	                       server->sighup_ev,         server->sigusr1_ev,
+	                       server->drain_deadline_ev, server->workers_done_ev,
+	                       server->retire_ev};
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i])
+			event_free(evs[i]);
 	if (server->main_base)
 		event_base_free(server->main_base);
 	gw_access_log_close(server->access_log);
 	free(server->bound_addrs);
+	free(server->last_reload_error);
 	pthread_mutex_destroy(&server->pause_lock);
 	gw_config_unref(server->config);
 	free(server);
@@ -236,16 +301,16 @@ void gw_server_free(struct gw_server *server)
 void gw_server_connection_opened(struct gw_server *server)
 {
 	unsigned n = atomic_fetch_add(&server->connections, 1) + 1;
+	unsigned max = atomic_load_explicit(&server->max_connections, memory_order_relaxed);
 
-	if (n < server->config->limits.max_connections)
+	if (n < max)
 		return;
 	pthread_mutex_lock(&server->pause_lock);
 	if (!server->listeners_paused) {
 		server->listeners_paused = true;
 		for (unsigned i = 0; i < server->nworkers; i++)
 			gw_worker_set_accepting(server->workers[i], false);
-		gw_log_warn("limits.max_connections (%u) reached: not accepting",
-		            server->config->limits.max_connections);
+		gw_log_warn("limits.max_connections (%u) reached: not accepting", max);
 	}
 	pthread_mutex_unlock(&server->pause_lock);
 }
@@ -254,7 +319,8 @@ void gw_server_connection_closed(struct gw_server *server)
 {
 	unsigned n = atomic_fetch_sub(&server->connections, 1) - 1;
 
-	if (n >= server->config->limits.max_connections || !server->listeners_paused)
+	if (n >= atomic_load_explicit(&server->max_connections, memory_order_relaxed) ||
+	    !server->listeners_paused)
 		return;
 	pthread_mutex_lock(&server->pause_lock);
 	if (server->listeners_paused) {

@@ -14,6 +14,7 @@
 
 #include "access_log.h"
 #include "client_conn.h"
+#include "generation.h"
 #include "http/header_rules.h"
 #include "pipeline.h"
 #include "relay.h"
@@ -21,6 +22,7 @@
 #include "reply.h"
 #include "router.h"
 #include "server.h"
+#include "stats.h"
 #include "upstream/health.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -68,6 +70,8 @@ static void log_access(struct gw_txn *txn)
 	    .error = txn->error_code,
 	};
 	gw_access_log_add(txn->worker->log_buf, &e);
+	gw_stats_answer(txn->rs ? txn->rs->stats : txn->worker->server->stats->unrouted,
+	                txn->worker->id, txn->status, e.duration_us);
 }
 
 /* Ends the current try's bookkeeping (least_request counts), once. */
@@ -109,11 +113,16 @@ static void record_try(struct gw_txn *txn, enum gw_try_result result, int status
 {
 	struct gw_try t = try_of(txn, result, status);
 
+	/* tries of a flag's when_off upstream are labelled with that upstream */
+	int which = txn->route->upstream != txn->config->routes[txn->route->index].upstream;
+
 	evtimer_del(&txn->try_ev);
 	txn->body_pending = false;
 	gw_pipeline_try_done(txn, &t);
-	gw_health_record(txn->worker->server->health, txn->route->upstream->index,
-	                 (size_t)txn->server_idx, t.failure, gw_clock_now_ms());
+	gw_health_record(txn->pool->health, txn->route->upstream->index, (size_t)txn->server_idx,
+	                 t.failure, gw_clock_now_ms());
+	gw_stats_try(txn->rs->stats, txn->worker->id, which,
+	             result == GW_TRY_OK && t.failure ? GW_TRY_STATUS_FAILURE : result);
 }
 
 static void arm_try_timer(struct gw_txn *txn, uint64_t ms)
@@ -136,6 +145,7 @@ static bool retry_later(struct gw_txn *txn, enum gw_try_result result, int statu
 
 	if (txn->client_gone || !gw_pipeline_may_retry(txn, &t, &backoff))
 		return false;
+	gw_stats_event(txn->rs->stats, txn->worker->id, GW_EV_RETRY);
 	txn->backoff_pending = true;
 	arm_try_timer(txn, backoff);
 	return true;
@@ -172,7 +182,7 @@ static void txn_end(struct gw_txn *txn)
 	if (txn->held_body)
 		evbuffer_free(txn->held_body);
 	txn->worker->inflight--;
-	gw_config_unref(txn->config);
+	gw_worker_gen_leave(txn->worker, txn->wg); /* may free its pools: last */
 	free(txn);
 }
 
@@ -433,6 +443,7 @@ static bool resend_after_stale(struct gw_txn *txn)
 		return false;
 	if (!gw_pipeline_may_retry(txn, &t, &backoff))
 		return false;
+	gw_stats_event(txn->rs->stats, txn->worker->id, GW_EV_RETRY);
 	gw_pool_drop_idle(txn->pool, (size_t)txn->server_idx);
 	txn->stale_retries++;
 	txn->tries--;
@@ -626,7 +637,7 @@ void gw_txn_refuse(struct gw_txn *txn, const struct gw_admit_answer *a)
 void gw_txn_reroute(struct gw_txn *txn, const struct gw_route_conf *r)
 {
 	txn->route = r;
-	txn->pool = txn->worker->pools[r->upstream->index];
+	txn->pool = txn->wg->pools[r->upstream->index];
 }
 
 const char *gw_txn_header(const struct gw_txn *txn, const char *name)
@@ -669,7 +680,8 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 	txn->worker = w;
 	txn->req = req;
 	txn->cc = gw_client_conn_of(req);
-	txn->config = gw_config_ref(w->config);
+	txn->wg = gw_worker_gen_enter(w);
+	txn->config = txn->wg->gen->config;
 	txn->start_us = gw_clock_now_us();
 	txn->server_idx = -1;
 	txn->method = (unsigned)evhttp_request_get_command(req);
@@ -708,8 +720,8 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 		}
 		return;
 	}
-	txn->pool = w->pools[txn->route->upstream->index];
-	txn->rs = &w->server->pipeline->routes[txn->route->index];
+	txn->pool = txn->wg->pools[txn->route->upstream->index];
+	txn->rs = &txn->wg->gen->pipeline->routes[txn->route->index];
 	now = gw_clock_now_ms();
 	txn->deadline_ms = now + txn->route->timeout_ms;
 	admit(txn, 0);

@@ -12,8 +12,9 @@
  * makes progress.
  *
  * Ownership: a transaction is created by gw_txn_handle and frees itself when
- * the reply is finished or the client is gone. It holds a reference to the
- * config snapshot it started on.
+ * the reply is finished or the client is gone. It runs on the generation
+ * (config, pools, module states) it started on to the end, whatever
+ * reloads happen meanwhile.
  */
 #ifndef GW_TXN_H
 #define GW_TXN_H
@@ -32,12 +33,14 @@ struct evhttp_request;
 struct gw_worker;
 struct gw_client_conn;
 struct gw_route_state;
+struct gw_worker_gen;
 
 struct gw_txn {
 	struct gw_worker *worker;
 	struct gw_client_conn *cc;  /* NULL once the connection is gone */
 	struct evhttp_request *req; /* NULL once evhttp has freed it */
-	struct gw_config *config;   /* reference */
+	struct gw_worker_gen *wg;   /* the generation it runs on (entered, left at the end) */
+	struct gw_config *config;   /* wg's config */
 	const struct gw_route_conf *route;
 	struct gw_pool *pool;
 

@@ -13,6 +13,8 @@
 
 #include "access_log.h"
 #include "client_conn.h"
+#include "generation.h"
+#include "../modules/concurrency/concurrency.h"
 #include "pipeline.h"
 #include "server.h"
 #include "txn.h"
@@ -38,8 +40,8 @@ static void stop_listening(struct gw_worker *w)
 {
 	pthread_mutex_lock(&w->server->pause_lock);
 	for (size_t i = 0; i < w->nlisteners; i++)
-		if (w->bound[i])
-			evhttp_del_accept_socket(w->http, w->bound[i]); /* closes it */
+		if (w->listeners[i].bound)
+			evhttp_del_accept_socket(w->http, w->listeners[i].bound); /* closes it */
 	w->nlisteners = 0;
 	pthread_mutex_unlock(&w->server->pause_lock);
 }
@@ -63,19 +65,57 @@ static void on_wakeup(evutil_socket_t fd, short what, void *arg)
 		drain_step(w);
 }
 
+static void reap_retired(struct gw_worker *w);
+
+/* What /status shows of this worker's pools and queues (generation.h). */
+static void publish_stats(struct gw_worker *w)
+{
+	struct gw_worker_gen *wg = w->wg;
+	struct gw_gen *g = wg->gen;
+	const struct gw_config *config = g->config;
+
+	for (size_t u = 0; u < config->nupstreams; u++) {
+		struct gw_published_upstream *pu = gw_gen_pub_up(g, w->id, u);
+		struct gw_concurrency_stats cs;
+		struct gw_pool *pool = wg->pools[u];
+
+		gw_concurrency_stats(w, u, &cs);
+		atomic_store_explicit(&pu->limit, cs.limit, memory_order_relaxed);
+		atomic_store_explicit(&pu->inflight, cs.inflight, memory_order_relaxed);
+		for (unsigned r = 0; r < GW_PRIORITY_COUNT; r++)
+			atomic_store_explicit(&pu->queued[r], cs.queued[r], memory_order_relaxed);
+		for (size_t i = 0; i < pool->nservers; i++) {
+			struct gw_published_server *ps = gw_gen_pub_srv(g, w->id, u, i);
+
+			atomic_store_explicit(&ps->inflight, pool->inflight[i],
+			                      memory_order_relaxed);
+			atomic_store_explicit(&ps->open, pool->servers[i].nopen,
+			                      memory_order_relaxed);
+		}
+	}
+}
+
+static void sweep_pools(struct gw_worker_gen *wg, uint64_t now)
+{
+	for (size_t i = 0; i < wg->gen->config->nupstreams; i++)
+		gw_pool_sweep(wg->pools[i], now);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_worker *w = arg;
-
 	uint64_t now = gw_clock_now_ms();
-
 	struct gw_client_conn *cc;
+	struct gw_worker_gen *wg;
 
 	gw_access_log_flush(w->log_buf);
 	TAILQ_FOREACH(cc, &w->conns, link)
 	gw_client_conn_tick(cc, now);
-	for (size_t i = 0; i < w->config->nupstreams; i++)
-		gw_pool_sweep(w->pools[i], now);
+	sweep_pools(w->wg, now);
+	TAILQ_FOREACH(wg, &w->retired, link)
+	sweep_pools(wg, now);
+	reap_retired(w);
+	publish_stats(w);
 	if (w->draining)
 		drain_step(w);
 }
@@ -91,40 +131,97 @@ uint64_t gw_worker_random(struct gw_worker *w)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
+static const unsigned listen_flags = LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+                                     LEV_OPT_THREADSAFE;
+
+/* Binds addr (filled in with the port bound when it asked for port 0). */
+static int bind_one(struct gw_worker *w, struct gw_worker_listener *l, const char *text,
+                    struct gw_sockaddr *addr, char *err, size_t errlen)
+{
+	l->listener = evconnlistener_new_bind(w->base, NULL, NULL, listen_flags, GW_LISTEN_BACKLOG,
+	                                      (const struct sockaddr *)&addr->ss, (int)addr->len);
+	if (!l->listener) {
+		snprintf(err, errlen, "cannot listen on %s: %s", text, strerror(errno));
+		return -1;
+	}
+	/* Port 0 (tests): every worker shares the port the first one got. */
+	getsockname(evconnlistener_get_fd(l->listener), (struct sockaddr *)&addr->ss, &addr->len);
+	l->bound = evhttp_bind_listener(w->http, l->listener);
+	return 0;
+}
+
 static int bind_listeners(struct gw_worker *w, char *err, size_t errlen)
 {
-	struct gw_server *server = w->server;
 	const struct gw_config *config = w->config;
-	const unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE |
-	                       LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_THREADSAFE;
 
-	w->listeners = gw_calloc(config->nlistens, sizeof(*w->listeners));
-	w->bound = gw_calloc(config->nlistens, sizeof(*w->bound));
+	w->listeners = gw_calloc(config->nlistens ? config->nlistens : 1, sizeof(*w->listeners));
 	for (size_t i = 0; i < config->nlistens; i++) {
-		struct gw_sockaddr *addr = &server->bound_addrs[i];
-		struct evconnlistener *l =
-		    evconnlistener_new_bind(w->base, NULL, NULL, flags, GW_LISTEN_BACKLOG,
-		                            (const struct sockaddr *)&addr->ss, (int)addr->len);
-		if (!l) {
-			snprintf(err, errlen, "cannot listen on %s: %s", config->listens[i].address,
-			         strerror(errno));
+		w->listeners[i].conf_addr = config->listens[i].addr;
+		if (bind_one(w, &w->listeners[i], config->listens[i].address,
+		             &w->server->bound_addrs[i], err, errlen) < 0)
 			return -1;
-		}
-		/* Port 0 (tests): every worker shares the port the first one got. */
-		getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&addr->ss, &addr->len);
-		w->listeners[i] = l;
-		w->bound[i] = evhttp_bind_listener(w->http, l);
 		w->nlisteners++;
 	}
 	return 0;
 }
 
-struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, char *err, size_t errlen)
+static bool same_addr(const struct gw_sockaddr *a, const struct gw_sockaddr *b)
 {
-	struct gw_worker *w = gw_calloc(1, sizeof(*w));
-	const struct gw_config *config = server->config;
-	struct event_config *ec = event_config_new();
-	struct timeval tick = {.tv_sec = 0, .tv_usec = GW_TICK_MS * 1000};
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/*
+ * A reload's listen list: the sockets of addresses it keeps stay as they
+ * are (their connections and backlog untouched), new addresses are bound,
+ * the others closed. The main thread made sure the new ports are free.
+ */
+static void update_listeners(struct gw_worker *w, const struct gw_config *config)
+{
+	struct gw_worker_listener *next;
+	size_t n = 0;
+	char err[256];
+
+	if (w->draining)
+		return;
+	next = gw_calloc(config->nlistens ? config->nlistens : 1, sizeof(*next));
+	pthread_mutex_lock(&w->server->pause_lock);
+	for (size_t i = 0; i < config->nlistens; i++) {
+		struct gw_sockaddr addr = config->listens[i].addr;
+		bool kept = false;
+
+		for (size_t j = 0; j < w->nlisteners && !kept; j++) {
+			if (w->listeners[j].listener &&
+			    same_addr(&w->listeners[j].conf_addr, &addr)) {
+				next[n++] = w->listeners[j];
+				w->listeners[j].listener = NULL;
+				kept = true;
+			}
+		}
+		if (kept)
+			continue;
+		next[n].conf_addr = addr;
+		if (bind_one(w, &next[n], config->listens[i].address, &addr, err, sizeof(err)) <
+		    0) {
+			gw_log_error("reload: %s", err);
+			continue;
+		}
+		if (w->server->listeners_paused)
+			evconnlistener_disable(next[n].listener);
+		n++;
+	}
+	for (size_t j = 0; j < w->nlisteners; j++)
+		if (w->listeners[j].listener && w->listeners[j].bound)
+			evhttp_del_accept_socket(w->http, w->listeners[j].bound);
+	free(w->listeners);
+	w->listeners = next;
+	w->nlisteners = n;
+	pthread_mutex_unlock(&w->server->pause_lock);
+}
+
+/* evhttp's own limits, backstops behind the gateway's checks. */
+static void apply_limits(struct gw_worker *w, const struct gw_config *config)
+{
 	/* evhttp's inactivity timer only catches a client that stops reading:
 	 * the head, body and idle deadlines are the connection guard's own
 	 * (client_conn.c), so evhttp's must never fire before them. */
@@ -138,12 +235,108 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, char *err
 	stall_ms += 1000;
 	idle.tv_sec = (time_t)(stall_ms / 1000);
 	idle.tv_usec = (suseconds_t)(stall_ms % 1000) * 1000;
+	evhttp_set_max_headers_size(w->http,
+	                            (ev_ssize_t)config->limits.max_header_bytes * 2 + 4096);
+	evhttp_set_max_body_size(w->http, (ev_ssize_t)config->limits.max_body_bytes + 1);
+	evhttp_set_timeout_tv(w->http, &idle);
+}
+
+/* This worker's part of gen (a reference it takes over), after old (or NULL). */
+static struct gw_worker_gen *worker_gen_new(struct gw_worker *w, struct gw_gen *gen,
+                                            const struct gw_worker_gen *old)
+{
+	struct gw_worker_gen *wg = gw_calloc(1, sizeof(*wg));
+	const struct gw_config *config = gen->config;
+
+	wg->gen = gen;
+	w->config = gen->config; /* module states are made for it */
+	wg->pools = gw_calloc(config->nupstreams ? config->nupstreams : 1, sizeof(*wg->pools));
+	for (size_t i = 0; i < config->nupstreams; i++)
+		wg->pools[i] =
+		    gw_pool_new(w, &config->upstreams[i], w->server->nworkers, gen->health);
+	gw_pipeline_worker_new(gen->pipeline, w, wg->mod_state, old ? old->mod_state : NULL);
+	return wg;
+}
+
+static void worker_gen_free(struct gw_worker_gen *wg)
+{
+	gw_pipeline_worker_free(wg->mod_state);
+	for (size_t i = 0; i < wg->gen->config->nupstreams; i++)
+		gw_pool_free(wg->pools[i]);
+	free(wg->pools);
+	gw_gen_unref(wg->gen);
+	free(wg);
+}
+
+void gw_worker_gen_leave(struct gw_worker *w, struct gw_worker_gen *wg)
+{
+	/* Never freed here: this runs deep inside callbacks of the generation's
+	 * own connections (a response completes, the transaction ends), which
+	 * go on using them after it returns. The tick frees it. */
+	wg->users--;
+}
+
+/* Frees the retired generations whose last transaction has ended. */
+static void reap_retired(struct gw_worker *w)
+{
+	struct gw_worker_gen *wg, *next;
+
+	for (wg = TAILQ_FIRST(&w->retired); wg; wg = next) {
+		next = TAILQ_NEXT(wg, link);
+		if (wg->users == 0) {
+			TAILQ_REMOVE(&w->retired, wg, link);
+			worker_gen_free(wg);
+		}
+	}
+}
+
+void *gw_worker_mod_state(struct gw_worker *w, const struct gw_module *m)
+{
+	return w->wg ? w->wg->mod_state[gw_module_index(m)] : NULL;
+}
+
+/* A new generation, on the worker's thread (generation.h). */
+static void on_new_gen(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct gw_gen *gen = atomic_exchange(&w->next_gen, NULL);
+	struct gw_worker_gen *old = w->wg;
+
+	if (!gen)
+		return;
+	w->wg = worker_gen_new(w, gen, old);
+	update_listeners(w, gen->config);
+	apply_limits(w, gen->config);
+	/* Idle connections of the old pools go now; busy ones close when
+	 * their request ends and the old part is freed. */
+	for (size_t i = 0; i < old->gen->config->nupstreams; i++)
+		for (size_t s = 0; s < old->pools[i]->nservers; s++)
+			gw_pool_drop_idle(old->pools[i], s);
+	TAILQ_INSERT_TAIL(&w->retired, old, link); /* freed by the tick once unused */
+}
+
+void gw_worker_install_gen(struct gw_worker *w, struct gw_gen *gen)
+{
+	struct gw_gen *skipped = atomic_exchange(&w->next_gen, gen);
+
+	gw_gen_unref(skipped); /* a generation the worker never took */
+	event_active(w->gen_ev, EV_TIMEOUT, 1);
+}
+
+struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, struct gw_gen *gen,
+                                char *err, size_t errlen)
+{
+	struct gw_worker *w = gw_calloc(1, sizeof(*w));
+	struct event_config *ec = event_config_new();
+	struct timeval tick = {.tv_sec = 0, .tv_usec = GW_TICK_MS * 1000};
 
 	w->id = id;
 	w->server = server;
-	w->config = gw_config_ref(server->config);
+	w->config = gen->config;
 	w->rng = 0x9E3779B97F4A7C15ULL * (id + 1) ^ (uint64_t)(uintptr_t)w;
 	TAILQ_INIT(&w->conns);
+	TAILQ_INIT(&w->retired);
+	atomic_init(&w->next_gen, NULL);
 	/* Half the epoll_ctl calls: changes are batched per loop iteration. */
 	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	w->base = event_base_new_with_config(ec);
@@ -156,27 +349,19 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, char *err
 	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(w->http, NULL);
-	/* The gateway's own checks run first; these are backstops. */
-	evhttp_set_max_headers_size(w->http,
-	                            (ev_ssize_t)config->limits.max_header_bytes * 2 + 4096);
-	evhttp_set_max_body_size(w->http, (ev_ssize_t)config->limits.max_body_bytes + 1);
-	/* evhttp's single inactivity timer bounds a client that stops reading. */
-	evhttp_set_timeout_tv(w->http, &idle);
+	apply_limits(w, gen->config);
 
-	if (bind_listeners(w, err, errlen) < 0) {
-		gw_worker_free(w);
-		return NULL;
-	}
-	w->pools = gw_calloc(config->nupstreams, sizeof(*w->pools));
-	for (size_t i = 0; i < config->nupstreams; i++)
-		w->pools[i] =
-		    gw_pool_new(w, &config->upstreams[i], server->nworkers, server->health);
-	gw_pipeline_worker_new(server->pipeline, w);
+	w->wg = worker_gen_new(w, gw_gen_ref(gen), NULL);
+	w->gen_ev = event_new(w->base, -1, 0, on_new_gen, w);
 	w->wakeup_ev = event_new(w->base, -1, 0, on_wakeup, w);
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
 	event_add(w->tick_ev, &tick);
 	w->log_buf = gw_access_log_buf_new(server->access_log);
 	w->scratch = evbuffer_new();
+	if (bind_listeners(w, err, errlen) < 0) {
+		gw_worker_free(w);
+		return NULL;
+	}
 	return w;
 }
 
@@ -208,17 +393,22 @@ void gw_worker_join(struct gw_worker *w)
 
 void gw_worker_free(struct gw_worker *w)
 {
+	struct gw_worker_gen *wg;
+
 	if (!w)
 		return;
 	if (w->http)
-		evhttp_free(w->http);
-	gw_pipeline_worker_free(w);
-	for (size_t i = 0; w->pools && i < w->config->nupstreams; i++)
-		if (w->pools[i])
-			gw_pool_free(w->pools[i]);
-	free(w->pools);
+		evhttp_free(w->http); /* ends the transactions still running */
+	while ((wg = TAILQ_FIRST(&w->retired))) {
+		TAILQ_REMOVE(&w->retired, wg, link);
+		worker_gen_free(wg);
+	}
+	if (w->wg)
+		worker_gen_free(w->wg);
+	gw_gen_unref(atomic_exchange(&w->next_gen, NULL));
 	free(w->listeners);
-	free(w->bound);
+	if (w->gen_ev)
+		event_free(w->gen_ev);
 	if (w->wakeup_ev)
 		event_free(w->wakeup_ev);
 	if (w->tick_ev)
@@ -227,7 +417,6 @@ void gw_worker_free(struct gw_worker *w)
 	if (w->scratch)
 		evbuffer_free(w->scratch);
 	event_base_free(w->base);
-	gw_config_unref(w->config);
 	free(w);
 }
 
@@ -246,8 +435,8 @@ void gw_worker_set_accepting(struct gw_worker *w, bool accepting)
 	/* Called with server->pause_lock held. */
 	for (size_t i = 0; i < w->nlisteners; i++) {
 		if (accepting)
-			evconnlistener_enable(w->listeners[i]);
+			evconnlistener_enable(w->listeners[i].listener);
 		else
-			evconnlistener_disable(w->listeners[i]);
+			evconnlistener_disable(w->listeners[i].listener);
 	}
 }

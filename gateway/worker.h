@@ -28,25 +28,51 @@ struct gw_client_conn;
 struct gw_access_log_buf;
 struct evbuffer;
 struct gw_flags_snap;
+struct gw_gen;
+struct gw_module;
 
 TAILQ_HEAD(gw_client_conn_list, gw_client_conn);
+
+/*
+ * This worker's part of a generation (generation.h): what its requests on
+ * that config use. The current one takes new requests; a replaced one is
+ * retired and freed, on this worker's thread, when its last request ends.
+ * Ownership: the worker; holds a reference to its generation.
+ */
+struct gw_worker_gen {
+	struct gw_gen *gen;              /* reference */
+	struct gw_pool **pools;          /* owned; indexed like gen->config->upstreams */
+	void *mod_state[GW_MAX_MODULES]; /* owned: each module's state for this worker */
+	unsigned users;                  /* transactions running on it */
+	TAILQ_ENTRY(gw_worker_gen) link; /* in the worker's retired list */
+};
+TAILQ_HEAD(gw_worker_gen_list, gw_worker_gen);
+
+/* One listening socket, by the address the config gives it. */
+struct gw_worker_listener {
+	struct gw_sockaddr conf_addr;    /* as configured (port 0 stays 0) */
+	struct evconnlistener *listener; /* owned by evhttp once bound */
+	struct evhttp_bound_socket *bound;
+};
 
 struct gw_worker {
 	unsigned id;
 	pthread_t thread;
 	struct gw_server *server;
-	struct gw_config *config; /* reference; the snapshot new requests use */
+	/* The config new requests use: wg->gen->config (no reference of its own). */
+	struct gw_config *config;
+	struct gw_worker_gen *wg;          /* current; owned */
+	struct gw_worker_gen_list retired; /* replaced, with requests still running */
+	_Atomic(struct gw_gen *) next_gen; /* a reference handed over, not taken yet */
+	struct event *gen_ev;              /* activated by the main thread (reload) */
 
 	struct event_base *base;
 	struct evhttp *http;
-	struct evconnlistener **listeners; /* owned by evhttp once bound */
-	struct evhttp_bound_socket **bound;
-	size_t nlisteners; /* 0 once draining: listeners are closed */
+	struct gw_worker_listener *listeners; /* owned array */
+	size_t nlisteners;                    /* 0 once draining: listeners are closed */
 
 	struct event *wakeup_ev; /* activated by the main thread (drain) */
-	struct event *tick_ev;   /* 100 ms housekeeping: log flush, drain check */
-
-	struct gw_pool **pools; /* one per upstream, indexed like config->upstreams */
+	struct event *tick_ev;   /* 100 ms housekeeping: log flush, drain check, stats */
 
 	struct gw_client_conn_list conns; /* open client connections */
 	unsigned nconns;
@@ -60,13 +86,30 @@ struct gw_worker {
 	 * writes the pointer; modules/flags/flag_sync.c hands new snapshots over
 	 * through an event on base and drops the last reference at exit. */
 	struct gw_flags_snap *flags;
-	/* Each module's state for this worker (gateway/pipeline.h), owned. */
-	void *mod_state[GW_MAX_MODULES];
 };
+
+/* Module m's state in this worker's current generation. */
+void *gw_worker_mod_state(struct gw_worker *w, const struct gw_module *m);
+
+/* A transaction starts on (leaves) the worker's current generation wg. */
+static inline struct gw_worker_gen *gw_worker_gen_enter(struct gw_worker *w)
+{
+	w->wg->users++;
+	return w->wg;
+}
+void gw_worker_gen_leave(struct gw_worker *w, struct gw_worker_gen *wg);
+
+/*
+ * Thread-safe: gen (a reference, handed over) becomes the worker's current
+ * generation on its own thread: new pools and module states (taking over
+ * the old ones' learned state), listeners added and removed, limits.
+ */
+void gw_worker_install_gen(struct gw_worker *w, struct gw_gen *gen);
 
 /* Creates the worker's loop, evhttp and listeners (binding is done here, in
  * the main thread, so start-up errors are reported before anything runs). */
-struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, char *err, size_t errlen);
+struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, struct gw_gen *gen,
+                                char *err, size_t errlen);
 int gw_worker_start(struct gw_worker *w);
 void gw_worker_join(struct gw_worker *w);
 void gw_worker_free(struct gw_worker *w);

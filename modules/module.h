@@ -37,6 +37,12 @@
  *   request  slot_size bytes inside the transaction, zeroed when it starts:
  *            no allocation per request.
  *
+ * A reload builds every state anew from the new config, then calls the
+ * carry hooks: the new state takes over what must survive the reload from
+ * the old one (an open breaker stays open, a learned limit stays learned),
+ * for the route of the same name and the worker of the same id. The old
+ * state stays in use by the requests that started on it until they end.
+ *
  * Every hook and state is optional (NULL = not interested).
  */
 #ifndef GW_MODULES_MODULE_H
@@ -128,11 +134,19 @@ struct gw_module {
 
 	void *(*process_state_new)(const struct gw_config *config, struct event_base *main_base);
 	void (*process_state_free)(void *state);
+	/* Reload: takes over what old (same module, previous config) knows. */
+	void (*process_state_carry)(void *state, const void *old);
 	/* conf may be NULL (an active module without a route section). */
 	void *(*route_state_new)(const void *conf, const struct gw_route_conf *route);
 	void (*route_state_free)(void *state);
+	/* Reload: old is the state of the route of the same name. */
+	void (*route_state_carry)(void *state, const void *old);
+	/* Made on the worker's thread (or before it runs), with w->config the
+	 * config of the generation it belongs to. */
 	void *(*worker_state_new)(void *process_state, struct gw_worker *w);
 	void (*worker_state_free)(void *state);
+	/* Reload, on the worker's thread: old is this worker's previous state. */
+	void (*worker_state_carry)(void *state, const void *old);
 
 	enum gw_admit (*on_admit)(struct gw_mod_env *env);
 	void (*on_try_done)(struct gw_mod_env *env, const struct gw_try *t);

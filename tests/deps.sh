@@ -4,7 +4,14 @@
 set -euo pipefail
 
 run_pkgs="gcc meson ninja-build pkg-config libevent-dev libssl-dev libyaml-dev libhiredis-dev check python3 curl"
-test_pkgs="$run_pkgs redis-server"
+# prometheus ships promtool (test_metrics.py checks /metrics with it); chromium
+# renders the admin status page headless (--no-sandbox as root). With
+# --no-install-recommends chromium still runs headless: its hard dependencies
+# pull libfontconfig1 -> fontconfig-config -> fonts-dejavu-core, enough to
+# render text; the recommended fonts-liberation, GL drivers, udev and upower
+# are not needed for --headless. The tests only run promtool, never the
+# prometheus server (containers' policy-rc.d keeps apt from starting it).
+test_pkgs="$run_pkgs redis-server prometheus chromium"
 
 case "${1:-run}" in
 run) pkgs=$run_pkgs ;;

@@ -265,6 +265,24 @@ static bool valid_name(const char *s)
 	           '\0';
 }
 
+/*
+ * A route's name is what operators read on the status page and type in
+ * commands: printable ASCII with inner spaces, at most 128 bytes, no '/'
+ * (it is a path segment of the admin API). Every consumer escapes it
+ * (JSON, metrics labels, HTML).
+ */
+static bool valid_route_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 128 || s[0] == ' ' || s[n - 1] == ' ')
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s < ' ' || (unsigned char)*s >= 0x7f || *s == '/')
+			return false;
+	return true;
+}
+
 /* RFC 9110 token, the syntax of a header name. */
 static bool valid_token(const char *s)
 {
@@ -977,10 +995,12 @@ static void route_name(struct loader *ld, const struct gw_node *value, const cha
 
 	if (get_string(ld, value, "name", where, &r->name) < 0)
 		return;
-	if (!valid_name(value->value)) {
-		bad_value(ld, value, "name", where,
-		          "invalid route name '%s' (use letters, digits, '_', '.', '-')",
-		          value->value);
+	if (!valid_route_name(value->value)) {
+		bad_value(
+		    ld, value, "name", where,
+		    "invalid route name '%s' (printable ASCII, no '/', no leading or trailing "
+		    "space, at most 128 bytes)",
+		    value->value);
 		return;
 	}
 	for (size_t i = 0; i < r->index; i++) {
@@ -1454,23 +1474,31 @@ static void redis_address(struct loader *ld, const struct gw_node *value, const 
 	rc->address = gw_strdup(v);
 }
 
-static void redis_password_env(struct loader *ld, const struct gw_node *value, const char *where,
-                               void *obj)
+/* The name of an environment variable (letters, digits and '_', not a digit first). */
+static void get_env_name(struct loader *ld, const struct gw_node *value, const char *key,
+                         const char *where, char **out)
 {
-	struct gw_redis_conf *rc = obj;
 	const char *v = value->value;
 
-	if (!want_scalar(ld, value, "password_env", where, "an environment variable name"))
+	if (!want_scalar(ld, value, key, where, "an environment variable name"))
 		return;
 	if (!((v[0] >= 'A' && v[0] <= 'Z') || (v[0] >= 'a' && v[0] <= 'z') || v[0] == '_') ||
 	    v[strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")] !=
 	        '\0') {
-		bad_value(ld, value, "password_env", where,
+		bad_value(ld, value, key, where,
 		          "invalid environment variable name '%s' (letters, digits and '_')", v);
 		return;
 	}
-	free(rc->password_env);
-	rc->password_env = gw_strdup(v);
+	free(*out);
+	*out = gw_strdup(v);
+}
+
+static void redis_password_env(struct loader *ld, const struct gw_node *value, const char *where,
+                               void *obj)
+{
+	struct gw_redis_conf *rc = obj;
+
+	get_env_name(ld, value, "password_env", where, &rc->password_env);
 }
 
 /* Any text without spaces or control characters; '' (no prefix) too. */
@@ -1524,6 +1552,72 @@ static void parse_redis(struct loader *ld, const struct gw_node *value, const ch
 		cfg->redis.prefix = gw_strdup("gw:");
 	if (!gw_node_get(value, "address"))
 		missing_key(ld, value, "address", "redis");
+}
+
+/* ---- admin ------------------------------------------------------------ */
+
+static void admin_listen(struct loader *ld, const struct gw_node *value, const char *where,
+                         void *obj)
+{
+	struct gw_admin_conf *ac = obj;
+
+	get_address(ld, value, "listen", where, true, &ac->listen, &ac->addr);
+}
+
+static void admin_token_env(struct loader *ld, const struct gw_node *value, const char *where,
+                            void *obj)
+{
+	struct gw_admin_conf *ac = obj;
+
+	get_env_name(ld, value, "token_env", where, &ac->token_env);
+}
+
+static const struct field admin_fields[] = {
+    CUSTOM("listen", admin_listen),
+    CUSTOM("token_env", admin_token_env),
+    FIELDS_END,
+};
+
+static bool is_loopback(const struct gw_sockaddr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+	if (a->ss.ss_family == AF_INET6) {
+		const struct in6_addr *in6 = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(in6) ||
+		       (IN6_IS_ADDR_V4MAPPED(in6) && in6->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+/*
+ * The admin API can force breakers and shed levels and reload the config:
+ * anywhere but loopback it needs a token, or anyone who reaches the port
+ * steers the gateway.
+ */
+static void parse_admin(struct loader *ld, const struct gw_node *value, const char *where,
+                        void *obj)
+{
+	struct gw_config *cfg = obj;
+	const struct gw_node *listen;
+	const char *why;
+
+	if (!gw_node_is_null(value) && !want_map(ld, value, "admin", where))
+		return;
+	cfg->has_admin = true;
+	if (value->type == GW_NODE_MAP)
+		walk_map(ld, value, "admin", admin_fields, &cfg->admin, NULL);
+	if (!cfg->admin.listen) {
+		cfg->admin.listen = gw_strdup("127.0.0.1:9901");
+		gw_parse_bind_sockaddr(cfg->admin.listen, &cfg->admin.addr, &why);
+	}
+	listen = value->type == GW_NODE_MAP ? gw_node_get(value, "listen") : NULL;
+	if (listen && cfg->admin.listen && !cfg->admin.token_env && !is_loopback(&cfg->admin.addr))
+		bad_value(ld, listen, "listen", "admin",
+		          "'%s' is not a loopback address: an admin API reachable from other "
+		          "hosts needs a token (set admin.token_env)",
+		          listen->value);
 }
 
 /* ---- flags and profiles ------------------------------------------------ */
@@ -1668,6 +1762,7 @@ static const struct field top_fields[] = {
     CUSTOM("shedding", parse_shedding),
     CUSTOM("upstreams", parse_upstreams),
     CUSTOM("routes", parse_routes),
+    CUSTOM("admin", parse_admin),
     CUSTOM("redis", parse_redis),
     CUSTOM("flags", parse_flags),
     CUSTOM("profiles", parse_profiles),
@@ -1721,6 +1816,8 @@ static void config_free(struct gw_config *cfg)
 		free_route(&cfg->routes[i]);
 	free(cfg->routes);
 	free(cfg->access_log);
+	free(cfg->admin.listen);
+	free(cfg->admin.token_env);
 	free(cfg->redis.address);
 	free(cfg->redis.host);
 	free(cfg->redis.unix_path);
@@ -1830,6 +1927,24 @@ static void sort_errors(struct gw_errlist *errs, size_t first, const char *file)
 	free(e);
 }
 
+/* 64-bit FNV-1a of the file's bytes, in hex: which version of the file runs. */
+static void hash_file(const char *file, char out[17])
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	unsigned char buf[8192];
+	FILE *f = fopen(file, "rb");
+	size_t n;
+
+	out[0] = '\0';
+	if (!f)
+		return;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		for (size_t i = 0; i < n; i++)
+			h = (h ^ buf[i]) * 0x100000001b3ULL;
+	fclose(f);
+	snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
 struct gw_config *gw_config_load(const char *file, struct gw_errlist *errs)
 {
 	struct gw_yaml_doc doc;
@@ -1841,6 +1956,8 @@ struct gw_config *gw_config_load(const char *file, struct gw_errlist *errs)
 		gw_yaml_free(&doc);
 	}
 	sort_errors(errs, first, file);
+	if (cfg)
+		hash_file(file, cfg->hash);
 	return cfg;
 }
 

@@ -161,6 +161,17 @@ struct gw_redis_conf {
 	char *cache_file;            /* last known good values; NULL: none */
 };
 
+/*
+ * admin: the admin API (gateway/admin/admin.h). Present only when the file
+ * has an `admin` section. A listen address that is not loopback needs a
+ * token (checked at load).
+ */
+struct gw_admin_conf {
+	char *listen; /* as written; default "127.0.0.1:9901" */
+	struct gw_sockaddr addr;
+	char *token_env; /* environment variable holding the bearer token; NULL: none */
+};
+
 /* One entry of the top-level `flags` section: a flag and its default. */
 struct gw_flag_conf {
 	char *name;
@@ -240,12 +251,16 @@ struct gw_config {
 	struct gw_route_conf *routes;
 	size_t nroutes;
 
+	bool has_admin; /* the `admin` section is present */
+	struct gw_admin_conf admin;
 	bool has_redis; /* the `redis` section is present */
 	struct gw_redis_conf redis;
 	struct gw_flag_conf *flags; /* the `flags` section, in file order */
 	size_t nflags;
 	struct gw_profile_conf *profiles; /* the `profiles` section, in file order */
 	size_t nprofiles;
+	/* The file's bytes as loaded: 64-bit FNV-1a in hex ("" from a string). */
+	char hash[17];
 };
 
 /*

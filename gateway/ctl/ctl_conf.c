@@ -141,6 +141,17 @@ int ctl_conf_load(const char *file, struct ctl_conf *conf, struct gw_errlist *er
 	return 0;
 }
 
+int ctl_conf_load_admin(const char *file, struct ctl_conf *conf, struct gw_errlist *errs)
+{
+	memset(conf, 0, sizeof(*conf));
+	conf->file = gw_strdup(file);
+	if (read_admin(file, conf, errs) < 0) {
+		ctl_conf_free(conf);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- lookups and cleanup ----------------------------------------------- */
 
 static void free_flags(struct ctl_flag *flags, size_t count)

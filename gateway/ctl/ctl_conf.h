@@ -73,6 +73,15 @@ struct ctl_conf {
  * *conf left empty.
  */
 int ctl_conf_load(const char *file, struct ctl_conf *conf, struct gw_errlist *errs);
+/*
+ * Reads only the admin: section of FILE (and its name) into *conf, from the
+ * YAML tree, for the admin API commands when ctl_conf_load refuses the
+ * file: the gateway still runs what it loaded before, `status` should show
+ * it, and `reload` is how the operator hears the gateway's own verdict on
+ * the new file. 0 on success; -1 after adding lines to errs (a file that is
+ * not YAML, an admin: section of the wrong shape), *conf left empty.
+ */
+int ctl_conf_load_admin(const char *file, struct ctl_conf *conf, struct gw_errlist *errs);
 void ctl_conf_free(struct ctl_conf *conf);
 
 const struct ctl_flag *ctl_conf_flag(const struct ctl_conf *conf, const char *name);

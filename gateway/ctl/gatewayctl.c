@@ -17,6 +17,7 @@
  */
 #include "ctl_conf.h"
 #include "ctl_http.h"
+#include "ctl_json.h"
 #include "ctl_redis.h"
 #include "../config/conf_read.h"
 #include "../config/units.h"
@@ -33,6 +34,9 @@
 
 #define CTL_DEFAULT_CONFIG "conf/gateway.yaml"
 #define CTL_MAX_WORDS      4
+#define CTL_OPT_FOR        1u /* takes --for DURATION */
+#define CTL_OPT_JSON       2u /* takes --json */
+#define CTL_ADMIN_API      4u /* talks to the admin API: needs only admin: from the file */
 
 enum ctl_exit {
 	CTL_OK = 0,
@@ -44,6 +48,7 @@ struct ctl_args {
 	const char *config;
 	const char *admin; /* --admin ADDR: that gateway instead of admin.listen */
 	bool help;
+	bool json; /* --json: status prints the gateway's JSON as is */
 	bool has_for;
 	uint64_t for_ms;
 	const char *for_text;
@@ -64,13 +69,13 @@ struct ctl_command {
 	const char *sub;      /* "flag list" and friends; NULL for one-word commands */
 	size_t nwords;        /* words on the command line, the command's included */
 	const char *synopsis; /* for messages */
-	bool takes_for;
+	unsigned traits;      /* CTL_OPT_* (options beyond -c and --admin), CTL_ADMIN_API */
 	int (*check)(struct ctl *ctl); /* syntax, before the file is read; may be NULL */
 	int (*run)(struct ctl *ctl);
 };
 
 static const char usage_text[] =
-    "usage: gatewayctl [-c FILE] COMMAND [ARGS] [--for DURATION]\n"
+    "usage: gatewayctl [-c FILE] COMMAND [ARGS] [--for DURATION] [--json]\n"
     "\n"
     "Steers the whole fleet of gateways through Redis, and one gateway through its\n"
     "admin API. FILE is the gateway's configuration (default " CTL_DEFAULT_CONFIG ");\n"
@@ -96,8 +101,15 @@ static const char usage_text[] =
     "\n"
     "One gateway, through its admin API (admin.listen; the bearer token comes from\n"
     "the variable named by admin.token_env):\n"
-    "  status                       print its status (GET /status, JSON)\n"
-    "  reload                       reload its configuration (POST /reload)\n"
+    "  status [--json]              its state (GET /status): the configuration in\n"
+    "                               force, overload, in-flight requests and\n"
+    "                               connections, Redis, then tables of routes\n"
+    "                               (breakers and counters), upstreams, servers\n"
+    "                               and flags; --json: the gateway's JSON as is\n"
+    "  reload                       make it reload its configuration file (POST\n"
+    "                               /reload): prints the file and its hash, or\n"
+    "                               the errors for which it refused the file and\n"
+    "                               keeps serving with its current configuration\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE            the configuration file\n"
@@ -107,18 +119,24 @@ static const char usage_text[] =
     "                               until changed back\n"
     "  --admin ADDR                 status, reload: the gateway at ADDR (IP:PORT)\n"
     "                               instead of admin.listen\n"
+    "  --json                       status: print the gateway's JSON answer as is\n"
+    "                               instead of tables\n"
     "  -h, --help                   this help\n"
     "\n"
-    "Exit status: 0 done; 1 Redis or the gateway unreachable, too slow or refusing,\n"
-    "or the file unreadable or invalid; 2 usage error (unknown command, bad value,\n"
-    "unknown flag, route or profile), and then nothing was written.\n"
+    "Exit status: 0 done; 1 Redis or the gateway unreachable, too slow or refusing\n"
+    "(a reload refused, an answer not as expected), or the file unreadable or\n"
+    "invalid; 2 usage error (unknown command, bad value, unknown flag, route or\n"
+    "profile), and then nothing was written.\n"
     "\n"
     "Examples:\n"
     "  gatewayctl profile peak --for 2h\n"
     "  gatewayctl shed 1 --for 30m\n"
     "  gatewayctl flag set recommendations off\n"
     "  gatewayctl breaker checkout open --for 5m\n"
-    "  gatewayctl ops\n";
+    "  gatewayctl ops\n"
+    "  gatewayctl status\n"
+    "  gatewayctl status --json\n"
+    "  gatewayctl reload\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -224,6 +242,10 @@ static int take_option(int argc, char **argv, int *i, struct ctl_args *a)
 
 	if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
 		a->help = true;
+		return CTL_OK;
+	}
+	if (strcmp(opt, "--json") == 0) {
+		a->json = true;
 		return CTL_OK;
 	}
 	if (strncmp(opt, "--for=", 6) == 0)
@@ -811,15 +833,42 @@ static int cmd_ops(struct ctl *ctl)
 
 /* ---- admin API --------------------------------------------------------- */
 
-/* The first line of a body, for a one-line message. */
-static void first_line(const char *body, char *out, size_t size)
+/*
+ * s[0, len) as it may reach the operator's terminal, in a new string:
+ * printable ASCII as is, '\' doubled, anything else escaped (\n, \r, \t,
+ * \xNN for other bytes, UTF-8 included). Strings from the gateway come
+ * from its file and from Redis: none may send the terminal a control
+ * sequence, and each shows in as many columns as it has bytes.
+ */
+static char *shown(const char *s, size_t len)
 {
-	size_t n = strcspn(body, "\r\n");
+	char *out = gw_malloc(4 * len + 1), *o = out;
 
-	if (n >= size)
-		n = size - 1;
-	memcpy(out, body, n);
-	out[n] = '\0';
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\\') {
+			*o++ = '\\';
+			*o++ = '\\';
+		} else if (c >= 0x20 && c < 0x7f) {
+			*o++ = (char)c;
+		} else if (c == '\n' || c == '\r' || c == '\t') {
+			*o++ = '\\';
+			*o++ = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+		} else {
+			o += sprintf(o, "\\x%02x", c);
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* The first line of a body, for a one-line message (escaped, a new string). */
+static char *first_line(const struct ctl_http_reply *reply)
+{
+	size_t n = strcspn(reply->body, "\r\n");
+
+	return shown(reply->body, n > 200 ? 200 : n);
 }
 
 /* --admin, else admin.listen, else NULL. */
@@ -834,7 +883,7 @@ static void print_refused(const struct ctl *ctl, const char *method, const char 
                           const struct ctl_http_reply *reply)
 {
 	const char *env = ctl->conf.admin.token_env;
-	char line[256];
+	char *line;
 
 	if (reply->status == 401 || reply->status == 403) {
 		if (env)
@@ -849,9 +898,10 @@ static void print_refused(const struct ctl *ctl, const char *method, const char 
 			        admin_address(ctl), reply->status, ctl->conf.file);
 		return;
 	}
-	first_line(reply->body, line, sizeof(line));
+	line = first_line(reply);
 	fprintf(stderr, "gatewayctl: %s %s on the admin API at %s answered %d%s%s\n", method, path,
 	        admin_address(ctl), reply->status, line[0] ? ": " : "", line);
+	free(line);
 }
 
 /* Calls the admin API; 0 with *reply filled (any status), else prints why. */
@@ -885,42 +935,516 @@ static void print_body(const struct ctl_http_reply *reply, FILE *out)
 		fputc('\n', out);
 }
 
+/*
+ * Reading an answer's JSON against what the contract promises. Each
+ * lookup names the field by its path ("routes[2].breaker.state"); the
+ * first one missing or of the wrong type is kept in why, and every lookup
+ * after it answers a placeholder, so that a caller reads a whole document
+ * and checks failed once at the end.
+ */
+struct reader {
+	bool failed;
+	char why[256];
+};
+
+/* "a string", "an object", "null": a JSON type in a message. */
+static const char *a_type(enum ctl_json_type type)
+{
+	switch (type) {
+	case CTL_JSON_NULL:
+		return "null";
+	case CTL_JSON_BOOL:
+		return "a boolean";
+	case CTL_JSON_NUMBER:
+		return "a number";
+	case CTL_JSON_STRING:
+		return "a string";
+	case CTL_JSON_ARRAY:
+		return "an array";
+	case CTL_JSON_OBJECT:
+		return "an object";
+	}
+	return "?";
+}
+
+static const struct ctl_json *need(struct reader *r, const struct ctl_json *obj, const char *path,
+                                   const char *key, enum ctl_json_type type, bool nullable)
+{
+	const struct ctl_json *v = ctl_json_get(obj, key);
+	const char *dot = path[0] ? "." : "";
+
+	if (r->failed)
+		return NULL;
+	if (v && (v->type == type || (nullable && v->type == CTL_JSON_NULL)))
+		return v;
+	r->failed = true;
+	if (!v) {
+		snprintf(r->why, sizeof(r->why), "%s%s%s is missing", path, dot, key);
+		return NULL;
+	}
+	snprintf(r->why, sizeof(r->why), "%s%s%s is %s, not %s%s", path, dot, key, a_type(v->type),
+	         a_type(type), nullable ? " or null" : "");
+	return NULL;
+}
+
+/* Item i of an array, which must be an object (path names it: "routes[2]"). */
+static const struct ctl_json *item(struct reader *r, const struct ctl_json *array, size_t i,
+                                   const char *path)
+{
+	const struct ctl_json *v = ctl_json_at(array, i);
+
+	if (r->failed)
+		return NULL;
+	if (ctl_json_is(v, CTL_JSON_OBJECT))
+		return v;
+	r->failed = true;
+	snprintf(r->why, sizeof(r->why), "%s is %s, not an object", path,
+	         v ? a_type(v->type) : "missing");
+	return NULL;
+}
+
+/* A string field, escaped (a new string; "" after a failure). */
+static char *text_of(struct reader *r, const struct ctl_json *obj, const char *path,
+                     const char *key)
+{
+	const struct ctl_json *v = need(r, obj, path, key, CTL_JSON_STRING, false);
+
+	return v ? shown(v->u.string.data, v->u.string.len) : gw_strdup("");
+}
+
+/* A nullable string field, escaped (a new string), or NULL when null or after a failure. */
+static char *text_or_null(struct reader *r, const struct ctl_json *obj, const char *path,
+                          const char *key)
+{
+	const struct ctl_json *v = need(r, obj, path, key, CTL_JSON_STRING, true);
+
+	return v && v->type == CTL_JSON_STRING ? shown(v->u.string.data, v->u.string.len) : NULL;
+}
+
+static double number_of(struct reader *r, const struct ctl_json *obj, const char *path,
+                        const char *key)
+{
+	const struct ctl_json *v = need(r, obj, path, key, CTL_JSON_NUMBER, false);
+
+	return v ? v->u.number.value : 0;
+}
+
+static bool bool_of(struct reader *r, const struct ctl_json *obj, const char *path, const char *key)
+{
+	const struct ctl_json *v = need(r, obj, path, key, CTL_JSON_BOOL, false);
+
+	return v && v->u.boolean;
+}
+
+/* A counter as a new string: "123", or as the JSON wrote it when it is not a whole number. */
+static char *count_of(struct reader *r, const struct ctl_json *obj, const char *path,
+                      const char *key)
+{
+	const struct ctl_json *v = need(r, obj, path, key, CTL_JSON_NUMBER, false);
+	double d = v ? v->u.number.value : 0;
+	char buf[32];
+
+	if (v && !(d >= 0 && d < 1e15 && d == (double)(long long)d))
+		return shown(v->u.number.text, strlen(v->u.number.text));
+	snprintf(buf, sizeof(buf), "%lld", (long long)d);
+	return gw_strdup(buf);
+}
+
+/* A new string from a format. */
+static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *str_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	s = gw_malloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+/*
+ * An aligned table: a header row (none when heads is NULL) and rows of
+ * cells, columns two spaces apart, those marked 'r' in align right-aligned
+ * (numbers), no trailing blanks. Ownership: the table owns its cells (each
+ * given to table_put as a new string), released by table_free.
+ */
+struct table {
+	const char *title;        /* printed above it; NULL = none */
+	const char *const *heads; /* ncols of them, or NULL */
+	const char *align;        /* 'l' or 'r' per column */
+	size_t ncols;
+	char **cells; /* row after row */
+	size_t ncells, cap;
+};
+
+static void table_put(struct table *t, char *cell)
+{
+	if (t->ncells == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 64;
+		t->cells = gw_realloc(t->cells, t->cap * sizeof(*t->cells));
+	}
+	t->cells[t->ncells++] = cell;
+}
+
+static void table_print(const struct table *t)
+{
+	size_t width[16] = {0}, nrows = t->ncells / t->ncols;
+
+	for (size_t c = 0; c < t->ncols; c++) {
+		width[c] = t->heads ? strlen(t->heads[c]) : 0;
+		for (size_t i = 0; i < nrows; i++)
+			if (strlen(t->cells[i * t->ncols + c]) > width[c])
+				width[c] = strlen(t->cells[i * t->ncols + c]);
+	}
+	if (t->title)
+		printf("%s\n", t->title);
+	for (size_t i = t->heads ? 0 : 1; i <= nrows; i++) {
+		const char *const *row =
+		    i == 0 ? t->heads : (const char *const *)t->cells + (i - 1) * t->ncols;
+
+		for (size_t c = 0; c < t->ncols; c++) {
+			bool last = c + 1 == t->ncols, right = t->align[c] == 'r';
+			int w = (int)width[c];
+
+			if (right)
+				printf("%*s", w, row[c]);
+			else if (last)
+				printf("%s", row[c]);
+			else
+				printf("%-*s", w, row[c]);
+			printf("%s", last ? "\n" : "  ");
+		}
+	}
+	if (t->title && nrows == 0)
+		printf("(none)\n");
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->ncells; i++)
+		free(t->cells[i]);
+	free(t->cells);
+}
+
+/* One label and value of the summary block. */
+static void summary_put(struct table *t, const char *label, char *value)
+{
+	table_put(t, gw_strdup(label));
+	table_put(t, value);
+}
+
+/* The block above the tables: the process, its configuration, overload, Redis. */
+static void read_summary(struct reader *r, const struct ctl_json *st, struct table *t)
+{
+	const struct ctl_json *config = need(r, st, "", "config", CTL_JSON_OBJECT, false);
+	const struct ctl_json *ov = need(r, st, "", "overload", CTL_JSON_OBJECT, false);
+	const struct ctl_json *shed = need(r, ov, "overload", "shed", CTL_JSON_OBJECT, false);
+	const struct ctl_json *redis = need(r, st, "", "redis", CTL_JSON_OBJECT, false);
+	char *version = text_of(r, st, "", "version"), *file = text_of(r, config, "config", "file");
+	char *err = text_or_null(r, config, "config", "last_reload_error"), left[64];
+	char *reason = text_of(r, ov, "overload", "reason"), *source;
+	double pid = number_of(r, st, "", "pid"), up = number_of(r, st, "", "uptime_seconds");
+	double reloads = number_of(r, config, "config", "reloads");
+	bool draining = bool_of(r, st, "", "draining"), dry = bool_of(r, ov, "overload", "dry_run");
+	bool configured = bool_of(r, redis, "redis", "configured");
+	bool connected = bool_of(r, redis, "redis", "connected");
+
+	summary_put(t, "gateway",
+	            str_printf("%s, pid %.0f, up %s%s", version, pid,
+	                       format_left(up > 0 && up < 1e12 ? (long long)(up * 1000) : 0, left,
+	                                   sizeof(left)),
+	                       draining ? ", DRAINING" : ""));
+	summary_put(t, "config", file);
+	summary_put(t, "hash", text_of(r, config, "config", "hash"));
+	summary_put(t, "loaded at", text_of(r, config, "config", "loaded_at"));
+	summary_put(t, "reloads",
+	            str_printf("%.0f%s%s", reloads, err ? ", last error: " : "", err ? err : ""));
+	source = text_of(r, ov, "overload", "source");
+	summary_put(t, "overload",
+	            str_printf("level %.0f (%s)%s%s%s", number_of(r, ov, "overload", "level"),
+	                       source, reason[0] ? ": " : "", reason, dry ? ", dry run" : ""));
+	summary_put(t, "shed",
+	            str_printf("critical %.0f, normal %.0f, sheddable %.0f",
+	                       number_of(r, shed, "overload.shed", "critical"),
+	                       number_of(r, shed, "overload.shed", "normal"),
+	                       number_of(r, shed, "overload.shed", "sheddable")));
+	summary_put(t, "in-flight",
+	            str_printf("%.0f of %.0f", number_of(r, st, "", "inflight"),
+	                       number_of(r, ov, "overload", "max_inflight")));
+	summary_put(t, "connections", str_printf("%.0f", number_of(r, st, "", "connections")));
+	summary_put(t, "redis",
+	            gw_strdup(!configured ? "not configured"
+	                      : connected ? "connected"
+	                                  : "DISCONNECTED"));
+	free(version);
+	free(err);
+	free(reason);
+	free(source);
+}
+
+static void read_routes(struct reader *r, const struct ctl_json *st, struct table *t)
+{
+	const struct ctl_json *routes = need(r, st, "", "routes", CTL_JSON_ARRAY, false);
+
+	for (size_t i = 0; i < ctl_json_len(routes) && !r->failed; i++) {
+		const struct ctl_json *route, *b, *resp;
+		char path[48], bpath[64], rpath[64], *state, *forced;
+
+		snprintf(path, sizeof(path), "routes[%zu]", i);
+		snprintf(bpath, sizeof(bpath), "%s.breaker", path);
+		snprintf(rpath, sizeof(rpath), "%s.responses", path);
+		route = item(r, routes, i, path);
+		if (!route)
+			break;
+		b = need(r, route, path, "breaker", CTL_JSON_OBJECT, false);
+		resp = need(r, route, path, "responses", CTL_JSON_OBJECT, false);
+		table_put(t, text_of(r, route, path, "name"));
+		table_put(t, text_of(r, route, path, "priority"));
+		state = text_of(r, b, bpath, "state");
+		forced = text_or_null(r, b, bpath, "forced");
+		table_put(t, str_printf("%s%s", state, forced ? " (forced)" : ""));
+		free(state);
+		free(forced);
+		table_put(t, count_of(r, route, path, "requests"));
+		table_put(t, count_of(r, resp, rpath, "5xx"));
+		table_put(t, count_of(r, route, path, "retries"));
+		table_put(t, count_of(r, route, path, "budget_exhausted"));
+		table_put(t, count_of(r, route, path, "shed"));
+		table_put(t, count_of(r, route, path, "rate_limited"));
+	}
+}
+
+static void read_upstreams(struct reader *r, const struct ctl_json *st, struct table *ups,
+                           struct table *servers)
+{
+	const struct ctl_json *list = need(r, st, "", "upstreams", CTL_JSON_ARRAY, false);
+
+	for (size_t i = 0; i < ctl_json_len(list) && !r->failed; i++) {
+		const struct ctl_json *u, *q, *limit, *srv;
+		char path[48], qpath[64], spath[80], *name, *c, *n, *s;
+
+		snprintf(path, sizeof(path), "upstreams[%zu]", i);
+		snprintf(qpath, sizeof(qpath), "%s.queue", path);
+		u = item(r, list, i, path);
+		if (!u)
+			break;
+		q = need(r, u, path, "queue", CTL_JSON_OBJECT, false);
+		limit = need(r, u, path, "concurrency_limit", CTL_JSON_NUMBER, true);
+		srv = need(r, u, path, "servers", CTL_JSON_ARRAY, false);
+		name = text_of(r, u, path, "name");
+		table_put(ups, gw_strdup(name));
+		table_put(ups, text_of(r, u, path, "balance"));
+		table_put(ups, ctl_json_is(limit, CTL_JSON_NUMBER)
+		                   ? count_of(r, u, path, "concurrency_limit")
+		                   : gw_strdup("off"));
+		table_put(ups, count_of(r, u, path, "inflight"));
+		c = count_of(r, q, qpath, "critical");
+		n = count_of(r, q, qpath, "normal");
+		s = count_of(r, q, qpath, "sheddable");
+		table_put(ups, str_printf("%s/%s/%s", c, n, s));
+		free(c);
+		free(n);
+		free(s);
+		for (size_t j = 0; j < ctl_json_len(srv) && !r->failed; j++) {
+			const struct ctl_json *sv;
+
+			snprintf(spath, sizeof(spath), "%s.servers[%zu]", path, j);
+			sv = item(r, srv, j, spath);
+			if (!sv)
+				break;
+			table_put(servers, gw_strdup(name));
+			table_put(servers, text_of(r, sv, spath, "address"));
+			table_put(servers,
+			          gw_strdup(bool_of(r, sv, spath, "healthy") ? "up" : "DOWN"));
+			table_put(servers,
+			          gw_strdup(bool_of(r, sv, spath, "ejected") ? "yes" : "no"));
+			table_put(servers, count_of(r, sv, spath, "ejections"));
+			table_put(servers, count_of(r, sv, spath, "inflight"));
+			table_put(servers, count_of(r, sv, spath, "open_connections"));
+		}
+		free(name);
+	}
+}
+
+static void read_flags(struct reader *r, const struct ctl_json *st, struct table *t)
+{
+	const struct ctl_json *flags = need(r, st, "", "flags", CTL_JSON_ARRAY, false);
+
+	for (size_t i = 0; i < ctl_json_len(flags) && !r->failed; i++) {
+		const struct ctl_json *f;
+		char path[48];
+
+		snprintf(path, sizeof(path), "flags[%zu]", i);
+		f = item(r, flags, i, path);
+		if (!f)
+			break;
+		table_put(t, text_of(r, f, path, "name"));
+		table_put(t, text_of(r, f, path, "value"));
+		table_put(t, text_of(r, f, path, "source"));
+	}
+}
+
+static const char *const route_heads[] = {"NAME",        "PRIORITY", "BREAKER",          "REQUESTS",
+                                          "5XX",         "RETRIES",  "BUDGET_EXHAUSTED", "SHED",
+                                          "RATE_LIMITED"};
+static const char *const upstream_heads[] = {"NAME", "BALANCE", "LIMIT", "INFLIGHT", "QUEUE_C/N/S"};
+static const char *const server_heads[] = {"UPSTREAM",  "SERVER",   "HEALTH",    "EJECTED",
+                                           "EJECTIONS", "INFLIGHT", "OPEN_CONNS"};
+static const char *const flag_heads[] = {"NAME", "VALUE", "SOURCE"};
+
+/*
+ * GET /status's JSON as the summary block and the ROUTES, UPSTREAMS,
+ * SERVERS and FLAGS tables. Everything is read before anything is
+ * printed: an answer that is not what the contract promises prints one
+ * line naming the first field that is wrong, and nothing else.
+ */
+static int print_status(const struct ctl *ctl, const struct ctl_http_reply *reply)
+{
+	struct table sum = {.align = "ll", .ncols = 2};
+	struct table routes = {"ROUTES", route_heads, "lllrrrrrr", 9, NULL, 0, 0};
+	struct table ups = {"UPSTREAMS", upstream_heads, "llrrl", 5, NULL, 0, 0};
+	struct table servers = {"SERVERS", server_heads, "llllrrr", 7, NULL, 0, 0};
+	struct table flags = {"FLAGS", flag_heads, "lll", 3, NULL, 0, 0};
+	struct ctl_json_error jerr;
+	struct ctl_json *st = ctl_json_parse(reply->body, reply->body_len, &jerr);
+	struct reader r = {0};
+
+	if (!st) {
+		fprintf(stderr,
+		        "gatewayctl: GET /status on the admin API at %s answered something that is "
+		        "not JSON (at byte %zu: %s); see it with status --json\n",
+		        admin_address(ctl), jerr.offset, jerr.message);
+		return CTL_FAIL;
+	}
+	if (!ctl_json_is(st, CTL_JSON_OBJECT)) {
+		r.failed = true;
+		snprintf(r.why, sizeof(r.why), "it is %s, not an object", a_type(st->type));
+	}
+	read_summary(&r, st, &sum);
+	read_routes(&r, st, &routes);
+	read_upstreams(&r, st, &ups, &servers);
+	read_flags(&r, st, &flags);
+	if (r.failed) {
+		fprintf(stderr,
+		        "gatewayctl: GET /status on the admin API at %s answered JSON that is not "
+		        "the gateway's status (%s); see it with status --json\n",
+		        admin_address(ctl), r.why);
+	} else {
+		table_print(&sum);
+		printf("\n");
+		table_print(&routes);
+		printf("\n");
+		table_print(&ups);
+		printf("\n");
+		table_print(&servers);
+		printf("\n");
+		table_print(&flags);
+	}
+	table_free(&sum);
+	table_free(&routes);
+	table_free(&ups);
+	table_free(&servers);
+	table_free(&flags);
+	ctl_json_free(st);
+	return r.failed ? CTL_FAIL : CTL_OK;
+}
+
 static int cmd_status(struct ctl *ctl)
 {
 	struct ctl_http_reply reply;
-	int rc = CTL_OK;
+	int rc;
 
 	if (admin_call(ctl, "GET", "/status", &reply) < 0)
 		return CTL_FAIL;
-	if (reply.status == 200) {
-		print_body(&reply, stdout);
-	} else {
+	if (reply.status != 200) {
 		print_refused(ctl, "GET", "/status", &reply);
 		rc = CTL_FAIL;
+	} else if (ctl->args.json) {
+		print_body(&reply, stdout);
+		rc = CTL_OK;
+	} else {
+		rc = print_status(ctl, &reply);
 	}
 	ctl_http_reply_free(&reply);
 	return rc;
 }
 
+/* 200: {"ok":true,"config":{"file":...,"hash":...}} -> "reloaded: FILE (hash H)". */
+static int print_reloaded(const struct ctl *ctl, const struct ctl_json *body, const char *jwhy)
+{
+	struct reader r = {0};
+	const struct ctl_json *config = need(&r, body, "", "config", CTL_JSON_OBJECT, false);
+	char *file = text_of(&r, config, "config", "file");
+	char *hash = text_of(&r, config, "config", "hash");
+
+	if (!body)
+		snprintf(r.why, sizeof(r.why), "not JSON: %s", jwhy);
+	if (!body || r.failed)
+		fprintf(stderr,
+		        "gatewayctl: POST /reload on the admin API at %s answered 200 (reloaded) "
+		        "but not with the JSON expected (%s)\n",
+		        admin_address(ctl), r.why);
+	else
+		printf("reloaded: %s (hash %s)\n", file, hash);
+	free(file);
+	free(hash);
+	return !body || r.failed ? CTL_FAIL : CTL_OK;
+}
+
+/* 400: {"ok":false,"errors":["FILE:LINE:COL: message", ...]}, one line each. */
+static void print_reload_refused(const struct ctl_http_reply *reply, const struct ctl_json *body,
+                                 const char *jwhy)
+{
+	struct reader r = {0};
+	const struct ctl_json *errors = need(&r, body, "", "errors", CTL_JSON_ARRAY, false);
+	char *line;
+
+	fprintf(stderr, "reload refused, the gateway keeps its current configuration:\n");
+	for (size_t i = 0; i < ctl_json_len(errors); i++) {
+		size_t len;
+		const char *e = ctl_json_as_string(ctl_json_at(errors, i), &len);
+
+		line = e ? shown(e, len) : gw_strdup("(an error that is not a string)");
+		fprintf(stderr, "%s\n", line);
+		free(line);
+	}
+	if (body && !r.failed)
+		return;
+	line = first_line(reply);
+	fprintf(stderr, "gatewayctl: the answer does not list the errors (%s): %s\n",
+	        body ? r.why : jwhy, line);
+	free(line);
+}
+
 static int cmd_reload(struct ctl *ctl)
 {
 	struct ctl_http_reply reply;
-	int rc = CTL_OK;
+	struct ctl_json_error jerr;
+	struct ctl_json *body = NULL;
+	char jwhy[192] = "";
+	int rc = CTL_FAIL;
 
 	if (admin_call(ctl, "POST", "/reload", &reply) < 0)
 		return CTL_FAIL;
-	if (reply.status == 200) {
-		print_body(&reply, stdout);
-		printf("the gateway at %s reloaded its configuration\n", admin_address(ctl));
-	} else if (reply.status == 400) {
-		print_body(&reply, stderr);
-		fprintf(stderr, "gatewayctl: the gateway refused the new configuration (400) and "
-		                "keeps serving with the old one\n");
-		rc = CTL_FAIL;
-	} else {
-		print_refused(ctl, "POST", "/reload", &reply);
-		rc = CTL_FAIL;
+	if (reply.status == 200 || reply.status == 400) {
+		body = ctl_json_parse(reply.body, reply.body_len, &jerr);
+		if (!body)
+			snprintf(jwhy, sizeof(jwhy), "at byte %zu: %s", jerr.offset, jerr.message);
 	}
+	if (reply.status == 200)
+		rc = print_reloaded(ctl, body, jwhy);
+	else if (reply.status == 400)
+		print_reload_refused(&reply, body, jwhy);
+	else
+		print_refused(ctl, "POST", "/reload", &reply);
+	ctl_json_free(body);
 	ctl_http_reply_free(&reply);
 	return rc;
 }
@@ -928,17 +1452,18 @@ static int cmd_reload(struct ctl *ctl)
 /* ---- dispatch ---------------------------------------------------------- */
 
 static const struct ctl_command commands[] = {
-    {"flag", "list", 2, "flag list", false, NULL, cmd_flag_list},
-    {"flag", "get", 3, "flag get NAME", false, check_flag_name, cmd_flag_get},
-    {"flag", "set", 4, "flag set NAME on|off|N%", false, check_flag_set, cmd_flag_set},
-    {"flag", "unset", 3, "flag unset NAME", false, check_flag_name, cmd_flag_unset},
-    {"shed", NULL, 2, "shed auto|0|1|2 [--for DURATION]", true, check_shed, cmd_shed},
-    {"breaker", NULL, 3, "breaker ROUTE open|closed|auto [--for DURATION]", true, check_breaker,
-     cmd_breaker},
-    {"profile", NULL, 2, "profile NAME|none [--for DURATION]", true, check_profile, cmd_profile},
-    {"ops", NULL, 1, "ops", false, NULL, cmd_ops},
-    {"status", NULL, 1, "status", false, NULL, cmd_status},
-    {"reload", NULL, 1, "reload", false, NULL, cmd_reload},
+    {"flag", "list", 2, "flag list", 0, NULL, cmd_flag_list},
+    {"flag", "get", 3, "flag get NAME", 0, check_flag_name, cmd_flag_get},
+    {"flag", "set", 4, "flag set NAME on|off|N%", 0, check_flag_set, cmd_flag_set},
+    {"flag", "unset", 3, "flag unset NAME", 0, check_flag_name, cmd_flag_unset},
+    {"shed", NULL, 2, "shed auto|0|1|2 [--for DURATION]", CTL_OPT_FOR, check_shed, cmd_shed},
+    {"breaker", NULL, 3, "breaker ROUTE open|closed|auto [--for DURATION]", CTL_OPT_FOR,
+     check_breaker, cmd_breaker},
+    {"profile", NULL, 2, "profile NAME|none [--for DURATION]", CTL_OPT_FOR, check_profile,
+     cmd_profile},
+    {"ops", NULL, 1, "ops", 0, NULL, cmd_ops},
+    {"status", NULL, 1, "status [--json]", CTL_ADMIN_API | CTL_OPT_JSON, NULL, cmd_status},
+    {"reload", NULL, 1, "reload", CTL_ADMIN_API, NULL, cmd_reload},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -975,18 +1500,38 @@ static int check_command(const struct ctl_command *c, struct ctl *ctl)
 		return usage_error("%s arguments: usage: gatewayctl %s",
 		                   ctl->args.nwords < c->nwords ? "missing" : "too many",
 		                   c->synopsis);
-	if (ctl->args.has_for && !c->takes_for)
+	if (ctl->args.has_for && !(c->traits & CTL_OPT_FOR))
 		return usage_error("--for applies to shed, breaker and profile, not to %s",
 		                   c->synopsis);
+	if (ctl->args.json && !(c->traits & CTL_OPT_JSON))
+		return usage_error("--json applies to status, not to %s", c->synopsis);
 	return c->check ? c->check(ctl) : CTL_OK;
 }
 
-static int load_conf(struct ctl *ctl)
+/*
+ * The file, all of it. A command of the admin API makes do with the file's
+ * admin: section when the rest does not load: the gateway runs what it
+ * loaded before; status notes the errors (the first one), reload leaves
+ * them to the gateway, which answers with its own.
+ */
+static int load_conf(struct ctl *ctl, const struct ctl_command *cmd)
 {
-	struct gw_errlist errs = {0};
+	struct gw_errlist errs = {0}, admin_errs = {0};
 
 	if (ctl_conf_load(ctl->args.config, &ctl->conf, &errs) == 0)
 		return CTL_OK;
+	if ((cmd->traits & CTL_ADMIN_API) && errs.count > 0 &&
+	    ctl_conf_load_admin(ctl->args.config, &ctl->conf, &admin_errs) == 0) {
+		if (cmd->run == cmd_status)
+			fprintf(stderr,
+			        "gatewayctl: note: %s does not load (%s; %zu error%s in all); the "
+			        "gateway runs what it loaded before\n",
+			        ctl->args.config, errs.items[0], errs.count,
+			        errs.count == 1 ? "" : "s");
+		gw_errlist_free(&errs);
+		return CTL_OK;
+	}
+	gw_errlist_free(&admin_errs);
 	for (size_t i = 0; i < errs.count; i++)
 		fprintf(stderr, "gatewayctl: %s\n", errs.items[i]);
 	if (errs.count == 0)
@@ -1017,7 +1562,7 @@ int main(int argc, char **argv)
 		return CTL_USAGE;
 	rc = check_command(cmd, &ctl);
 	if (rc == CTL_OK)
-		rc = load_conf(&ctl);
+		rc = load_conf(&ctl, cmd);
 	if (rc == CTL_OK)
 		rc = cmd->run(&ctl);
 	ctl_redis_close(&ctl.redis);

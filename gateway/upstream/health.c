@@ -120,6 +120,45 @@ struct gw_health *gw_health_new(const struct gw_config *cfg)
 	return h;
 }
 
+/*
+ * A reload keeps what is known of the servers that keep their upstream's
+ * name and their address: a server marked down stays down until its
+ * checks pass again, an ejection runs its course, and the next ejection
+ * is as long as if no reload had happened.
+ */
+void gw_health_carry(struct gw_health *h, const struct gw_health *old)
+{
+	for (size_t i = 0; old && i < h->nups; i++) {
+		struct gw_health_upstream *u = &h->ups[i];
+		const struct gw_health_upstream *ou = NULL;
+		unsigned nejected = 0;
+
+		for (size_t j = 0; j < old->nups && !ou; j++)
+			if (strcmp(old->ups[j].name, u->name) == 0)
+				ou = &old->ups[j];
+		for (size_t s = 0; ou && s < u->nservers; s++) {
+			struct gw_health_server *hs = &u->servers[s];
+
+			for (size_t t = 0; t < ou->nservers; t++) {
+				const struct gw_health_server *os = &ou->servers[t];
+				uint64_t until = atomic_load(&os->ejected_until_ms);
+
+				if (strcmp(os->address, hs->address) != 0)
+					continue;
+				atomic_store(&hs->up, atomic_load(&os->up));
+				atomic_store(&hs->failures, atomic_load(&os->failures));
+				atomic_store(&hs->ejections, atomic_load(&os->ejections));
+				if (u->outlier && until) {
+					atomic_store(&hs->ejected_until_ms, until);
+					nejected++;
+				}
+				break;
+			}
+		}
+		atomic_store(&u->nejected, nejected);
+	}
+}
+
 void gw_health_free(struct gw_health *h)
 {
 	if (!h)

@@ -44,6 +44,9 @@ struct gw_health_checker;
 
 struct gw_health *gw_health_new(const struct gw_config *cfg);
 void gw_health_free(struct gw_health *h);
+/* Takes over old's state of the servers that keep their upstream name and
+ * address (a reload). Before any worker uses h. */
+void gw_health_carry(struct gw_health *h, const struct gw_health *old);
 
 /* May server srv of upstream up take a new try: up by active checks and not
  * ejected at now_ms. */

@@ -34,6 +34,14 @@ void gw_clock_iso8601(char *buf, unsigned size)
 	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
+int64_t gw_clock_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void gw_clock_set_fake(uint64_t now_ms)
 {
 	atomic_store(&fake_now_ms, now_ms);

@@ -17,6 +17,9 @@ uint64_t gw_clock_now_us(void);
 /* Wall clock as an ISO 8601 UTC string with milliseconds; buf >= 32 bytes. */
 void gw_clock_iso8601(char *buf, unsigned size);
 
+/* Wall clock (CLOCK_REALTIME) in ms since the epoch: for "loaded at" times. */
+int64_t gw_clock_wall_ms(void);
+
 void gw_clock_set_fake(uint64_t now_ms);
 void gw_clock_advance_fake(uint64_t delta_ms);
 void gw_clock_use_real(void);

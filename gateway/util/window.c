@@ -177,6 +177,22 @@ void gw_window_free(struct gw_window *w)
 	free(w);
 }
 
+void gw_window_copy(struct gw_window *dst, const struct gw_window *src)
+{
+	size_t n = (size_t)dst->buckets * dst->counters;
+
+	/* stamps are epochs of bucket_ms: another shape would mean other times */
+	if (dst->buckets != src->buckets || dst->counters != src->counters ||
+	    dst->bucket_ms != src->bucket_ms)
+		return;
+	for (size_t i = 0; i < n; i++)
+		atomic_store_explicit(&dst->words[i],
+		                      atomic_load_explicit(&src->words[i], memory_order_relaxed),
+		                      memory_order_relaxed);
+	atomic_store_explicit(&dst->hint, atomic_load_explicit(&src->hint, memory_order_relaxed),
+	                      memory_order_relaxed);
+}
+
 void gw_window_add(struct gw_window *w, unsigned counter, uint64_t now_ms)
 {
 	struct place p = place_of(w, now_ms, true);

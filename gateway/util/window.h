@@ -31,6 +31,9 @@ struct gw_window;
  */
 struct gw_window *gw_window_new(unsigned buckets, uint64_t bucket_ms, unsigned counters);
 void gw_window_free(struct gw_window *w);
+/* Copies src's counts into dst when both have the same buckets, bucket
+ * length and counters (a reload that keeps the settings); else nothing. */
+void gw_window_copy(struct gw_window *dst, const struct gw_window *src);
 
 /* Counts one of counter at now_ms. */
 void gw_window_add(struct gw_window *w, unsigned counter, uint64_t now_ms);

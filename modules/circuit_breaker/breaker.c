@@ -214,6 +214,21 @@ struct gw_breaker *gw_breaker_new(const struct gw_breaker_conf *c, const char *r
 	return b;
 }
 
+void gw_breaker_carry(struct gw_breaker *b, const struct gw_breaker *old, uint64_t now_ms)
+{
+	int state = atomic_load(&old->state);
+
+	gw_window_copy(b->window, old->window);
+	atomic_store(&b->force, atomic_load(&old->force));
+	atomic_store(&b->consecutive, atomic_load(&old->consecutive));
+	if (state == GW_BREAKER_CLOSED)
+		return;
+	atomic_store(&b->open_ms, atomic_load(&old->open_ms));
+	atomic_store(&b->open_until_ms,
+	             state == GW_BREAKER_HALF_OPEN ? now_ms : atomic_load(&old->open_until_ms));
+	atomic_store(&b->state, GW_BREAKER_OPEN);
+}
+
 void gw_breaker_free(struct gw_breaker *b)
 {
 	if (!b)

@@ -93,6 +93,14 @@ struct gw_breaker;
 
 struct gw_breaker *gw_breaker_new(const struct gw_breaker_conf *c, const char *route_name);
 void gw_breaker_free(struct gw_breaker *b);
+/*
+ * A reload: b (new, unused) takes over old's state. A forced state stays
+ * forced, an open breaker stays open until the same time (its next open
+ * time as doubled so far), the window keeps its tries when its length did
+ * not change. A half-open breaker becomes open with its time up: its
+ * probes report to old, so b hands out fresh ones.
+ */
+void gw_breaker_carry(struct gw_breaker *b, const struct gw_breaker *old, uint64_t now_ms);
 
 /*
  * May a request go to the upstream now? On GW_BREAKER_REJECT,

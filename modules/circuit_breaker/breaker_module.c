@@ -23,6 +23,11 @@ static void breaker_route_state_free(void *state)
 	gw_breaker_free(state);
 }
 
+static void breaker_route_state_carry(void *state, const void *old)
+{
+	gw_breaker_carry(state, old, gw_clock_now_ms());
+}
+
 static enum gw_admit breaker_on_admit(struct gw_mod_env *env)
 {
 	struct breaker_slot *slot = env->slot;
@@ -93,6 +98,7 @@ const struct gw_module gw_breaker_module = {
     .slot_size = sizeof(struct breaker_slot),
     .route_state_new = breaker_route_state_new,
     .route_state_free = breaker_route_state_free,
+    .route_state_carry = breaker_route_state_carry,
     .on_admit = breaker_on_admit,
     .on_try_done = breaker_on_try_done,
     .may_retry = breaker_may_retry,

@@ -5,10 +5,13 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/event.h>
 
 #include "../shedding/shedding.h"
+#include "../../gateway/generation.h"
+#include "../../gateway/stats.h"
 #include "../../gateway/txn.h"
 #include "../../gateway/util/alloc.h"
 #include "../../gateway/util/clock.h"
@@ -135,8 +138,19 @@ static void shed_waiter(struct cc_worker *cw, struct cc_slot *slot)
 	    .retry_after_ms = gw_shed_retry_after_ms(sc, gw_worker_random(cw->w)),
 	};
 
-	gw_shed_count(cw->w, txn->route, "upstream queue standing above target_queue_delay", false);
+	gw_shed_count(txn, "upstream queue standing above target_queue_delay", false);
 	gw_txn_refuse(txn, &a); /* may free txn */
+}
+
+/* gateway_upstream_queue_wait_seconds: how long a waiter waited, served or shed. */
+static void record_wait(struct cc_worker *cw, struct cc_slot *slot, uint64_t now)
+{
+	struct gw_txn *txn = slot->txn;
+	struct gw_upstream_stats *us = txn->wg->gen->upstream_stats[txn->route->upstream->index];
+	uint64_t waited = now > slot->entry.enqueued_ms ? now - slot->entry.enqueued_ms : 0;
+
+	if (us)
+		gw_histogram_observe(&us->w[cw->w->id].wait[slot->entry.rank], waited * 1000);
 }
 
 /*
@@ -154,12 +168,15 @@ static void dispatch(struct cc_worker *cw, struct cc_upstream *u)
 		return;
 	u->dispatching = true;
 	if (!cw->w->config->shedding.dry_run)
-		while ((e = gw_pq_shed_next(&u->queue, now)) != NULL)
+		while ((e = gw_pq_shed_next(&u->queue, now)) != NULL) {
+			record_wait(cw, slot_of(e), now);
 			shed_waiter(cw, slot_of(e));
+		}
 	while ((u->inflight < limit_of(u) || (gw_pq_len(&u->queue, 0) > 0 && spare_elsewhere(u))) &&
 	       (e = gw_pq_pop(&u->queue, now)) != NULL) {
 		struct cc_slot *slot = slot_of(e);
 
+		record_wait(cw, slot, now);
 		take_slot(u, slot);
 		gw_txn_resume(slot->txn); /* may free it */
 	}
@@ -267,6 +284,31 @@ static void cc_worker_free(void *state)
 	free(cw);
 }
 
+/* A reload: each upstream that keeps its name and stays adaptive keeps
+ * what its limit has learned (its queue starts empty: waiters stay with
+ * the old state until they are served). */
+static void cc_worker_carry(void *state, const void *old_state)
+{
+	struct cc_worker *cw = state;
+	const struct cc_worker *old = old_state;
+
+	for (size_t i = 0; i < cw->nups; i++) {
+		struct cc_upstream *u = &cw->ups[i];
+
+		if (!u->conf || !u->adaptive)
+			continue;
+		for (size_t j = 0; j < old->nups; j++) {
+			const struct cc_upstream *o = &old->ups[j];
+
+			if (o->conf && o->adaptive && strcmp(o->conf->name, u->conf->name) == 0) {
+				u->limit = o->limit;
+				publish_limit(u);
+				break;
+			}
+		}
+	}
+}
+
 static bool cc_active(const struct gw_route_conf *route)
 {
 	return route->upstream->climit_mode != GW_CLIMIT_OFF;
@@ -315,7 +357,7 @@ static enum gw_admit cc_on_admit(struct gw_mod_env *env)
 	if (refuse) {
 		bool dry = cw->w->config->shedding.dry_run;
 
-		gw_shed_count(env->worker, env->route, "upstream queue standing above target", dry);
+		gw_shed_count(env->txn, "upstream queue standing above target", dry);
 		if (!dry) {
 			env->answer.status = 503;
 			env->answer.code = "shed";
@@ -358,7 +400,7 @@ static void cc_on_end(struct gw_mod_env *env)
 
 void gw_concurrency_stats(struct gw_worker *w, size_t upstream, struct gw_concurrency_stats *out)
 {
-	struct cc_worker *cw = w->mod_state[gw_module_index(&gw_concurrency_module)];
+	struct cc_worker *cw = gw_worker_mod_state(w, &gw_concurrency_module);
 	const struct cc_upstream *u;
 
 	*out = (struct gw_concurrency_stats){0};
@@ -382,6 +424,7 @@ const struct gw_module gw_concurrency_module = {
     .process_state_free = cc_process_free,
     .worker_state_new = cc_worker_new,
     .worker_state_free = cc_worker_free,
+    .worker_state_carry = cc_worker_carry,
     .on_admit = cc_on_admit,
     .on_try_done = cc_on_try_done,
     .on_end = cc_on_end,

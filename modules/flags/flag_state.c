@@ -67,6 +67,44 @@ struct gw_flags_layer *gw_flags_layer_copy(const struct gw_flags_layer *l)
 	return c;
 }
 
+struct gw_flags_layer *gw_flags_layer_rekey(const struct gw_flags_layer *l,
+                                            const struct gw_config *from,
+                                            const struct gw_config *to)
+{
+	struct gw_flags_layer *n = gw_flags_layer_new(to);
+
+	n->cached = l->cached;
+	for (size_t i = 0; i < to->nflags; i++) {
+		int j = gw_config_find_flag(from, to->flags[i].name);
+
+		if (j >= 0 && (size_t)j < l->nflags && l->has_flag[j]) {
+			n->has_flag[i] = true;
+			n->flags[i] = l->flags[j];
+		}
+	}
+	n->has_shed_level = l->has_shed_level;
+	n->shed_level = l->shed_level;
+	n->shed_expires_ms = l->shed_expires_ms;
+	if (l->has_profile && l->profile < from->nprofiles) {
+		int j = gw_config_find_profile(to, from->profiles[l->profile].name);
+
+		n->has_profile = j >= 0;
+		n->profile = j >= 0 ? (size_t)j : 0;
+		n->profile_expires_ms = l->profile_expires_ms;
+	}
+	for (size_t r = 0; r < to->nroutes; r++) {
+		for (size_t j = 0; j < from->nroutes && j < l->nroutes; j++) {
+			if (strcmp(from->routes[j].name, to->routes[r].name) != 0)
+				continue;
+			n->has_breaker[r] = l->has_breaker[j];
+			n->breakers[r] = l->breakers[j];
+			n->breaker_expires_ms[r] = l->breaker_expires_ms[j];
+			break;
+		}
+	}
+	return n;
+}
+
 void gw_flags_layer_free(struct gw_flags_layer *l)
 {
 	if (!l)

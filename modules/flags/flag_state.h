@@ -99,6 +99,11 @@ struct gw_flags_layer {
 
 struct gw_flags_layer *gw_flags_layer_new(const struct gw_config *config);
 struct gw_flags_layer *gw_flags_layer_copy(const struct gw_flags_layer *l);
+/* The values of l (made for config from) for config to, matched by name:
+ * flags, profile and route breakers the new config lacks are dropped. */
+struct gw_flags_layer *gw_flags_layer_rekey(const struct gw_flags_layer *l,
+                                            const struct gw_config *from,
+                                            const struct gw_config *to);
 void gw_flags_layer_free(struct gw_flags_layer *l);
 /* Same values; expiry times within slack_ms of each other count as equal. */
 bool gw_flags_layer_equal(const struct gw_flags_layer *a, const struct gw_flags_layer *b,

@@ -471,6 +471,23 @@ static void on_start_deadline(evutil_socket_t fd, short what, void *arg)
 	fs->start_done = true;
 }
 
+static void make_ops_keys(struct gw_flags_sync *fs)
+{
+	const struct gw_config *config = fs->config;
+	const char *prefix = config->redis.prefix;
+
+	for (size_t i = 0; i < fs->nops; i++)
+		free(fs->ops_keys[i]);
+	free(fs->ops_keys);
+	fs->nops = GW_OPS_BREAKER0 + config->nroutes;
+	fs->ops_keys = gw_calloc(fs->nops, sizeof(*fs->ops_keys));
+	fs->ops_keys[GW_OPS_SHED_LEVEL] = concat(prefix, "ops:shed_level", "");
+	fs->ops_keys[GW_OPS_PROFILE] = concat(prefix, "ops:profile", "");
+	for (size_t r = 0; r < config->nroutes; r++)
+		fs->ops_keys[GW_OPS_BREAKER0 + r] =
+		    concat(prefix, "ops:breaker:", config->routes[r].name);
+}
+
 /* ---- life cycle ---------------------------------------------------------------- */
 
 struct gw_flags_sync *gw_flags_sync_new(struct gw_config *config, struct event_base *main_base,
@@ -502,13 +519,7 @@ struct gw_flags_sync *gw_flags_sync_new(struct gw_config *config, struct event_b
 		return fs;
 
 	fs->flags_key = concat(rc->prefix, "flags", "");
-	fs->nops = GW_OPS_BREAKER0 + config->nroutes;
-	fs->ops_keys = gw_calloc(fs->nops, sizeof(*fs->ops_keys));
-	fs->ops_keys[GW_OPS_SHED_LEVEL] = concat(rc->prefix, "ops:shed_level", "");
-	fs->ops_keys[GW_OPS_PROFILE] = concat(rc->prefix, "ops:profile", "");
-	for (size_t r = 0; r < config->nroutes; r++)
-		fs->ops_keys[GW_OPS_BREAKER0 + r] =
-		    concat(rc->prefix, "ops:breaker:", config->routes[r].name);
+	make_ops_keys(fs);
 	fs->poll_ev = event_new(main_base, -1, EV_PERSIST, on_poll, fs);
 	fs->start_ev = evtimer_new(main_base, on_start_deadline, fs);
 	{
@@ -604,6 +615,72 @@ void gw_flags_sync_override_flag(struct gw_flags_sync *fs, size_t index,
 	if (v)
 		fs->override->flags[index] = *v;
 	publish(fs);
+}
+
+void gw_flags_sync_override_shed(struct gw_flags_sync *fs, int level)
+{
+	fs->override->has_shed_level = level != GW_SHED_LEVEL_AUTO;
+	fs->override->shed_level = level;
+	fs->override->shed_expires_ms = 0;
+	publish(fs);
+}
+
+void gw_flags_sync_override_breaker(struct gw_flags_sync *fs, size_t route, enum gw_breaker_force f)
+{
+	if (route >= fs->override->nroutes)
+		return;
+	fs->override->has_breaker[route] = f != GW_BREAKER_FORCE_AUTO;
+	fs->override->breakers[route] = f;
+	fs->override->breaker_expires_ms[route] = 0;
+	publish(fs);
+}
+
+bool gw_flags_sync_redis_connected(const struct gw_flags_sync *fs)
+{
+	return fs->redis && gw_redis_ready(fs->redis);
+}
+
+/*
+ * A reload: every value is carried to the new config by name (a flag, a
+ * profile or a route the new file lacks is dropped), the breakers of the
+ * new pipeline are what they were (the breaker module carried them), and
+ * Redis is read again for the routes the old config did not have.
+ */
+void gw_flags_sync_reconfigure(struct gw_flags_sync *fs, struct gw_config *config,
+                               struct gw_pipeline *pipeline)
+{
+	struct gw_config *old = fs->config;
+	struct gw_flags_layer *l;
+	enum gw_breaker_force *applied =
+	    gw_calloc(config->nroutes ? config->nroutes : 1, sizeof(*applied));
+
+	for (size_t r = 0; r < config->nroutes; r++)
+		for (size_t j = 0; j < old->nroutes; j++)
+			if (strcmp(old->routes[j].name, config->routes[r].name) == 0)
+				applied[r] = fs->applied[j];
+	free(fs->applied);
+	fs->applied = applied;
+	l = gw_flags_layer_rekey(fs->remote, old, config);
+	gw_flags_layer_free(fs->remote);
+	fs->remote = l;
+	l = gw_flags_layer_rekey(fs->override, old, config);
+	gw_flags_layer_free(fs->override);
+	fs->override = l;
+	gw_flags_layer_free(fs->written);
+	fs->written = NULL;
+	gw_flags_complaints_free(&fs->complaints);
+	gw_flags_complaints_init(&fs->complaints, config);
+	fs->config = gw_config_ref(config);
+	fs->pipeline = pipeline;
+	if (fs->redis)
+		make_ops_keys(fs);
+	gw_config_unref(old);
+	/* a snapshot for the new config, even when no value changed */
+	gw_flags_snap_unref(fs->current);
+	fs->current = NULL;
+	publish(fs);
+	if (fs->redis)
+		reread_start(fs);
 }
 
 void gw_flags_sync_free(struct gw_flags_sync *fs)

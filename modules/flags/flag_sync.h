@@ -28,6 +28,7 @@
 #ifndef GW_MODULES_FLAGS_FLAG_SYNC_H
 #define GW_MODULES_FLAGS_FLAG_SYNC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "flag_state.h"
@@ -60,6 +61,19 @@ const struct gw_flags_snap *gw_flags_sync_current(const struct gw_flags_sync *fs
  */
 void gw_flags_sync_override_flag(struct gw_flags_sync *fs, size_t index,
                                  const struct gw_flag_value *v);
+/* Admin overrides of the shed level (GW_SHED_LEVEL_AUTO removes it) and of
+ * a route's breaker (GW_BREAKER_FORCE_AUTO removes it): applied at once. */
+void gw_flags_sync_override_shed(struct gw_flags_sync *fs, int level);
+void gw_flags_sync_override_breaker(struct gw_flags_sync *fs, size_t route,
+                                    enum gw_breaker_force f);
+bool gw_flags_sync_redis_connected(const struct gw_flags_sync *fs);
+/*
+ * A reload (main thread): from now on values are for config, and forced
+ * breakers are those of pipeline. Workers get a snapshot for the new
+ * config at once.
+ */
+void gw_flags_sync_reconfigure(struct gw_flags_sync *fs, struct gw_config *config,
+                               struct gw_pipeline *pipeline);
 void gw_flags_sync_free(struct gw_flags_sync *fs);
 
 #endif

@@ -8,7 +8,10 @@
 
 #include "../../gateway/config/conf_read.h"
 #include "../../gateway/config/config.h"
+#include "../../gateway/pipeline.h"
+#include "../../gateway/stats.h"
 #include "../../gateway/txn.h"
+#include "../../gateway/worker.h"
 #include "../../gateway/util/alloc.h"
 
 #define SEC  1000ull
@@ -119,6 +122,7 @@ static enum gw_admit rl_on_admit(struct gw_mod_env *env)
 	if (wait == 0)
 		return GW_ADMIT_NEXT;
 	atomic_fetch_add_explicit(&rl->refused, 1, memory_order_relaxed);
+	gw_stats_event(env->txn->rs->stats, env->worker->id, GW_EV_RATE_LIMITED);
 	env->answer.status = 429;
 	env->answer.code = "rate_limited";
 	env->answer.retry_after_ms = wait;

@@ -352,6 +352,12 @@ void gw_retry_budget_free(struct gw_retry_budget *b)
 	free(b);
 }
 
+void gw_retry_budget_carry(struct gw_retry_budget *b, const struct gw_retry_budget *old)
+{
+	gw_window_copy(b->window, old->window);
+	atomic_store(&b->exhausted, atomic_load(&old->exhausted));
+}
+
 void gw_retry_budget_on_request(struct gw_retry_budget *b, uint64_t now_ms)
 {
 	gw_window_add(b->window, REQUESTS, now_ms);

@@ -119,6 +119,8 @@ struct gw_retry_budget;
  */
 struct gw_retry_budget *gw_retry_budget_new(double ratio, uint32_t min_per_second);
 void gw_retry_budget_free(struct gw_retry_budget *b);
+/* A reload: the budget goes on with what old has counted. */
+void gw_retry_budget_carry(struct gw_retry_budget *b, const struct gw_retry_budget *old);
 /* Counts one request (its first try) at now_ms. */
 void gw_retry_budget_on_request(struct gw_retry_budget *b, uint64_t now_ms);
 /*

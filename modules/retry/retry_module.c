@@ -4,9 +4,11 @@
  */
 #include "retry.h"
 
+#include "../../gateway/pipeline.h"
+#include "../../gateway/stats.h"
 #include "../../gateway/txn.h"
-#include "../../gateway/util/clock.h"
 #include "../../gateway/worker.h"
+#include "../../gateway/util/clock.h"
 
 static bool retry_active(const struct gw_route_conf *route)
 {
@@ -23,6 +25,11 @@ static void *retry_route_state_new(const void *conf, const struct gw_route_conf 
 static void retry_route_state_free(void *state)
 {
 	gw_retry_budget_free(state);
+}
+
+static void retry_route_state_carry(void *state, const void *old)
+{
+	gw_retry_budget_carry(state, old);
 }
 
 static enum gw_admit retry_on_admit(struct gw_mod_env *env)
@@ -68,8 +75,10 @@ static bool retry_may_retry(struct gw_mod_env *env, const struct gw_try *t, uint
 	need = backoff + (rc->per_try_timeout_ms ? rc->per_try_timeout_ms : 1);
 	if (env->now_ms + need > txn->deadline_ms)
 		return false;
-	if (!gw_retry_budget_acquire(env->route_state, env->now_ms))
-		return false; /* counted by the budget (gateway_retry_budget_exhausted_total) */
+	if (!gw_retry_budget_acquire(env->route_state, env->now_ms)) {
+		gw_stats_event(txn->rs->stats, env->worker->id, GW_EV_BUDGET_EXHAUSTED);
+		return false;
+	}
 	*backoff_ms = backoff;
 	return true;
 }
@@ -94,6 +103,7 @@ const struct gw_module gw_retry_module = {
     .active = retry_active,
     .route_state_new = retry_route_state_new,
     .route_state_free = retry_route_state_free,
+    .route_state_carry = retry_route_state_carry,
     .on_admit = retry_on_admit,
     .may_retry = retry_may_retry,
     .report = retry_report,

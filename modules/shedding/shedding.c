@@ -2,6 +2,7 @@
 #include "overload.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <event2/event.h>
@@ -9,6 +10,7 @@
 #include "../flags/flag_state.h"
 #include "../../gateway/pipeline.h"
 #include "../../gateway/server.h"
+#include "../../gateway/stats.h"
 #include "../../gateway/txn.h"
 #include "../../gateway/util/alloc.h"
 #include "../../gateway/util/clock.h"
@@ -39,11 +41,6 @@ struct shed_worker {
 	uint64_t last_log_ms;
 };
 
-/* Per route: what was shed of it (gateway_shed_total{route,priority}). Owned by the pipeline. */
-struct shed_route {
-	atomic_ullong shed, dry_run;
-};
-
 /* Per request: it is counted in shed_process.inflight. */
 struct shed_slot {
 	bool counted;
@@ -57,30 +54,21 @@ uint64_t gw_shed_retry_after_ms(const struct gw_shedding_conf *c, uint64_t rando
 	return c->retry_after_ms - c->retry_after_ms / 5 + (span ? random64 % (span + 1) : 0);
 }
 
-static struct shed_process *process_of(struct gw_worker *w)
+void gw_shed_count(struct gw_txn *txn, const char *why, bool dry_run)
 {
-	return gw_pipeline_process_state(w->server->pipeline, &gw_shedding_module);
-}
-
-void gw_shed_count(struct gw_worker *w, const struct gw_route_conf *route, const char *why,
-                   bool dry_run)
-{
-	struct shed_process *p = process_of(w);
-	struct shed_worker *sw = w->mod_state[gw_module_index(&gw_shedding_module)];
+	struct gw_worker *w = txn->worker;
+	const struct gw_route_conf *route = txn->route;
+	struct shed_worker *sw = gw_worker_mod_state(w, &gw_shedding_module);
 	uint64_t now;
 
-	struct shed_route *sr =
-	    gw_pipeline_route_state(w->server->pipeline, route->index, &gw_shedding_module);
-
-	if (!p)
+	gw_stats_event(txn->rs ? txn->rs->stats : NULL, w->id,
+	               dry_run ? GW_EV_SHED_DRY_RUN : GW_EV_SHED);
+	if (!sw || !sw->p)
 		return;
-	atomic_fetch_add_explicit(dry_run ? &p->dry_run[route->priority]
-	                                  : &p->shed[route->priority],
+	atomic_fetch_add_explicit(dry_run ? &sw->p->dry_run[route->priority]
+	                                  : &sw->p->shed[route->priority],
 	                          1, memory_order_relaxed);
-	if (sr)
-		atomic_fetch_add_explicit(dry_run ? &sr->dry_run : &sr->shed, 1,
-		                          memory_order_relaxed);
-	if (!dry_run || !sw)
+	if (!dry_run)
 		return;
 	now = gw_clock_now_ms();
 	if (now - sw->last_log_ms < 1000 && sw->last_log_ms)
@@ -100,6 +88,7 @@ void gw_shed_stats(const void *state, struct gw_shed_stats *out)
 		out->shed[i] = atomic_load(&p->shed[i]);
 		out->dry_run[i] = atomic_load(&p->dry_run[i]);
 	}
+	snprintf(out->reason, sizeof(out->reason), "%s", gw_overload_reason(&p->detector));
 }
 
 /* ---- the detector, on the main thread ------------------------------------ */
@@ -142,6 +131,23 @@ static void *shed_process_new(const struct gw_config *config, struct event_base 
 		event_add(p->sample_ev, &every);
 	}
 	return p;
+}
+
+/* A reload: the counts go on, and the detector keeps its level and calm
+ * time (the new in-flight count starts from the requests of the new
+ * config, and rises at once if they are many). */
+static void shed_process_carry(void *state, const void *old_state)
+{
+	struct shed_process *p = state;
+	const struct shed_process *old = old_state;
+
+	for (unsigned i = 0; i < GW_PRIORITY_COUNT; i++) {
+		atomic_store(&p->shed[i], atomic_load(&old->shed[i]));
+		atomic_store(&p->dry_run[i], atomic_load(&old->dry_run[i]));
+	}
+	p->detector = old->detector;
+	p->detector.conf = p->oconf; /* the new settings */
+	atomic_store(&p->level, atomic_load(&old->level));
 }
 
 static void shed_process_free(void *state)
@@ -198,24 +204,6 @@ static void shed_worker_free(void *state)
 
 /* ---- the admission step -------------------------------------------------- */
 
-static void *shed_route_state_new(const void *conf, const struct gw_route_conf *route)
-{
-	return gw_calloc(1, sizeof(struct shed_route));
-}
-
-static void shed_route_state_free(void *state)
-{
-	free(state);
-}
-
-static void shed_report(const void *state, struct gw_report *out)
-{
-	struct shed_route *sr = (struct shed_route *)state;
-
-	out->add(out, "shed", (double)atomic_load(&sr->shed));
-	out->add(out, "dry_run_shed", (double)atomic_load(&sr->dry_run));
-}
-
 static bool shed_active(const struct gw_route_conf *route)
 {
 	return true; /* every route has a priority */
@@ -251,7 +239,7 @@ static enum gw_admit shed_on_admit(struct gw_mod_env *env)
 		if (!gw_overload_sheds(level, rank))
 			return GW_ADMIT_NEXT;
 	}
-	gw_shed_count(env->worker, env->route, why, p->conf.dry_run);
+	gw_shed_count(env->txn, why, p->conf.dry_run);
 	if (p->conf.dry_run)
 		return GW_ADMIT_NEXT;
 	env->answer.status = 503;
@@ -277,11 +265,9 @@ const struct gw_module gw_shedding_module = {
     .slot_size = sizeof(struct shed_slot),
     .process_state_new = shed_process_new,
     .process_state_free = shed_process_free,
+    .process_state_carry = shed_process_carry,
     .worker_state_new = shed_worker_new,
     .worker_state_free = shed_worker_free,
-    .route_state_new = shed_route_state_new,
-    .route_state_free = shed_route_state_free,
     .on_admit = shed_on_admit,
     .on_end = shed_on_end,
-    .report = shed_report,
 };

@@ -30,6 +30,8 @@
 #define GW_SHED_SAMPLE_MS    20
 #define GW_SHED_LAG_PROBE_MS 20
 
+struct gw_txn;
+
 extern const struct gw_module gw_shedding_module;
 
 /* Retry-After for a shed answer: retry_after with +-20% jitter (random64: any random bits). */
@@ -40,14 +42,14 @@ uint64_t gw_shed_retry_after_ms(const struct gw_shedding_conf *c, uint64_t rando
  * route's priority, and logs dry-run decisions at most once a second per
  * worker. Used by every module that sheds (this one, concurrency).
  */
-void gw_shed_count(struct gw_worker *w, const struct gw_route_conf *route, const char *why,
-                   bool dry_run);
+void gw_shed_count(struct gw_txn *txn, const char *why, bool dry_run);
 
 /* What the shedding of this process has counted, for /status and metrics. */
 struct gw_shed_stats {
 	unsigned level;    /* the level in force */
 	uint32_t inflight; /* requests in flight */
 	uint64_t shed[GW_PRIORITY_COUNT], dry_run[GW_PRIORITY_COUNT];
+	char reason[160]; /* why the detector is at its level (main thread only) */
 };
 void gw_shed_stats(const void *process_state, struct gw_shed_stats *out);
 

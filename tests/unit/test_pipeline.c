@@ -20,6 +20,7 @@
 #include "modules/rate_limit/rate_limit.h"
 #include "modules/retry/retry.h"
 #include "modules/shedding/shedding.h"
+#include "gateway/util/clock.h"
 #include "check_suite.h"
 
 static const char *const head =
@@ -76,7 +77,7 @@ static bool list_has(const uint8_t *list, size_t n, const struct gw_module *m)
 START_TEST(bare_route_runs_shedding_and_retry_budget_only)
 {
 	struct gw_config *cfg = load_ok("  - { name: r, upstream: a }\n");
-	struct gw_pipeline *p = gw_pipeline_new(cfg, NULL);
+	struct gw_pipeline *p = gw_pipeline_new(cfg, NULL, NULL, NULL);
 	const struct gw_route_state *rs = &p->routes[0];
 
 	ck_assert_str_eq(rs->name, "r");
@@ -108,7 +109,7 @@ START_TEST(full_route_runs_every_module_in_registry_order)
 	                                "    circuit_breaker: {}\n"
 	                                "    retry: {}\n"
 	                                "    fallback: { status: 200 }\n");
-	struct gw_pipeline *p = gw_pipeline_new(cfg, NULL);
+	struct gw_pipeline *p = gw_pipeline_new(cfg, NULL, NULL, NULL);
 	const struct gw_route_state *rs = &p->routes[0];
 	const struct gw_module *admit[] = {&gw_flags_module,    &gw_rate_limit_module,
 	                                   &gw_shedding_module, &gw_breaker_module,
@@ -222,10 +223,10 @@ START_TEST(every_route_state_reports_for_status_and_metrics)
 	                                "    upstream: a\n"
 	                                "    rate_limit: { rate: 10 }\n"
 	                                "    circuit_breaker: {}\n");
-	struct gw_pipeline *p = gw_pipeline_new(cfg, NULL);
-	const struct gw_module *mods[] = {&gw_breaker_module, &gw_retry_module, &gw_shedding_module,
+	struct gw_pipeline *p = gw_pipeline_new(cfg, NULL, NULL, NULL);
+	const struct gw_module *mods[] = {&gw_breaker_module, &gw_retry_module,
 	                                  &gw_rate_limit_module};
-	const char *expect[] = {"state ", "budget_exhausted ", "shed ", "rate_limited "};
+	const char *expect[] = {"state ", "budget_exhausted ", "rate_limited "};
 
 	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
 		struct collected c = {.r = {.add = collect}};
@@ -238,6 +239,41 @@ START_TEST(every_route_state_reports_for_status_and_metrics)
 	}
 	gw_pipeline_free(p);
 	gw_config_unref(cfg);
+}
+END_TEST
+
+/*
+ * A reload builds a new pipeline from the old one: a route that keeps its
+ * name keeps its breaker (open stays open, forced stays forced) wherever
+ * it moved in the file; a new route starts afresh.
+ */
+START_TEST(reload_carries_route_state_by_name)
+{
+	struct gw_config *c1 = load_ok("  - { name: r, upstream: a, circuit_breaker: {} }\n"
+	                               "  - { name: s, upstream: a, circuit_breaker: {} }\n");
+	struct gw_config *c2 = load_ok("  - { name: n, upstream: a, circuit_breaker: {} }\n"
+	                               "  - { name: s, upstream: b, circuit_breaker: {} }\n"
+	                               "  - { name: r, upstream: a, circuit_breaker: {} }\n");
+	struct gw_pipeline *p1 = gw_pipeline_new(c1, NULL, NULL, NULL), *p2;
+	struct gw_breaker *r1 = gw_pipeline_route_state(p1, 0, &gw_breaker_module);
+	uint64_t now = gw_clock_now_ms();
+
+	for (int i = 0; i < 30; i++)
+		gw_breaker_record(r1, now, true, 1, false);
+	ck_assert_int_eq(gw_breaker_state(r1, now), GW_BREAKER_OPEN);
+	gw_breaker_force(gw_pipeline_route_state(p1, 1, &gw_breaker_module), GW_BREAKER_FORCE_OPEN);
+	p2 = gw_pipeline_new(c2, NULL, NULL, p1);
+	ck_assert_str_eq(p2->routes[2].name, "r");
+	ck_assert_int_eq(gw_breaker_state(gw_pipeline_route_state(p2, 2, &gw_breaker_module), now),
+	                 GW_BREAKER_OPEN);
+	ck_assert_int_eq(gw_breaker_forced(gw_pipeline_route_state(p2, 1, &gw_breaker_module)),
+	                 GW_BREAKER_FORCE_OPEN);
+	ck_assert_int_eq(gw_breaker_state(gw_pipeline_route_state(p2, 0, &gw_breaker_module), now),
+	                 GW_BREAKER_CLOSED);
+	gw_pipeline_free(p1);
+	gw_pipeline_free(p2);
+	gw_config_unref(c1);
+	gw_config_unref(c2);
 }
 END_TEST
 
@@ -259,6 +295,7 @@ static Suite *pipeline_suite(void)
 	    {"rate_limit_defaults", rate_limit_defaults},
 	    {"every_route_state_reports_for_status_and_metrics",
 	     every_route_state_reports_for_status_and_metrics},
+	    {"reload_carries_route_state_by_name", reload_carries_route_state_by_name},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
