@@ -313,6 +313,7 @@ static void on_new_gen(evutil_socket_t fd, short what, void *arg)
 		for (size_t s = 0; s < old->pools[i]->nservers; s++)
 			gw_pool_drop_idle(old->pools[i], s);
 	TAILQ_INSERT_TAIL(&w->retired, old, link); /* freed by the tick once unused */
+	publish_stats(w);
 }
 
 void gw_worker_install_gen(struct gw_worker *w, struct gw_gen *gen)
@@ -370,6 +371,7 @@ static void *worker_main(void *arg)
 	struct gw_worker *w = arg;
 	struct gw_server *server = w->server;
 
+	publish_stats(w);
 	event_base_dispatch(w->base);
 	/* Whatever is still open (drain deadline passed) is closed now, in
 	 * this thread, before the loop goes away. */

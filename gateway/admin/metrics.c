@@ -311,6 +311,8 @@ static void current_families(struct evbuffer *out, struct gw_server *server,
 		for (unsigned w = 0; w < g->nworkers; w++)
 			limit += atomic_load_explicit(&gw_gen_pub_up(g, w, u)->limit,
 			                              memory_order_relaxed);
+		if (c->upstreams[u].climit_mode == GW_CLIMIT_FIXED)
+			limit = c->upstreams[u].climit_fixed;
 		evbuffer_add(out, "gateway_upstream_concurrency_limit{", 35);
 		label(out, "upstream", c->upstreams[u].name, true);
 		evbuffer_add_printf(out, "} %" PRIu64 "\n", limit);

@@ -151,7 +151,7 @@ static void upstream_json(struct evbuffer *out, struct gw_gen *g, size_t u, uint
 	if (uc->climit_mode == GW_CLIMIT_OFF)
 		evbuffer_add(out, "null", 4);
 	else
-		gw_json_u64(out, limit);
+		gw_json_u64(out, uc->climit_mode == GW_CLIMIT_FIXED ? uc->climit_fixed : limit);
 	gw_json_key(out, "inflight", false);
 	gw_json_u64(out, inflight);
 	gw_json_key(out, "queue", false);

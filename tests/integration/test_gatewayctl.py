@@ -614,7 +614,8 @@ class RedisFailureTest(CtlTestCase):
 class FakeAdmin:
     """An HTTP server standing in for a gateway's admin API."""
 
-    def __init__(self, reload_status=200, reload_body='{"reloaded":true}'):
+    def __init__(self, reload_status=200,
+                 reload_body='{"ok":true,"config":{"file":"gateway.yaml","hash":"00c0ffee00c0ffee"}}'):
         self.requests = []
         outer = self
 
@@ -671,10 +672,10 @@ class AdminTest(CtlTestCase):
                                r"%s: connection refused$" % re.escape(address))
             self.assertLess(r.seconds, 2.0, r)
 
-    def test_status_prints_the_json_of_get_status(self):
+    def test_status_json_prints_the_json_of_get_status(self):
         admin = FakeAdmin()
         self.addCleanup(admin.close)
-        r = run_ctl("-c", self.conf, "--admin", admin.address, "status")
+        r = run_ctl("-c", self.conf, "--admin", admin.address, "status", "--json")
         self.assertOk(r)
         self.assertEqual(json.loads(r.out), {"overload_level": 0, "inflight": 3})
         method, path, headers = admin.requests[0]
@@ -688,12 +689,13 @@ class AdminTest(CtlTestCase):
         self.assertOk(r)
         self.assertEqual(admin.requests[0][:2], ("POST", "/reload"))
         self.assertIn("reloaded", r.out)
-        bad = FakeAdmin(400, '{"errors":["gateway.yaml:3:1: unknown key \'x\'"]}')
+        self.assertIn("00c0ffee00c0ffee", r.out)
+        bad = FakeAdmin(400, '{"ok":false,"errors":["gateway.yaml:3:1: unknown key \'x\'"]}')
         self.addCleanup(bad.close)
         r = run_ctl("-c", self.conf, "--admin", bad.address, "reload")
         self.assertEqual(r.rc, 1, r)
         self.assertIn("unknown key", r.err)
-        self.assertIn("keeps serving with the old one", r.err)
+        self.assertIn("keeps its current configuration", r.err)
 
 
 if __name__ == "__main__":

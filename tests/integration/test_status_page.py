@@ -265,8 +265,13 @@ class Browser:
 # What the tests read of the page: one JSON-able summary of the DOM.
 PAGE_STATE_JS = r"""
 (function () {
-  function text(sel, root) { var e = (root || document).querySelector(sel); return e ? e.textContent : null; }
-  function cells(tr) { return Array.prototype.map.call(tr.cells, function (c) { return c.textContent; }); }
+  function text(sel, root) {
+    var e = (root || document).querySelector(sel);
+    return e ? e.textContent : null;
+  }
+  function cells(tr) {
+    return Array.prototype.map.call(tr.cells, function (c) { return c.textContent; });
+  }
   var st = {
     loaded: document.body.getAttribute('data-loaded'),
     renders: Number(document.body.getAttribute('data-renders') || 0),
@@ -380,9 +385,11 @@ class StatusPageTestCase(AdminTestCase):
         super().setUpClass()
         cls.chromium = find_chromium()
         if not cls.chromium:
-            raise unittest.SkipTest("Chromium is not installed (no `chromium` on PATH, nor"
-                                    " GW_TEST_CHROMIUM): `tests/deps.sh test` or"
-                                    " `apt-get install chromium` installs it")
+            named = os.environ.get("GW_TEST_CHROMIUM")
+            raise unittest.SkipTest(
+                ("GW_TEST_CHROMIUM=%s is not an executable" % named if named else
+                 "Chromium is not installed (no `chromium` on PATH)")
+                + ": `tests/deps.sh test` or `apt-get install chromium` installs it")
 
     def setUp(self):
         self.stub = self.start_stub("backend", "echo")
