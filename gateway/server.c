@@ -222,7 +222,7 @@ struct gw_server *gw_server_start(struct gw_config *config)
 	gw_flags_sync_start(server->flags);
 	for (unsigned i = 0; i < server->nworkers; i++)
 		gw_flags_sync_attach(server->flags, server->workers[i]->base,
-		                     &server->workers[i]->flags);
+		                     &server->workers[i]->flags, &server->workers[i]->flags_prev);
 	signal(SIGPIPE, SIG_IGN);
 	server->sigterm_ev = add_signal(server, SIGTERM, on_signal);
 	server->sigint_ev = add_signal(server, SIGINT, on_signal);

@@ -86,6 +86,8 @@ struct gw_worker {
 	 * writes the pointer; modules/flags/flag_sync.c hands new snapshots over
 	 * through an event on base and drops the last reference at exit. */
 	struct gw_flags_snap *flags;
+	struct gw_flags_snap
+	    *flags_prev; /* reference: the snapshot of the config before a reload */
 };
 
 /* Module m's state in this worker's current generation. */

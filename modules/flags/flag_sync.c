@@ -29,6 +29,7 @@ struct mailbox {
 	struct event *ev;
 	_Atomic(struct gw_flags_snap *) next; /* a reference handed over, not taken yet */
 	struct gw_flags_snap **slot;          /* the worker's pointer: only its thread writes */
+	struct gw_flags_snap **prev_slot;     /* the one before, for requests of an older config */
 };
 
 struct reread;
@@ -134,7 +135,14 @@ static void on_mailbox(evutil_socket_t fd, short what, void *arg)
 		return;
 	old = *mb->slot;
 	*mb->slot = s;
-	gw_flags_snap_unref(old);
+	/* Kept while it serves another config than the new one: after a reload,
+	 * requests of the old config still find values made for it. */
+	if (old && old->config != s->config) {
+		gw_flags_snap_unref(*mb->prev_slot);
+		*mb->prev_slot = old;
+	} else {
+		gw_flags_snap_unref(old);
+	}
 }
 
 static void hand_over(struct gw_flags_sync *fs, struct gw_flags_snap *s)
@@ -193,11 +201,15 @@ static void publish(struct gw_flags_sync *fs)
 	evtimer_del(fs->expire_ev);
 	if (next)
 		arm(fs->expire_ev, (uint64_t)(next - now) + 1);
-	if (fs->current && gw_flags_snap_equal(fs->current, s)) {
+	bool same_config = fs->current && fs->current->config == s->config;
+
+	if (same_config && gw_flags_snap_equal(fs->current, s)) {
 		gw_flags_snap_unref(s);
 		return;
 	}
-	gw_flags_log_changes(fs->current, s);
+	/* after a reload the indexes differ: the reload itself is logged */
+	if (same_config || !fs->current)
+		gw_flags_log_changes(fs->current, s);
 	apply_breakers(fs, s);
 	gw_flags_snap_unref(fs->current);
 	fs->current = s;
@@ -589,9 +601,11 @@ void gw_flags_sync_start(struct gw_flags_sync *fs)
 }
 
 void gw_flags_sync_attach(struct gw_flags_sync *fs, struct event_base *worker_base,
-                          struct gw_flags_snap **slot)
+                          struct gw_flags_snap **slot, struct gw_flags_snap **prev_slot)
 {
 	struct mailbox *mb = gw_calloc(1, sizeof(*mb));
+
+	mb->prev_slot = prev_slot;
 
 	mb->ev = event_new(worker_base, -1, 0, on_mailbox, mb);
 	atomic_init(&mb->next, NULL);
@@ -675,10 +689,7 @@ void gw_flags_sync_reconfigure(struct gw_flags_sync *fs, struct gw_config *confi
 	if (fs->redis)
 		make_ops_keys(fs);
 	gw_config_unref(old);
-	/* a snapshot for the new config, even when no value changed */
-	gw_flags_snap_unref(fs->current);
-	fs->current = NULL;
-	publish(fs);
+	publish(fs); /* a snapshot for the new config, even when no value changed */
 	if (fs->redis)
 		reread_start(fs);
 }
@@ -700,6 +711,8 @@ void gw_flags_sync_free(struct gw_flags_sync *fs)
 		gw_flags_snap_unref(atomic_exchange(&mb->next, NULL));
 		gw_flags_snap_unref(*mb->slot);
 		*mb->slot = NULL;
+		gw_flags_snap_unref(*mb->prev_slot);
+		*mb->prev_slot = NULL;
 		event_free(mb->ev);
 		free(mb);
 	}

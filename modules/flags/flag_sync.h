@@ -49,10 +49,12 @@ void gw_flags_sync_start(struct gw_flags_sync *fs);
 /*
  * A worker: *slot gets a reference to the current snapshot now, and every
  * later one through an event on worker_base (the worker's own thread swaps
- * the pointer). Call after gw_flags_sync_start, before the worker runs.
+ * the pointer). When a new snapshot is for another config (a reload), the
+ * one it replaces moves to *prev_slot, for the requests still running on
+ * the old config. Call after gw_flags_sync_start, before the worker runs.
  */
 void gw_flags_sync_attach(struct gw_flags_sync *fs, struct event_base *worker_base,
-                          struct gw_flags_snap **slot);
+                          struct gw_flags_snap **slot, struct gw_flags_snap **prev_slot);
 /* The current snapshot (main thread): for /status and metrics, later. */
 const struct gw_flags_snap *gw_flags_sync_current(const struct gw_flags_sync *fs);
 /*

@@ -14,8 +14,14 @@ static bool flags_active(const struct gw_route_conf *route)
 static enum gw_admit flags_on_admit(struct gw_mod_env *env)
 {
 	struct gw_txn *txn = env->txn;
+	/* a request of the config before a reload reads the values made for it */
+	const struct gw_flags_snap *snap =
+	    env->worker->flags && env->worker->flags->config != txn->config &&
+	            env->worker->flags_prev && env->worker->flags_prev->config == txn->config
+	        ? env->worker->flags_prev
+	        : env->worker->flags;
 	const struct gw_route_conf *r = gw_flags_admit(
-	    env->worker->flags, txn->config, env->route,
+	    snap, txn->config, env->route,
 	    txn->req ? evhttp_request_get_input_headers(txn->req) : NULL, gw_txn_client_ip(txn));
 
 	if (!r) {

@@ -10,12 +10,12 @@ with a .breaker-state cell, #overload[data-level], #freshness[data-state],
 tr[data-server], tr[data-flag], #config-file.
 
 Strings in /status come from the config or Redis, and the page must render
-them as text. Route, upstream and flag names are restricted by the config
-loader (letters, digits, '_', '.', '-'), so the real gateway is given
-markup through the one free-form string it reports, its config file's path
-(a file named "<img src=x onerror=alert(1)>-XXXX.yaml"). Every other field
-is covered by serving the gateway's own page bytes beside a fake /status
-(loopback http.server) whose strings are all markup.
+them as text. The real gateway is given markup in a route's name (route
+names are free text, printable ASCII without '/') and in its config file's
+path (a file named "<img src=x onerror=alert(1)>-XXXX.yaml"). Upstream and
+flag names are restricted by the config loader (letters, digits, '_', '.',
+'-'): every other field is covered by serving the gateway's own page bytes
+beside a fake /status (loopback http.server) whose strings are all markup.
 
 Chromium: `chromium` on PATH (Debian 12: apt-get install chromium; tests/
 deps.sh installs it), or the program named by GW_TEST_CHROMIUM. Without it
@@ -605,23 +605,27 @@ class StatusPageTestCase(AdminTestCase):
         self.assertIn("checkout", st["routes"])
         self.assertNoMarkupRan(fresh, st)
 
-    def test_markup_in_the_config_path_renders_as_text(self):
-        """A config file whose name is "<img src=x onerror=alert(1)>-..."
-        (the one free-form string the real gateway reports) is shown as
-        that text: the DOM has no <img> element, its HTML holds the escaped
-        &lt;img..., and no script from the data ran."""
+    def test_markup_in_a_route_name_and_the_config_path_renders_as_text(self):
+        """A route named "<img src=x onerror=alert(1)>", in a config file
+        whose name starts with the same, is shown as that text: the DOM has
+        no <img> element, its HTML holds the escaped &lt;img..., and no
+        script from the data ran."""
         port, admin_port = free_port(), free_port()
         config, port, admin_port = self.admin_config({"backend": upstream(self.stub)},
-                                                     [route("checkout", "backend")],
+                                                     [route("checkout", "backend",
+                                                            path_prefix="/checkout"),
+                                                      route(EVIL, "backend")],
                                                      port, admin_port, access_log="off")
         gw = AdminGateway(config, port, admin_port, name=EVIL)
         self.addCleanup(self._stop_gateway, gw, True)
         gw.start()
         self.assertIn(EVIL, self.status(gw)["config"]["file"])
+        self.assertIn(EVIL, [r["name"] for r in self.status(gw)["routes"]])
 
         b = self.open_page(admin_port)
         st = self.wait_loaded(b)
         self.assertIn(EVIL, st["config_file"])
+        self.assertIn(EVIL, st["routes"])
         html = b.eval("document.documentElement.outerHTML")
         self.assertIn(EVIL_ESCAPED, html)
         self.assertNotIn(EVIL, html)
