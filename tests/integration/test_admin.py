@@ -320,8 +320,11 @@ class AuthTests(AdminBase):
         noauth = AdminClient(gw.admin_port)
         self.assertUnauthorized(noauth.get("/status"), "GET /status without a token")
         self.assertUnauthorized(noauth.get("/metrics"), "GET /metrics without a token")
-        self.assertUnauthorized(noauth.get("/"), "GET / without a token")
-        for wrong in ("wrong", TOKEN[:-1], TOKEN + "x", TOKEN.lower(), " " + TOKEN):
+        # GET / is the static page (no data: its script sends the token).
+        status, headers, page = noauth.get("/")
+        self.assertEqual((status, media_type(headers)), (200, "text/html"),
+                         "GET / without a token: %d %r" % (status, page[:200]))
+        for wrong in ("wrong", TOKEN[:-1], TOKEN + "x", TOKEN.lower(), TOKEN + " x"):
             self.assertUnauthorized(noauth.get("/status", token=wrong),
                                     "GET /status with token %r" % wrong)
         self.assertUnauthorized(noauth.get("/status", headers=[("Authorization", "Basic "
@@ -344,6 +347,7 @@ class AuthTests(AdminBase):
         # The right token.
         self.assertEqual(gw.admin.get("/metrics")[0], 200)
         self.assertEqual(gw.admin.get("/")[0], 200)
+        self.assertEqual(gw.admin.get("/nope")[0], 404, "unknown path with the token")
         # Probes need none.
         self.assertEqual(noauth.get("/healthz")[0], 200)
         self.assertEqual(noauth.get("/readyz")[0], 200)

@@ -100,6 +100,9 @@ class InvalidReloadTests(ReloadTestCase):
                         "config.last_reload_error after a refused reload: %r" % after)
         self.assertTrue(gw.wait_stderr(re.escape(gw.config_path) + r":\d+:\d+: ", timeout=2.0),
                         "the refused reload's errors are not logged:\n%s" % gw.stderr_text())
+        m = self.metrics(gw)
+        self.assertEqual(m.value("gateway_reloads_total", result="error"), 1)
+        self.assertEqual(m.total("gateway_reloads_total", result="ok"), 0)
 
     def test_sighup_invalid_logs_and_keeps_serving(self):
         stub = self.start_stub("u", "echo")
@@ -393,6 +396,7 @@ class ReloadUnderLoadTests(ReloadTestCase):
                         % (fds_before, fds[-1]))
         rss_after = gw.vm_rss_kib()
         self.assertLess(rss_after - rss_before, 16 * 1024,
-                        "VmRSS grew from %d KiB to %d KiB over %d reloads"
+                        "VmRSS grew from %d KiB to %d KiB over %d reloads (under ASan, run with"
+                        " ASAN_OPTIONS=quarantine_size_mb=16 as tests/run-tests.sh does)"
                         % (rss_before, rss_after, self.RELOADS))
         self.assertTrue(gw.alive())
