@@ -7,7 +7,12 @@
 #include <strings.h>
 #include <sys/queue.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -63,6 +68,15 @@ static void send_body(struct evhttp_request *req, int status, const char *type,
                       struct evbuffer *body)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	int one = 1;
+
+	/* An answer leaves in several writes: without this, Nagle holds the
+	 * last one for the client's delayed ACK (40 ms per scrape on a
+	 * kept-alive connection, as Prometheus keeps them). */
+	if (bev && bufferevent_getfd(bev) >= 0)
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	evhttp_add_header(out, "Content-Type", type);
 	evhttp_add_header(out, "Cache-Control", "no-store");

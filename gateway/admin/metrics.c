@@ -334,9 +334,11 @@ static void current_families(struct evbuffer *out, struct gw_server *server,
 
 	family(out, "gateway_upstream_queue_wait_seconds", "histogram",
 	       "Time requests waited in the upstream's priority queue, by priority.");
-	for (size_t i = 0; i < server->stats->nupstreams; i++) {
-		const struct gw_upstream_stats *us = server->stats->upstreams[i];
+	for (size_t u = 0; u < c->nupstreams; u++) {
+		const struct gw_upstream_stats *us = g->upstream_stats[u];
 
+		if (!us || c->upstreams[u].climit_mode == GW_CLIMIT_OFF)
+			continue; /* no queue: nothing ever waits there */
 		for (unsigned p = 0; p < GW_PRIORITY_COUNT; p++) {
 			uint64_t bucket[GW_LATENCY_BUCKETS + 1] = {0}, sum = 0;
 
