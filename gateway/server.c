@@ -98,6 +98,10 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct gw_errlist errs = {0};
 
+	if (!((struct gw_server *)arg)->started) {
+		gw_log_warn("SIGHUP during start-up: ignored (send it again once started)");
+		return;
+	}
 	gw_log_info("SIGHUP: reloading %s", ((struct gw_server *)arg)->config->file);
 	gw_server_reload(arg, &errs);
 	gw_errlist_free(&errs);
@@ -188,6 +192,15 @@ struct gw_server *gw_server_start(struct gw_config *config)
 		server->bound_addrs[i] = config->listens[i].addr;
 	}
 	server->main_base = event_base_new();
+	/* Handlers before any listener is bound: a client can connect from then
+	 * on, and a SIGHUP or SIGUSR1 sent as soon as the port answers must not
+	 * find their default action (termination). */
+	signal(SIGPIPE, SIG_IGN);
+	server->sigterm_ev = add_signal(server, SIGTERM, on_signal);
+	server->sigint_ev = add_signal(server, SIGINT, on_signal);
+	server->sighup_ev = add_signal(server, SIGHUP, on_sighup);
+	server->sigusr1_ev = add_signal(server, SIGUSR1, on_sigusr1);
+	server->drain_deadline_ev = evtimer_new(server->main_base, on_drain_deadline, server);
 	server->nworkers = config->workers;
 	server->stats = gw_stats_new(server->nworkers);
 	server->gen = gw_gen_new(config, NULL, server->main_base, server->stats, server->nworkers);
@@ -223,12 +236,6 @@ struct gw_server *gw_server_start(struct gw_config *config)
 	for (unsigned i = 0; i < server->nworkers; i++)
 		gw_flags_sync_attach(server->flags, server->workers[i]->base,
 		                     &server->workers[i]->flags, &server->workers[i]->flags_prev);
-	signal(SIGPIPE, SIG_IGN);
-	server->sigterm_ev = add_signal(server, SIGTERM, on_signal);
-	server->sigint_ev = add_signal(server, SIGINT, on_signal);
-	server->sighup_ev = add_signal(server, SIGHUP, on_sighup);
-	server->sigusr1_ev = add_signal(server, SIGUSR1, on_sigusr1);
-	server->drain_deadline_ev = evtimer_new(server->main_base, on_drain_deadline, server);
 
 	/* Signals go to the main thread only. */
 	sigemptyset(&block);
@@ -251,6 +258,7 @@ struct gw_server *gw_server_start(struct gw_config *config)
 		gw_format_sockaddr(&server->bound_addrs[i], addr, sizeof(addr));
 		gw_log_info("listening on %s (%u workers)", addr, server->nworkers);
 	}
+	server->started = true;
 	return server;
 }
 

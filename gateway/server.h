@@ -50,6 +50,7 @@ struct gw_server {
 	struct gw_flags_sync *flags;              /* runs on main_base: flags from Redis */
 	struct gw_admin *admin;                   /* the admin API on main_base; NULL: none */
 
+	bool started; /* gw_server_start is done: reloads may run (main thread) */
 	/* Reloads (main thread). */
 	uint64_t started_ms;    /* monotonic, for the uptime */
 	int64_t loaded_wall_ms; /* when the current config was loaded */

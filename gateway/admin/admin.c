@@ -125,6 +125,11 @@ static void do_reload(struct gw_admin *a, struct evhttp_request *req)
 	struct evbuffer *b = evbuffer_new();
 	int rc;
 
+	if (!a->server->started) {
+		send_error(req, 503, "starting", "the gateway is still starting: try again");
+		evbuffer_free(b);
+		return;
+	}
 	gw_log_info("admin API: POST /reload of %s", a->server->config->file);
 	rc = gw_server_reload(a->server, &errs);
 	evbuffer_add(b, "{", 1);
