@@ -40,6 +40,7 @@ enum gw_route_event {
 	GW_EV_SHED,             /* shed (503 shed) */
 	GW_EV_SHED_DRY_RUN,     /* would have been shed (shedding.dry_run) */
 	GW_EV_RATE_LIMITED,     /* refused by the rate limit (429) */
+	GW_EV_HEDGE,            /* a hedged try started (retry.hedge) */
 	GW_EV_COUNT,
 };
 

@@ -24,6 +24,8 @@ struct gw_try {
 	bool failure;         /* SPEC 5: connect failure, reset, timeout, 500/502/503/504 */
 	bool stale;           /* reset on a reused keep-alive connection before any byte:
 	                         the request never reached the server (may_retry only) */
+	bool hedge;           /* may_retry only: no head yet after the hedge delay; may the
+	                         same request go to another server meanwhile? */
 	uint64_t duration_ms; /* try start to its end (to the head for a streamed body) */
 	uint64_t duration_us;
 };

@@ -37,6 +37,8 @@
 
 static const struct gw_upconn_handler upstream_handler;
 static void start_try(struct gw_txn *txn);
+static void hedge_adopt(struct gw_txn *txn);
+static void hedge_cancel(struct gw_txn *txn);
 
 static void set_deadline(struct gw_txn *txn, uint64_t ms)
 {
@@ -77,6 +79,7 @@ static void log_access(struct gw_txn *txn)
 /* Ends the current try's bookkeeping (least_request counts), once. */
 static void try_done(struct gw_txn *txn)
 {
+	evtimer_del(&txn->hedge_ev);
 	if (txn->try_active) {
 		txn->pool->inflight[txn->server_idx]--;
 		txn->try_active = false;
@@ -109,20 +112,25 @@ static struct gw_try try_of(const struct gw_txn *txn, enum gw_try_result result,
  * One try is over: outlier detection and the modules (breaker, concurrency
  * limit) learn how it went. Called once per try, whatever ended it.
  */
+static void record_outcome(struct gw_txn *txn, int server, const struct gw_try *t)
+{
+	/* tries of a flag's when_off upstream are labelled with that upstream */
+	int which = txn->route->upstream != txn->config->routes[txn->route->index].upstream;
+
+	gw_pipeline_try_done(txn, t);
+	gw_health_record(txn->pool->health, txn->route->upstream->index, (size_t)server, t->failure,
+	                 gw_clock_now_ms());
+	gw_stats_try(txn->rs->stats, txn->worker->id, which,
+	             t->result == GW_TRY_OK && t->failure ? GW_TRY_STATUS_FAILURE : t->result);
+}
+
 static void record_try(struct gw_txn *txn, enum gw_try_result result, int status)
 {
 	struct gw_try t = try_of(txn, result, status);
 
-	/* tries of a flag's when_off upstream are labelled with that upstream */
-	int which = txn->route->upstream != txn->config->routes[txn->route->index].upstream;
-
 	evtimer_del(&txn->try_ev);
 	txn->body_pending = false;
-	gw_pipeline_try_done(txn, &t);
-	gw_health_record(txn->pool->health, txn->route->upstream->index, (size_t)txn->server_idx,
-	                 t.failure, gw_clock_now_ms());
-	gw_stats_try(txn->rs->stats, txn->worker->id, which,
-	             result == GW_TRY_OK && t.failure ? GW_TRY_STATUS_FAILURE : result);
+	record_outcome(txn, txn->server_idx, &t);
 }
 
 static void arm_try_timer(struct gw_txn *txn, uint64_t ms)
@@ -143,6 +151,10 @@ static bool retry_later(struct gw_txn *txn, enum gw_try_result result, int statu
 	struct gw_try t = try_of(txn, result, status);
 	uint64_t backoff;
 
+	if (txn->hedge && !txn->client_gone) {
+		hedge_adopt(txn); /* the hedge already running is the retry */
+		return true;
+	}
 	if (txn->client_gone || !gw_pipeline_may_retry(txn, &t, &backoff))
 		return false;
 	gw_stats_event(txn->rs->stats, txn->worker->id, GW_EV_RETRY);
@@ -169,6 +181,7 @@ static void txn_end(struct gw_txn *txn)
 	if (!txn->logged)
 		log_access(txn);
 	stop_upstream(txn);
+	hedge_cancel(txn);
 	/* Whatever the modules took at admission goes back (a probe that never
 	 * made a try, a concurrency slot, a place in a queue). */
 	if (txn->rs)
@@ -179,6 +192,7 @@ static void txn_end(struct gw_txn *txn)
 	}
 	event_del(&txn->deadline_ev);
 	event_del(&txn->try_ev);
+	event_del(&txn->hedge_ev);
 	if (txn->held_body)
 		evbuffer_free(txn->held_body);
 	txn->worker->inflight--;
@@ -248,6 +262,7 @@ void gw_txn_client_gone(struct gw_txn *txn)
 
 	txn->client_gone = true;
 	stop_upstream(txn);
+	hedge_cancel(txn);
 	if (!txn->reply_started || txn->status == 0)
 		txn->status = 499; /* client closed the request */
 	/* Logged now, while the connection and request are still there to
@@ -536,6 +551,12 @@ static void start_try(struct gw_txn *txn)
 	if (txn->per_try_timeout_ms && txn->deadline_ms > now &&
 	    txn->deadline_ms - now > txn->per_try_timeout_ms)
 		arm_try_timer(txn, txn->per_try_timeout_ms);
+	if (txn->hedge_after_ms && !txn->hedge && txn->deadline_ms > now + txn->hedge_after_ms) {
+		struct timeval tv = {.tv_sec = (time_t)(txn->hedge_after_ms / 1000),
+		                     .tv_usec = (suseconds_t)(txn->hedge_after_ms % 1000) * 1000};
+
+		evtimer_add(&txn->hedge_ev, &tv);
+	}
 	txn->waiter.ready = on_connection_ready;
 	txn->waiter.deadline_ms = txn->deadline_ms;
 	txn->waiter.rank = txn->route->priority;
@@ -589,6 +610,215 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	stop_upstream(txn);
 	gw_client_conn_watch_close(txn->cc, false);
 	fail_request(txn, 504, "upstream_timeout", NULL, false);
+}
+
+/* ---- hedged tries (modules/retry/hedge.h) -------------------------------- */
+
+/*
+ * A hedge runs beside the current try: the same request to another server,
+ * sent when the current try has no response head after the hedge delay.
+ * The first usable head wins and becomes the transaction's current try
+ * (connection, server, start time); the loser's connection is closed,
+ * never reused, since it may still be carrying an answer nobody reads.
+ * A hedge that fails first is recorded as a failed try of its server and
+ * dropped, the current try goes on; a current try that fails while a hedge
+ * runs is not retried: the hedge carries on as its retry (retry_later).
+ *
+ * Ownership: the transaction's (txn->hedge); the connection is the pool's,
+ * lent to the hedge until it wins, fails or is abandoned.
+ */
+struct gw_hedge {
+	struct gw_txn *txn;
+	struct gw_upconn *up; /* NULL once its response completed or it failed */
+	int server_idx;
+	bool reused;
+	uint64_t start_us;
+};
+
+static void hedge_free(struct gw_txn *txn)
+{
+	struct gw_hedge *h = txn->hedge;
+
+	txn->pool->inflight[h->server_idx]--;
+	free(h);
+	txn->hedge = NULL;
+}
+
+static void hedge_cancel(struct gw_txn *txn)
+{
+	if (!txn->hedge)
+		return;
+	if (txn->hedge->up)
+		gw_upconn_abandon(txn->hedge->up);
+	hedge_free(txn);
+}
+
+/* The hedge becomes the current try; the current one is over already. */
+static void hedge_adopt(struct gw_txn *txn)
+{
+	struct gw_hedge *h = txn->hedge;
+	uint64_t elapsed_ms = (gw_clock_now_us() - h->start_us) / 1000;
+
+	txn->server_idx = h->server_idx;
+	txn->try_active = true; /* its pool->inflight count goes with it */
+	txn->try_start_us = h->start_us;
+	txn->up = h->up;
+	txn->up_reused = h->reused;
+	if (h->up)
+		gw_upconn_set_owner(h->up, &upstream_handler, txn);
+	free(h);
+	txn->hedge = NULL;
+	if (txn->per_try_timeout_ms)
+		arm_try_timer(txn, txn->per_try_timeout_ms > elapsed_ms
+		                       ? txn->per_try_timeout_ms - elapsed_ms
+		                       : 1);
+}
+
+/*
+ * A usable head came first on the hedge: the current try is dropped. Its
+ * server counts it as a failed try for outlier detection (another server
+ * answered while it said nothing): a black-holed or very slow server is
+ * ejected after a few, instead of costing each request the hedge delay.
+ * The breaker and the other modules never hear of the loser.
+ */
+static void hedge_wins(struct gw_txn *txn)
+{
+	if (txn->try_active)
+		gw_health_record(txn->pool->health, txn->route->upstream->index,
+		                 (size_t)txn->server_idx, true, gw_clock_now_ms());
+	if (txn->up) {
+		gw_upconn_abandon(txn->up);
+		txn->up = NULL;
+	}
+	if (txn->waiter.queued)
+		gw_pool_cancel_wait(txn->pool, (size_t)txn->server_idx, &txn->waiter);
+	evtimer_del(&txn->try_ev);
+	try_done(txn);
+	hedge_adopt(txn);
+}
+
+/* The hedge failed: its server learns it, the current try goes on. */
+static void hedge_failed(struct gw_txn *txn, enum gw_try_result result, int status)
+{
+	struct gw_hedge *h = txn->hedge;
+	uint64_t us = gw_clock_now_us() - h->start_us;
+	struct gw_try t = {
+	    .result = result,
+	    .status = status,
+	    .failure = true,
+	    .duration_ms = us / 1000,
+	    .duration_us = us,
+	};
+
+	/* a reused connection the server had closed says nothing about it */
+	if (!(h->reused && result == GW_TRY_RESET))
+		record_outcome(txn, h->server_idx, &t);
+	hedge_free(txn);
+}
+
+static void hedge_on_response(void *owner, const struct gw_response_head *head,
+                              struct evbuffer *body)
+{
+	struct gw_hedge *h = owner;
+	struct gw_txn *txn = h->txn;
+
+	h->up = NULL; /* complete: the connection goes back to the pool */
+	if (status_is_failure(head->status)) {
+		hedge_failed(txn, GW_TRY_STATUS_FAILURE, head->status);
+		return;
+	}
+	hedge_wins(txn);
+	on_response(txn, head, body);
+}
+
+static void hedge_on_head(void *owner, const struct gw_response_head *head)
+{
+	struct gw_hedge *h = owner;
+	struct gw_txn *txn = h->txn;
+
+	if (status_is_failure(head->status)) {
+		gw_upconn_abandon(h->up);
+		h->up = NULL;
+		hedge_failed(txn, GW_TRY_STATUS_FAILURE, head->status);
+		return;
+	}
+	hedge_wins(txn);
+	on_head(txn, head);
+}
+
+static void hedge_on_body(void *owner, struct evbuffer *data, bool last)
+{
+	struct gw_hedge *h = owner;
+
+	on_body(h->txn, data, last); /* not reached: a winning head hands the connection over */
+}
+
+static void hedge_on_error(void *owner, enum gw_try_result result, int err)
+{
+	struct gw_hedge *h = owner;
+
+	h->up = NULL;
+	hedge_failed(h->txn, result, 0);
+}
+
+static const struct gw_upconn_handler hedge_handler = {
+    .on_response = hedge_on_response,
+    .on_head = hedge_on_head,
+    .on_body = hedge_on_body,
+    .on_error = hedge_on_error,
+};
+
+/*
+ * The hedge delay is over and the current try has no head yet: send the
+ * request to another server, when the modules agree (the retry rules for
+ * the method, the budget, no hedge for a breaker's probe) and a server
+ * that has not had this request is usable with a connection free now (a
+ * hedge never waits in a pool's queue).
+ */
+static void on_hedge_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_txn *txn = arg;
+	struct gw_try t = {.result = GW_TRY_TIMEOUT, .failure = true, .hedge = true};
+	struct gw_pool_waiter waiter = {.ready = NULL};
+	struct gw_upconn *c;
+	struct gw_hedge *h;
+	uint64_t backoff;
+	int idx;
+
+	if (txn->hedge || !txn->try_active || txn->body_pending || txn->reply_started ||
+	    txn->backoff_pending || txn->client_gone)
+		return;
+	idx = gw_pool_pick(txn->pool, txn->tried, gw_clock_now_ms());
+	if (idx < 0 || idx == txn->server_idx || (idx < 64 && (txn->tried >> idx) & 1))
+		return; /* no other server */
+	if (!gw_pipeline_may_retry(txn, &t, &backoff))
+		return;
+	waiter.deadline_ms = txn->deadline_ms;
+	waiter.rank = txn->route->priority;
+	c = gw_pool_get(txn->pool, (size_t)idx, &waiter);
+	if (!c) {
+		if (waiter.queued)
+			gw_pool_cancel_wait(txn->pool, (size_t)idx, &waiter);
+		return;
+	}
+	if (gw_upstream_request_write(txn, c->out) < 0) {
+		gw_upconn_abandon(c);
+		return;
+	}
+	h = gw_calloc(1, sizeof(*h));
+	h->txn = txn;
+	h->up = c;
+	h->server_idx = idx;
+	h->reused = c->requests > 0;
+	h->start_us = gw_clock_now_us();
+	txn->hedge = h;
+	txn->hedges++;
+	txn->tries++;
+	if (idx < 64)
+		txn->tried |= 1ull << idx;
+	txn->pool->inflight[idx]++;
+	gw_stats_event(txn->rs->stats, txn->worker->id, GW_EV_HEDGE);
+	gw_upconn_start(c, &hedge_handler, h, txn->head_request);
 }
 
 /* ---- admission ---------------------------------------------------------- */
@@ -694,6 +924,7 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 	req->flags &= ~EVHTTP_PROXY_REQUEST;
 	evtimer_assign(&txn->deadline_ev, w->base, on_deadline, txn);
 	evtimer_assign(&txn->try_ev, w->base, on_try_timer, txn);
+	evtimer_assign(&txn->hedge_ev, w->base, on_hedge_timer, txn);
 	w->inflight++;
 	pick_request_id(txn);
 	if (txn->cc)

@@ -34,6 +34,7 @@ struct gw_worker;
 struct gw_client_conn;
 struct gw_route_state;
 struct gw_worker_gen;
+struct gw_hedge;
 
 struct gw_txn {
 	struct gw_worker *worker;
@@ -58,6 +59,10 @@ struct gw_txn {
 	bool deadline_armed;
 	uint64_t try_start_us;
 	uint64_t per_try_timeout_ms; /* 0: none; set by the retry module at admission */
+	uint64_t hedge_after_ms;     /* 0: no hedging; set by the retry module at admission */
+	unsigned hedges;             /* hedged tries started */
+	struct gw_hedge *hedge;      /* owned: the hedged try in flight beside the current one */
+	struct event hedge_ev;       /* the hedge delay of the current try */
 	bool body_pending;           /* good head streamed; judged when the body ends */
 	uint64_t head_us;            /* time from try start to its head */
 	struct gw_route_state *rs;   /* the route's modules (gateway/pipeline.h) */

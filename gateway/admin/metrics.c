@@ -202,6 +202,10 @@ static void route_families(struct evbuffer *out, struct gw_stats *st, struct evb
 	for (size_t i = 0; i < n; i++)
 		route_counter(out, "gateway_retry_budget_exhausted_total", st->routes[i],
 		              GW_EV_BUDGET_EXHAUSTED);
+	family(out, "gateway_hedges_total", "counter",
+	       "Hedged tries sent (retry.hedge): no head after the hedge delay.");
+	for (size_t i = 0; i < n; i++)
+		route_counter(out, "gateway_hedges_total", st->routes[i], GW_EV_HEDGE);
 	family(out, "gateway_rate_limited_total", "counter",
 	       "Requests refused by the route's rate limit (429).");
 	for (size_t i = 0; i < n; i++)

@@ -118,6 +118,8 @@ static void route_json(struct evbuffer *out, const struct gw_route_conf *r,
 	evbuffer_add(out, "}", 1);
 	gw_json_key(out, "retries", false);
 	gw_json_u64(out, gw_stats_route_event(rs->stats, GW_EV_RETRY));
+	gw_json_key(out, "hedges", false);
+	gw_json_u64(out, gw_stats_route_event(rs->stats, GW_EV_HEDGE));
 	gw_json_key(out, "budget_exhausted", false);
 	gw_json_u64(out, gw_stats_route_event(rs->stats, GW_EV_BUDGET_EXHAUSTED));
 	gw_json_key(out, "shed", false);

@@ -89,6 +89,15 @@ struct gw_upconn *gw_upconn_connect(struct gw_pool_server *server);
  */
 void gw_upconn_start(struct gw_upconn *c, const struct gw_upconn_handler *h, void *owner,
                      bool head_request);
+/* Hands the request on c, and whatever is still to come of its response, to
+ * another owner (a hedged try that won becomes the transaction's try). */
+static inline void gw_upconn_set_owner(struct gw_upconn *c, const struct gw_upconn_handler *h,
+                                       void *owner)
+{
+	c->handler = h;
+	c->owner = owner;
+}
+
 /* Stops or resumes reading the response (backpressure from the client). */
 void gw_upconn_pause(struct gw_upconn *c, bool paused);
 /* The owner gives up: the connection is closed (its state is unknown). */

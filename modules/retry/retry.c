@@ -3,6 +3,7 @@
  * retry budget.
  */
 #include "retry.h"
+#include "hedge.h"
 #include "../../gateway/config/conf_read.h"
 #include "../../gateway/util/alloc.h"
 #include "../../gateway/util/window.h"
@@ -174,6 +175,7 @@ const struct gw_conf_field gw_retry_fields[] = {
     {GW_CONF_CUSTOM("on", read_on)},
     {GW_CONF_MAP("backoff", backoff_fields)},
     {GW_CONF_MAP("budget", budget_fields)},
+    {GW_CONF_MAP("hedge", gw_hedge_fields)},
     {.key = NULL, .check = retry_check},
 };
 

@@ -9,6 +9,7 @@
  *     on: [connect_failure, reset, timeout, 502, 503, 504]
  *     backoff: { base: 25ms, max: 250ms }        # 0..1m each, base <= max
  *     budget: { ratio: 0.2, min_per_second: 10 } # 0..1, 0..100000
+ *     hedge: { after: 50ms, max: 1 }             # or after: auto (hedge.h)
  *
  * Everything here but the budget is a pure function of its arguments; the
  * request path (txn.c) calls them and keeps the state of its own tries.
@@ -47,6 +48,11 @@ struct gw_retry_conf {
 	uint64_t backoff_max_ms;        /* default 250ms; >= base */
 	double budget_ratio;            /* default 0.2 */
 	uint32_t budget_min_per_second; /* default 10 */
+	/* `hedge` (hedge.h): present, its delay (or auto), hedges per request */
+	bool has_hedge;
+	bool hedge_auto;
+	uint64_t hedge_after_ms;
+	uint32_t hedge_max;
 	/* Where per_try_timeout was written (0 when it was not), for conf_check. */
 	unsigned per_try_timeout_line, per_try_timeout_col;
 };
