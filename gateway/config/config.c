@@ -956,6 +956,10 @@ static void parse_upstream(struct loader *ld, const struct gw_node *key,
 	/* Kept even when invalid, so routes naming it get no second error. */
 	u->name = gw_strdup(key->value);
 	apply_defaults(upstream_fields, u);
+	/* Fewest requests in flight: a server that stalls stops getting new
+	 * requests after a few, where round robin keeps sending it its share
+	 * until outlier detection ejects it (bench/RESULTS.md). */
+	u->balance = GW_BALANCE_LEAST_REQUEST;
 	if (!valid_name(key->value))
 		error_at(ld, key, "invalid upstream name '%s' (use letters, digits, '_', '.', '-')",
 		         key->value);

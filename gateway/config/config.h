@@ -125,7 +125,7 @@ struct gw_upstream_conf {
 	size_t index; /* position in gw_config.upstreams */
 	struct gw_server_conf *servers;
 	size_t nservers;                 /* >= 1 */
-	enum gw_balance balance;         /* default round_robin */
+	enum gw_balance balance;         /* default least_request */
 	uint64_t connect_timeout_ms;     /* default 1s */
 	uint32_t max_connections;        /* per server, whole process; default 256 */
 	uint32_t keepalive;              /* idle connections kept per server; default 32 */

@@ -283,7 +283,7 @@ START_TEST(minimal_file_gets_every_default)
 	ck_assert_str_eq(ip_of(&u->servers[0].addr), "127.0.0.1");
 	ck_assert_uint_eq(port_of(&u->servers[0].addr), 9001);
 	ck_assert_uint_eq(u->servers[0].weight, 1);
-	ck_assert_int_eq(u->balance, GW_BALANCE_ROUND_ROBIN);
+	ck_assert_int_eq(u->balance, GW_BALANCE_LEAST_REQUEST);
 	ck_assert_uint_eq(u->connect_timeout_ms, 1000);
 	ck_assert_uint_eq(u->max_connections, 256);
 	ck_assert_uint_eq(u->keepalive, 32);
