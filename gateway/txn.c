@@ -321,7 +321,8 @@ static void on_response(void *owner, const struct gw_response_head *h, struct ev
 	try_done(txn);
 	record_try(txn, GW_TRY_OK, h->status);
 	if (status_is_failure(h->status) && retry_later(txn, GW_TRY_STATUS_FAILURE, h->status))
-		return; /* this answer is dropped; another server gets a try */
+		return;    /* this answer is dropped; another server gets a try */
+	hedge_cancel(txn); /* this answer wins */
 	gw_client_conn_watch_close(txn->cc, false);
 	if (h->framing == GW_BODY_NONE) {
 		begin_reply(txn, h, GW_RELAY_NO_BODY, 0);
@@ -359,6 +360,8 @@ static void on_head(void *owner, const struct gw_response_head *h)
 		}
 		txn->up = c; /* no retry after all: relay this answer */
 	} else {
+		/* This head wins over a hedge still waiting for its own. */
+		hedge_cancel(txn);
 		/* A good head is not yet a good try: the body may still break
 		 * off. The try is judged when the body ends (record_try). */
 		txn->body_pending = true;

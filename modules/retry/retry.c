@@ -290,41 +290,86 @@ uint64_t gw_retry_backoff_ms(const struct gw_retry_conf *c, unsigned retry_index
 /* ---- the budget -------------------------------------------------------- */
 
 /*
- * The retry budget (after Finagle's RetryBudget and Envoy's retry_budget).
+ * The retry budget (after Finagle's RetryBudget and Envoy's retry_budget):
+ * retries amplify a brief failure, never a lasting one. A retry is allowed
+ * while both
  *
- * A retry is allowed while
+ *     retries(1 s)  < ratio * requests(1 s)  + min_per_second        (the second)
+ *     retries(10 s) < ratio * requests(10 s) + min_per_second * 10   (the window)
  *
- *     retries(10 s) < ratio * requests(10 s) + min_per_second * 10
+ * where requests are first tries, so an upstream that fails everything
+ * receives at most (1 + ratio) times its normal load plus a small floor,
+ * and a route with little traffic still gets its occasional retry.
  *
- * where requests are first tries and both counts cover the last ten
- * seconds. An upstream that fails everything then receives at most
- * (1 + ratio) times its normal load, plus a small floor so that a route with
- * little traffic still gets its occasional retry: retries amplify a brief
- * failure, never a lasting one.
+ * Why a second as well as 10 s. With the 10 s window alone, an outage that
+ * follows a healthy period finds ten seconds of requests and almost no
+ * retries in it: every failure is retried until 10 s of allowance is gone,
+ * and a third of that went out in the first second of the outage (2.3x the
+ * offered load, measured, with ratio 0.2). Counting over the last second
+ * too means no second can spend more than one second's allowance, however
+ * long the calm before.
  *
- * The window is ten buckets of one second (util/window.h), one counter for
- * requests and one for retries: a count is forgotten between 9 and 10 s
- * after it was made, and a thread whose clock lags never wipes newer
- * counts. An acquire checks and takes its retry in one compare-and-swap on
- * the current second's retry counter (gw_window_add_below), which every
- * concurrent acquire of that second writes: of two threads that both see
- * one retry left, one is refused. So the allowance is never exceeded,
- * however many workers ask at once.
+ * Why a sliding second and not a token bucket. A bucket refilled by
+ * requests and capped at C tokens lets C + one second's income through in
+ * the first second of an outage: 2x the allowance with C = one second's
+ * worth. To stay within one second's allowance C would have to be a small
+ * fraction of it, and then a burst of failures in a healthy second (a
+ * server that dies with fifty requests in flight) is mostly refused though
+ * that second had room for all of them. The sliding second allows exactly
+ * what the bound allows: any mix of failures, as long as the retries of
+ * every one-second span stay within ratio of its requests. (In a lasting
+ * outage it spends each second's allowance on the first failures of that
+ * second; it is bounded per second, not spread evenly within one.)
  *
- * The arithmetic is integral: ratio is kept in millionths and the
- * comparison is retries * 10^6 < ratio_ppm * requests + floor * 10^6, so
+ * Why keep the 10 s window. Both checks round the allowance up (below), so
+ * a route with one request a second could retry once a second, ratio 1,
+ * on the second alone; the window holds it to ratio over 10 s (2 retries
+ * for 10 requests at 0.2). It is also what the status page reports.
+ *
+ * How exact the second is. It is cut in slices of W = 20 ms: requests are
+ * counted in the newest 50 slices, that is the last 980 to 1000 ms;
+ * retries in the newest 51, the last 1000 to 1020 ms. Take any span of one
+ * second and the last retry allowed in it, at t: the 51 slices counted at t
+ * reach back to t - 1000 ms at least, so they hold every retry of the span,
+ * and the 50 slices of requests reach back less than 1000 ms. So
+ *
+ *     retries in any 1 s <= ceil(ratio * requests in the 1 s before the
+ *                                last of them + min_per_second)
+ *
+ * with no margin for the slicing: at a steady rate R, never more than
+ * ratio * R + min_per_second + 1. The price is in the other direction: a
+ * steady outage gets about 98% of ratio (retries over a slightly longer
+ * span than the requests that pay for them). Finer slices would narrow
+ * that and cost more words to sum; 20 ms keeps the stamps of window.c good
+ * for a slice left untouched 2^31 times, 1.3 years.
+ *
+ * Concurrency. Three gw_windows (util/window.h): the 10 s window (requests
+ * and retries, one slot each per second), the second's requests and the
+ * second's retries. An acquire checks the window by reading it, then takes
+ * its retry from the second in one compare-and-swap (gw_window_add_below on
+ * the current slice, which every concurrent acquire of that slice writes),
+ * then counts it in the window. So the second's bound holds exactly however
+ * many workers ask at once; the window's can be passed by the acquires that
+ * race for its last retry (each within the second's bound), by at most one
+ * per racing worker. A request costs two atomic adds, an acquire about 120
+ * loads and two adds; memory is fixed (about 1 KB a route), nothing is
+ * allocated after gw_retry_budget_new.
+ *
+ * The arithmetic is integral: ratio is kept in millionths and a limit is
+ * ceil((ratio_ppm * requests + floor * 10^6) / 10^6), retries < limit, so
  * ratio 0.2 of 100 requests is exactly 20 retries, not 20.000000000000004.
- * The comparison is strict, so the allowance is the ratio rounded up:
- * 101 requests allow 21 retries, and a single request one. In whole
- * retries that is retries < ceil(allowance / 10^6), the limit
- * gw_window_add_below takes. The counts cannot overflow it: a bucket holds
- * under 2^32, so the sums stay under 2^36 and the products under 2^56.
+ * The comparison is strict, so the allowance is the ratio rounded up: 101
+ * requests allow 21 retries, and a single request one. The counts cannot
+ * overflow it: a slot holds under 2^32, so the sums stay under 2^38 and the
+ * products under 2^58.
  */
 struct gw_retry_budget {
-	uint64_t ratio_ppm;         /* ratio in millionths, 0..10^6 */
-	uint64_t floor;             /* min_per_second * 10: retries the window always allows */
-	struct gw_window *window;   /* owned: requests and retries */
-	_Atomic uint64_t exhausted; /* refusals, for the metric */
+	uint64_t ratio_ppm;             /* ratio in millionths, 0..10^6 */
+	uint64_t floor;                 /* min_per_second: retries a second always allows */
+	struct gw_window *window;       /* owned: requests and retries of the last 10 s */
+	struct gw_window *second_reqs;  /* owned: requests of the last 0.98..1 s */
+	struct gw_window *second_tries; /* owned: retries of the last 1..1.02 s */
+	_Atomic uint64_t exhausted;     /* refusals, for the metric */
 };
 
 enum { REQUESTS = 0, RETRIES, COUNTERS };
@@ -340,8 +385,12 @@ struct gw_retry_budget *gw_retry_budget_new(double ratio, uint32_t min_per_secon
 	if (ratio > 1)
 		ratio = 1;
 	b->ratio_ppm = (uint64_t)llround(ratio * (double)PPM);
-	b->floor = (uint64_t)min_per_second * GW_RETRY_BUDGET_BUCKETS;
+	b->floor = min_per_second;
 	b->window = gw_window_new(GW_RETRY_BUDGET_BUCKETS, GW_RETRY_BUDGET_BUCKET_MS, COUNTERS);
+	b->second_reqs =
+	    gw_window_new(GW_RETRY_BUDGET_SECOND_SLICES, GW_RETRY_BUDGET_SECOND_SLICE_MS, 1);
+	b->second_tries =
+	    gw_window_new(GW_RETRY_BUDGET_SECOND_SLICES + 1, GW_RETRY_BUDGET_SECOND_SLICE_MS, 1);
 	atomic_init(&b->exhausted, 0);
 	return b;
 }
@@ -351,27 +400,44 @@ void gw_retry_budget_free(struct gw_retry_budget *b)
 	if (!b)
 		return;
 	gw_window_free(b->window);
+	gw_window_free(b->second_reqs);
+	gw_window_free(b->second_tries);
 	free(b);
 }
 
 void gw_retry_budget_carry(struct gw_retry_budget *b, const struct gw_retry_budget *old)
 {
 	gw_window_copy(b->window, old->window);
+	gw_window_copy(b->second_reqs, old->second_reqs);
+	gw_window_copy(b->second_tries, old->second_tries);
 	atomic_store(&b->exhausted, atomic_load(&old->exhausted));
 }
 
 void gw_retry_budget_on_request(struct gw_retry_budget *b, uint64_t now_ms)
 {
 	gw_window_add(b->window, REQUESTS, now_ms);
+	gw_window_add(b->second_reqs, 0, now_ms);
+}
+
+/* ceil((ratio * requests + floor) in whole retries): retries < it are allowed. */
+static uint64_t limit_of(const struct gw_retry_budget *b, uint64_t requests, uint64_t floor)
+{
+	return (b->ratio_ppm * requests + floor * PPM + PPM - 1) / PPM;
 }
 
 bool gw_retry_budget_acquire(struct gw_retry_budget *b, uint64_t now_ms)
 {
-	uint64_t requests = gw_window_sum(b->window, REQUESTS, now_ms);
-	uint64_t allowance = b->ratio_ppm * requests + b->floor * PPM;
+	uint64_t n[COUNTERS], second;
 
-	if (gw_window_add_below(b->window, RETRIES, now_ms, (allowance + PPM - 1) / PPM))
-		return true;
+	gw_window_sums(b->window, now_ms, n);
+	if (n[RETRIES] < limit_of(b, n[REQUESTS], b->floor * GW_RETRY_BUDGET_BUCKETS)) {
+		second = gw_window_sum(b->second_reqs, 0, now_ms);
+		if (gw_window_add_below(b->second_tries, 0, now_ms,
+		                        limit_of(b, second, b->floor))) {
+			gw_window_add(b->window, RETRIES, now_ms);
+			return true;
+		}
+	}
 	atomic_fetch_add_explicit(&b->exhausted, 1, memory_order_relaxed);
 	return false;
 }

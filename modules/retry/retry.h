@@ -108,9 +108,16 @@ uint64_t gw_retry_backoff_ms(const struct gw_retry_conf *c, unsigned retry_index
 
 /* ---- the budget -------------------------------------------------------- */
 
-/* The budget looks back this far: 10 buckets of one second. */
+/* The budget's long window: 10 buckets of one second (the ratio over time). */
 #define GW_RETRY_BUDGET_BUCKETS   10
 #define GW_RETRY_BUDGET_BUCKET_MS 1000
+/*
+ * Its short window, which bounds every single second: slices of 20 ms,
+ * requests counted in the 50 newest (the last 0.98 to 1 s), retries in the
+ * 51 newest (the last 1 to 1.02 s). retry.c says why.
+ */
+#define GW_RETRY_BUDGET_SECOND_SLICES   50
+#define GW_RETRY_BUDGET_SECOND_SLICE_MS 20
 
 /*
  * A route's retry budget, shared by every worker thread (lock-free). Owned
@@ -125,19 +132,30 @@ struct gw_retry_budget;
  */
 struct gw_retry_budget *gw_retry_budget_new(double ratio, uint32_t min_per_second);
 void gw_retry_budget_free(struct gw_retry_budget *b);
-/* A reload: the budget goes on with what old has counted. */
+/*
+ * A reload: the budget goes on with what old has counted (both windows, so
+ * the retries already spent in this second and these 10 s stay spent).
+ */
 void gw_retry_budget_carry(struct gw_retry_budget *b, const struct gw_retry_budget *old);
 /* Counts one request (its first try) at now_ms. */
 void gw_retry_budget_on_request(struct gw_retry_budget *b, uint64_t now_ms);
 /*
- * Takes one retry from the budget: true (and the retry counted) when the
- * retries of the last 10 s are fewer than ratio * requests of the last
- * 10 s + min_per_second * 10; false (and a refusal counted) otherwise.
+ * Takes one retry from the budget: true (and the retry counted) when both
+ *
+ *   - the retries of the last second are fewer than ratio * requests of the
+ *     last second + min_per_second, and
+ *   - the retries of the last 10 s are fewer than ratio * requests of the
+ *     last 10 s + min_per_second * 10;
+ *
+ * false (and a refusal counted) otherwise. So no one-second span ever holds
+ * more than ratio * requests of that second + min_per_second retries
+ * (rounded up), however the failures bunch up and however much was saved
+ * before (retry.c has the exact bound).
  */
 bool gw_retry_budget_acquire(struct gw_retry_budget *b, uint64_t now_ms);
 /* Refusals since the budget was made (gateway_retry_budget_exhausted_total). */
 uint64_t gw_retry_budget_exhausted(const struct gw_retry_budget *b);
-/* Requests and retries counted in the window that ends at now_ms. */
+/* Requests and retries counted in the 10 s window that ends at now_ms. */
 void gw_retry_budget_window(const struct gw_retry_budget *b, uint64_t now_ms, uint64_t *requests,
                             uint64_t *retries);
 
