@@ -36,7 +36,8 @@ static unsigned bucket_of(uint64_t us)
 	if (v == 0)
 		return 0;
 	d = 63u - (unsigned)__builtin_clzll(v);
-	b = d * 4 + (unsigned)(((v - (1ull << d)) * 4) >> d);
+	/* the quarter from us itself: us / 100 would lose what is below 100 us */
+	b = d * 4 + (unsigned)((us - (100ull << d)) * 4 / (100ull << d));
 	return b < GW_HEDGE_LATENCY_BUCKETS ? b : GW_HEDGE_LATENCY_BUCKETS - 1;
 }
 
@@ -62,11 +63,18 @@ uint64_t gw_latency_p95_us(struct gw_latency *l, uint64_t now_ms)
 	    !atomic_compare_exchange_strong_explicit(&l->epoch, &seen, epoch, memory_order_relaxed,
 	                                             memory_order_relaxed))
 		return atomic_load_explicit(&l->p95_us, memory_order_relaxed);
-	/* this thread recomputes, then halves: older samples fade */
-	for (unsigned b = 0; b < GW_HEDGE_LATENCY_BUCKETS; b++) {
-		counts[b] = atomic_load_explicit(&l->count[b], memory_order_relaxed);
-		total += counts[b];
-		atomic_store_explicit(&l->count[b], counts[b] / 2, memory_order_relaxed);
+	/* this thread recomputes, then halves once per period gone by (an idle
+	 * spell fades old samples as much as a busy one): older samples fade */
+	{
+		uint64_t periods = epoch > seen && seen ? epoch - seen : 1;
+		unsigned shift = periods > 31 ? 31 : (unsigned)periods;
+
+		for (unsigned b = 0; b < GW_HEDGE_LATENCY_BUCKETS; b++) {
+			counts[b] = atomic_load_explicit(&l->count[b], memory_order_relaxed);
+			total += counts[b];
+			atomic_store_explicit(&l->count[b], counts[b] >> shift,
+			                      memory_order_relaxed);
+		}
 	}
 	if (total >= GW_HEDGE_AUTO_MIN_SAMPLES) {
 		for (unsigned b = 0; b < GW_HEDGE_LATENCY_BUCKETS; b++) {

@@ -111,7 +111,7 @@ static bool retry_may_retry(struct gw_mod_env *env, const struct gw_try *t, uint
 	if (t->hedge) {
 		/* the same rules as a retry after a timeout, and the same budget */
 		*backoff_ms = 0;
-		if (!rc->has_hedge || txn->hedges >= rc->hedge_max ||
+		if (!rc->has_hedge || txn->hedges >= rc->hedge_max || txn->tries >= rc->attempts ||
 		    !gw_retry_method_allows(txn->method, idempotency_key, GW_TRY_TIMEOUT))
 			return false;
 		if (!gw_retry_budget_acquire(rr->budget, env->now_ms)) {
