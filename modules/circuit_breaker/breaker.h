@@ -9,9 +9,16 @@
  *     consecutive_failures: 0    # also trip after N failures in a row; 0 = off
  *     slow_call_duration: 0      # a try slower than this is slow; 0 = off (0..1h)
  *     slow_call_ratio: 1.0       # trip at this share of slow tries (0 < r <= 1)
- *     open_duration: 30s         # then half-open (1ms..1h)
- *     max_open_duration: 5m      # open_duration doubles on each re-trip, up to this
- *     half_open_requests: 5      # probes: all succeed -> closed, one fails -> open
+ *     open_duration: 30s         # fully open this long, then probing (1ms..1h)
+ *     max_open_duration: 5m      # a relapse doubles open_duration, up to this
+ *     half_open_requests: 5      # probes, one at a time: N in a row succeed -> closed
+ *
+ * In short (breaker.c has the whole story): the ratios are judged over the
+ * window and over its last second alone, each with min_requests tries, so
+ * the successes of a healthy past cannot delay a trip; after open_duration
+ * one probe at a time goes through, at most one every probe interval
+ * (min(open_duration, 500ms)); N successful probes in a row close it, and a
+ * closed breaker lets traffic back in a one-second ramp of concurrency.
  *
  * Time comes in as now_ms (gw_clock_now_ms() on the request path, a fake
  * clock in tests): nothing here reads a clock.
@@ -35,8 +42,11 @@ enum gw_breaker_state {
 
 enum gw_breaker_admit {
 	GW_BREAKER_ALLOW = 0, /* closed: go on */
-	GW_BREAKER_PROBE,     /* half-open: go on; this request is one of the probes */
+	GW_BREAKER_PROBE,     /* half-open: go on; this request is the probe */
 	GW_BREAKER_REJECT,    /* fail fast: circuit_open (or the route's fallback) */
+	/* closed, ramping up after a recovery: go on, and call
+	 * gw_breaker_ramp_done once the request has ended */
+	GW_BREAKER_RAMP,
 };
 
 /* What an operator forces (admin API, Redis gw:ops:breaker:ROUTE). */
@@ -47,11 +57,26 @@ enum gw_breaker_force {
 };
 
 /*
- * While half-open with every probe out, a rejected request is told to come
- * back in this long: the probes decide within a try's time, so the answer
- * is near, and the smallest Retry-After (1 s) says so.
+ * While half-open with the probe out, a rejected request is told to come
+ * back in this long: the probe decides within a try's time, so the answer
+ * is near, and the smallest Retry-After (1 s) says so. The same for a
+ * request refused by the ramp after closing (it is over within a second).
  */
 #define GW_BREAKER_PROBING_RETRY_AFTER_MS 1000
+#define GW_BREAKER_RAMP_RETRY_AFTER_MS    1000
+
+/* The short window judged besides the configured one: the last second, in
+ * buckets of 100 ms. */
+#define GW_BREAKER_RECENT_MS 1000
+/* While half-open, probes go at most every min(open_duration, this). */
+#define GW_BREAKER_PROBE_INTERVAL_MAX_MS 500
+/* A probe out for longer than max(open time, this) (the default route
+ * timeout) is taken as lost, and another one goes. */
+#define GW_BREAKER_PROBE_LOST_MS 15000
+/* After closing: half_open_requests requests in flight at once, twice as
+ * many every RAMP_STEP, no limit once RAMP is over. */
+#define GW_BREAKER_RAMP_MS      1000
+#define GW_BREAKER_RAMP_STEP_MS 100
 
 /* A route's `circuit_breaker` section: plain values, nothing to free. */
 struct gw_breaker_conf {
@@ -95,18 +120,23 @@ struct gw_breaker *gw_breaker_new(const struct gw_breaker_conf *c, const char *r
 void gw_breaker_free(struct gw_breaker *b);
 /*
  * A reload: b (new, unused) takes over old's state. A forced state stays
- * forced, an open breaker stays open until the same time (its next open
- * time as doubled so far), the window keeps its tries when its length did
- * not change. A half-open breaker becomes open with its time up: its
- * probes report to old, so b hands out fresh ones.
+ * forced; an open breaker stays open until the same time (with its open
+ * time as doubled so far); a half-open one stays half-open with its
+ * successful probes so far, the probe old has out reporting to old (b sends
+ * its own once the probe interval since that one is over); a closed one
+ * keeps its ramp (its requests in flight count in old, not in b). The
+ * window keeps its tries when its length did not change, the last second
+ * always.
  */
 void gw_breaker_carry(struct gw_breaker *b, const struct gw_breaker *old, uint64_t now_ms);
 
 /*
  * May a request go to the upstream now? On GW_BREAKER_REJECT,
  * *retry_after_ms (when not NULL) is the time until half-open while open,
- * GW_BREAKER_PROBING_RETRY_AFTER_MS while half-open with every probe out,
- * and open_duration while forced open (no end is known then).
+ * the time until the next probe may go while half-open (or
+ * GW_BREAKER_PROBING_RETRY_AFTER_MS while the probe is out),
+ * GW_BREAKER_RAMP_RETRY_AFTER_MS when the ramp after closing is full, and
+ * open_duration while forced open (no end is known then).
  */
 enum gw_breaker_admit gw_breaker_admit(struct gw_breaker *b, uint64_t now_ms,
                                        uint64_t *retry_after_ms);
@@ -127,10 +157,14 @@ void gw_breaker_record(struct gw_breaker *b, uint64_t now_ms, bool failure, uint
  */
 void gw_breaker_abandon_probe(struct gw_breaker *b);
 
+/* A request admitted with GW_BREAKER_RAMP has ended (however it ended):
+ * its place in the ramp is free. Exactly one per GW_BREAKER_RAMP. */
+void gw_breaker_ramp_done(struct gw_breaker *b);
+
 /*
  * Forces the breaker open or closed, or hands it back to the state machine
- * (AUTO), which then starts afresh: closed, empty window, open_duration
- * back to its configured value.
+ * (AUTO), which then starts afresh: closed (without a ramp: the operator
+ * decided), empty window, open_duration back to its configured value.
  */
 void gw_breaker_force(struct gw_breaker *b, enum gw_breaker_force f);
 enum gw_breaker_force gw_breaker_forced(const struct gw_breaker *b);
@@ -138,7 +172,9 @@ enum gw_breaker_force gw_breaker_forced(const struct gw_breaker *b);
 /*
  * The state as gateway_circuit_state and /status show it. An open breaker
  * whose open time has passed reads as half-open: the next request will be
- * a probe.
+ * a probe. Half-open lasts from the first probe until N in a row have
+ * succeeded (failed probes in between do not make it read open); a breaker
+ * ramping up after closing reads closed.
  */
 enum gw_breaker_state gw_breaker_state(const struct gw_breaker *b, uint64_t now_ms);
 /* "closed", "open", "half-open". */
@@ -148,7 +184,9 @@ const char *gw_breaker_state_name(enum gw_breaker_state s);
 struct gw_breaker_counts {
 	uint64_t tries, failures, slow; /* in the rolling window */
 	uint32_t consecutive_failures;  /* current run of failures */
-	uint64_t open_duration_ms;      /* the next (or current) open period */
+	/* the current open time (open, half-open), or that of a trip now (closed:
+	 * open_duration, or doubled within a window of closing) */
+	uint64_t open_duration_ms;
 };
 
 void gw_breaker_counts(const struct gw_breaker *b, uint64_t now_ms, struct gw_breaker_counts *out);

@@ -7,10 +7,12 @@
 #include "../../gateway/txn.h"
 #include "../../gateway/util/clock.h"
 
-/* Per request: whether it is one of a half-open breaker's probes. */
+/* Per request: whether it is a half-open breaker's probe, or holds a place
+ * in the ramp after closing. */
 struct breaker_slot {
 	bool probe;      /* admitted as a probe */
 	bool probe_done; /* its try was recorded */
+	bool ramp;       /* admitted by the ramp: give the place back at the end */
 };
 
 static void *breaker_route_state_new(const void *conf, const struct gw_route_conf *route)
@@ -43,6 +45,9 @@ static enum gw_admit breaker_on_admit(struct gw_mod_env *env)
 	case GW_BREAKER_PROBE:
 		slot->probe = true;
 		break;
+	case GW_BREAKER_RAMP:
+		slot->ramp = true;
+		break;
 	case GW_BREAKER_ALLOW:
 		break;
 	}
@@ -67,13 +72,16 @@ static bool breaker_may_retry(struct gw_mod_env *env, const struct gw_try *t, ui
 }
 
 /* A probe that never made a try (no healthy server, client gone, shed while
- * queued) gives its place back, or the breaker would wait for it. */
+ * queued) gives its place back, or the breaker would wait for it; a request
+ * of the ramp gives its place back however it ended. */
 static void breaker_on_end(struct gw_mod_env *env)
 {
 	const struct breaker_slot *slot = env->slot;
 
 	if (slot->probe && !slot->probe_done)
 		gw_breaker_abandon_probe(env->route_state);
+	if (slot->ramp)
+		gw_breaker_ramp_done(env->route_state);
 }
 
 static void breaker_report(const void *state, struct gw_report *out)

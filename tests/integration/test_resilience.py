@@ -595,11 +595,12 @@ class BreakerTests(GatewayTestCase):
         self.assertTrue(gw.wait_stderr(r"breaker r: half-open -> closed", 1.0),
                         "no half-open -> closed logged; stderr:\n%s" % gw.stderr_text())
 
-    def test_failed_probe_reopens_with_doubled_open_time(self):
+    def test_failed_probe_waits_the_probe_interval(self):
         """Still failing when half-open: exactly one probe reaches the
         upstream (a probe is never retried, even with retry configured), its
-        503 goes to the client, and the breaker is open again for 2 s
-        (open_duration doubles)."""
+        503 goes to the client; the breaker stays half-open and the next
+        probe may go 500 ms (min(open_duration, 500ms)) after the failed one
+        was sent, not after a doubled open time."""
         stub = self.start_stub("cb", "503")
         gw = self.simple_gateway(stub, route_opts={
             "circuit_breaker": dict(self.BREAKER, half_open_requests=1),
@@ -608,20 +609,27 @@ class BreakerTests(GatewayTestCase):
         before, r, tripped_at = self.trip(gw, stub)
         self.assertGatewayError(r, 503, "circuit_open")
         time.sleep(max(0.0, tripped_at + 1.05 - time.monotonic()))  # open_duration 1s
+        probe_at = time.monotonic()
         r = self.fetch(gw, "GET", "/cb/probe")
         self.assertStatus(r, 503, "the probe's answer")
         self.assertNotGatewayError(r)
         self.assertEqual(len(stub.app_requests), before + 1, "the probe was retried (or not sent)")
         r = self.fetch(gw, "GET", "/cb/reopened")
         self.assertGatewayError(r, 503, "circuit_open")
-        self.assertRetryAfter(r, 2, 2)
+        self.assertRetryAfter(r, 1, 1)
         self.assertEqual(len(stub.app_requests), before + 1)
+        time.sleep(max(0.0, probe_at + 0.6 - time.monotonic()))
+        r = self.fetch(gw, "GET", "/cb/probe2")
+        self.assertStatus(r, 503, "the second probe's answer")
+        self.assertNotGatewayError(r)
+        self.assertEqual(len(stub.app_requests), before + 2, "no second probe 0.6 s after the first")
 
-    def test_half_open_admits_exactly_the_probes(self):
+    def test_half_open_probes_one_at_a_time(self):
         """half_open_requests 3, 4 workers (the breaker is shared); 8
-        concurrent requests arrive when the open time is over and the (healed, slow) upstream takes 0.4s each: exactly
-        3 reach it and get 200, the other 5 get circuit_open at once; after the
-        3 succeed the breaker is closed."""
+        concurrent requests arrive when the open time is over and the (healed,
+        slow) upstream takes 0.4s each: exactly one, the probe, reaches it and
+        gets 200, the other 7 get circuit_open at once; the next two requests
+        are the other probes, then the breaker is closed."""
         stub = self.start_stub("cb", "503")
         gw = self.simple_gateway(stub, route_opts={
             "circuit_breaker": dict(self.BREAKER, half_open_requests=3)}, workers=4)
@@ -633,15 +641,86 @@ class BreakerTests(GatewayTestCase):
             if isinstance(x, Exception):
                 raise x
         statuses = Counter((x.status, x.header("X-Gateway-Error")) for x in results)
-        self.assertEqual(statuses, {(200, None): 3, (503, "circuit_open"): 5},
-                         "8 concurrent requests in half-open with 3 probes")
+        self.assertEqual(statuses, {(200, None): 1, (503, "circuit_open"): 7},
+                         "8 concurrent requests in half-open: one probe at a time")
         for x in results:
             if x.status == 503:
                 self.assertRetryAfter(x, 1, 2)
-        self.assertEqual(len(stub.app_requests), before + 3)
+        self.assertEqual(len(stub.app_requests), before + 1)
         stub.set("echo")
         for i in range(5):
             self.assertStatus(self.fetch(gw, "GET", "/cb/closed/%d" % i), 200, "after the probes")
+        self.assertTrue(gw.wait_stderr(r"breaker r: half-open -> closed", 1.0),
+                        "no half-open -> closed logged; stderr:\n%s" % gw.stderr_text())
+
+    def test_outage_after_healthy_traffic_trips_and_recovery_within_a_second(self):
+        """The issue's config (window 10s, min_requests 20, ratio 0.5), open
+        1s: after 2 s of successes at ~200 req/s (400 in the window) the
+        upstream answers 503: the breaker opens within a second (the last
+        second is judged on its own; the window alone would need 400
+        failures). While it fails the upstream sees only the probes, two a
+        second; once it heals, a client polling every 10 ms gets a 200 within
+        a second, and everything flows again."""
+        stub = self.start_stub("cb", "echo")
+        gw = self.simple_gateway(stub, route_opts={"circuit_breaker": {
+            "window": "10s", "min_requests": 20, "failure_ratio": 0.5, "open_duration": "1s"}})
+        conn = [None]
+
+        def get(path):
+            for _ in range(2):
+                try:
+                    if conn[0] is None:
+                        conn[0] = Conn(gw.port)
+                    conn[0].request("GET", path)
+                    return conn[0].read_response()
+                except (OSError, HttpError):
+                    conn[0].close()
+                    conn[0] = None
+            self.fail("no answer to %s" % path)
+
+        self.addCleanup(lambda: conn[0] and conn[0].close())
+        t_end = time.monotonic() + 2.0
+        i = 0
+        while time.monotonic() < t_end:
+            self.assertStatus(get("/ok/%d" % i), 200)
+            i += 1
+            time.sleep(0.005)
+        stub.set("503")
+        t_fail = time.monotonic()
+        while True:
+            r = get("/fail")
+            if r.header("X-Gateway-Error") == "circuit_open":
+                break
+            self.assertStatus(r, 503)
+            self.assertLess(time.monotonic() - t_fail, 3.0, "no trip 3 s into the outage")
+            time.sleep(0.005)
+        tripped = time.monotonic()
+        self.assertLess(tripped - t_fail, 1.0, "tripped %.2fs into the outage, after %d "
+                        "successes" % (tripped - t_fail, i))
+        seen = len(stub.app_requests)
+        while time.monotonic() < tripped + 2.3:  # open 1s, then ~3 probes
+            r = get("/down")
+            self.assertStatus(r, 503)
+            time.sleep(0.02)
+        probes = len(stub.app_requests) - seen
+        self.assertTrue(2 <= probes <= 4, "%d requests reached the failing upstream in the"
+                        " 1.3 s after open_duration (a probe every 500 ms)" % probes)
+        stub.set("echo")
+        t_heal = time.monotonic()
+        while True:
+            r = get("/heal")
+            if r.status == 200:
+                break
+            self.assertGatewayError(r, 503, "circuit_open")
+            self.assertLess(time.monotonic() - t_heal, 3.0, "no success 3 s after the heal")
+            time.sleep(0.01)
+        self.assertLess(time.monotonic() - t_heal, 1.0, "first success %.2fs after the heal"
+                        % (time.monotonic() - t_heal))
+        for k in range(20):
+            self.assertStatus(get("/after/%d" % k), 200, "request %d after the first success" % k)
+        self.assertTrue(gw.wait_stderr(r"breaker r: closed -> open \(failure ratio .* in the "
+                                       r"last second\)", 1.0),
+                        "no last-second trip logged; stderr:\n%s" % gw.stderr_text())
 
     def test_probe_whose_client_left_frees_its_slot(self):
         """half_open_requests 1: the one probe's client goes away before the
