@@ -945,6 +945,7 @@ static const struct field upstream_fields[] = {
     U32("keepalive", struct gw_upstream_conf, keepalive, 0, 10000, 32),
     CUSTOM("health_check", upstream_health_check),
     CUSTOM("outlier_detection", upstream_outlier_detection),
+    DURATION("slow_start", struct gw_upstream_conf, slow_start_ms, 0, HOUR, 5 * SEC, "0..1h"),
     FIELDS_END,
 };
 

@@ -137,6 +137,10 @@ struct gw_upstream_conf {
 	struct gw_health_check_conf health_check;
 	bool has_outlier_detection;
 	struct gw_outlier_conf outlier_detection;
+	/* A server back from a failed health state or an ejection ramps from
+	 * 10% to 100% of its weight over this (upstream/health.h); 0..1h,
+	 * default 5s, 0: off. */
+	uint64_t slow_start_ms;
 };
 
 struct gw_header_match {

@@ -38,6 +38,7 @@ struct gw_health_server {
 	atomic_uint failures;              /* failed tries in a row */
 	_Atomic uint64_t ejected_until_ms; /* 0: no ejection on record */
 	atomic_uint ejections;             /* so far, the one in progress included */
+	_Atomic uint64_t back_ms;          /* last return (marked up, ejection over); 0: none */
 };
 
 /*
@@ -50,7 +51,8 @@ struct gw_health_upstream {
 	char *name;
 	bool outlier; /* has outlier_detection */
 	struct gw_outlier_conf od;
-	unsigned max_ejected; /* servers that may be ejected at once */
+	uint64_t slow_start_ms; /* 0: a returning server gets its full share at once */
+	unsigned max_ejected;   /* servers that may be ejected at once */
 	atomic_uint nejected;
 	struct gw_health_server *servers;
 	size_t nservers;
@@ -102,6 +104,7 @@ struct gw_health *gw_health_new(const struct gw_config *cfg)
 		u->name = gw_strdup(uc->name);
 		u->outlier = uc->has_outlier_detection;
 		u->od = uc->outlier_detection;
+		u->slow_start_ms = uc->slow_start_ms;
 		u->nservers = uc->nservers;
 		u->max_ejected =
 		    max_ejected(uc->nservers, uc->outlier_detection.max_ejection_percent);
@@ -115,6 +118,7 @@ struct gw_health *gw_health_new(const struct gw_config *cfg)
 			atomic_init(&hs->failures, 0);
 			atomic_init(&hs->ejected_until_ms, 0);
 			atomic_init(&hs->ejections, 0);
+			atomic_init(&hs->back_ms, 0);
 		}
 	}
 	return h;
@@ -123,8 +127,9 @@ struct gw_health *gw_health_new(const struct gw_config *cfg)
 /*
  * A reload keeps what is known of the servers that keep their upstream's
  * name and their address: a server marked down stays down until its
- * checks pass again, an ejection runs its course, and the next ejection
- * is as long as if no reload had happened.
+ * checks pass again, an ejection runs its course, the next ejection is as
+ * long as if no reload had happened, and a server in its slow start goes
+ * on ramping up from where it was (under the new config's slow_start).
  */
 void gw_health_carry(struct gw_health *h, const struct gw_health *old)
 {
@@ -148,6 +153,7 @@ void gw_health_carry(struct gw_health *h, const struct gw_health *old)
 				atomic_store(&hs->up, atomic_load(&os->up));
 				atomic_store(&hs->failures, atomic_load(&os->failures));
 				atomic_store(&hs->ejections, atomic_load(&os->ejections));
+				atomic_store(&hs->back_ms, atomic_load(&os->back_ms));
 				if (u->outlier && until) {
 					atomic_store(&hs->ejected_until_ms, until);
 					nejected++;
@@ -202,22 +208,58 @@ bool gw_health_usable(const struct gw_health *h, size_t up, size_t srv, uint64_t
 	return gw_health_is_up(h, up, srv) && !gw_health_is_ejected(h, up, srv, now_ms);
 }
 
+/*
+ * Slow start: GW_HEALTH_SHARE_MIN at the moment of the return, growing
+ * linearly to GW_HEALTH_SHARE_FULL over slow_start. The return is the later
+ * of the last recorded one (marked up by checks, ejection ended) and an
+ * ejection whose time is over but that no one has ended yet: an ejection
+ * ends when its time does (gw_health_usable), so its ramp starts then too.
+ */
+unsigned gw_health_share(const struct gw_health *h, size_t up, size_t srv, uint64_t now_ms)
+{
+	const struct gw_health_server *s = server_of(h, up, srv);
+	uint64_t window = h->ups[up].slow_start_ms, back, until;
+
+	if (window == 0)
+		return GW_HEALTH_SHARE_FULL;
+	back = atomic_load_explicit(&s->back_ms, memory_order_relaxed);
+	until = atomic_load_explicit(&s->ejected_until_ms, memory_order_relaxed);
+	if (until != 0 && until <= now_ms && until > back)
+		back = until;
+	if (back == 0 || now_ms >= back + window)
+		return GW_HEALTH_SHARE_FULL;
+	if (now_ms <= back) /* another thread's clock read a moment later */
+		return GW_HEALTH_SHARE_MIN;
+	return GW_HEALTH_SHARE_MIN +
+	       (unsigned)((GW_HEALTH_SHARE_FULL - GW_HEALTH_SHARE_MIN) * (now_ms - back) / window);
+}
+
 /* ---- outlier detection ------------------------------------------------- */
 
 /*
  * Ends the ejection recorded as `until` once its time is over. Whoever
  * notices first (a sweep, or a try outcome for that server) wins the
  * compare-and-swap, so the slot is given back and the return logged exactly
- * once. The server comes back with a clean failure count.
+ * once. The server comes back with a clean failure count, and its slow
+ * start counts from the end of the ejection (until), not from when the end
+ * was noticed; back_ms is written before the ejection is cleared, so a
+ * reader never sees the server usable without its ramp.
  */
 static void end_ejection(struct gw_health_upstream *u, struct gw_health_server *s, uint64_t until,
                          uint64_t now_ms)
 {
 	char took[32];
+	uint64_t back;
 	unsigned n;
 
-	if (until == 0 || now_ms < until ||
-	    !atomic_compare_exchange_strong(&s->ejected_until_ms, &until, 0))
+	if (until == 0 || now_ms < until)
+		return;
+	back = atomic_load_explicit(&s->back_ms, memory_order_relaxed);
+	while (back < until &&
+	       !atomic_compare_exchange_weak_explicit(&s->back_ms, &back, until,
+	                                              memory_order_relaxed, memory_order_relaxed))
+		;
+	if (!atomic_compare_exchange_strong(&s->ejected_until_ms, &until, 0))
 		return;
 	atomic_store_explicit(&s->failures, 0, memory_order_relaxed);
 	atomic_fetch_sub(&u->nejected, 1);
@@ -408,14 +450,26 @@ static void probe_wait(struct gw_probe *p, short what)
 
 /*
  * The end of one check: counts it, flips the server when a threshold is
- * reached (logged once per transition), and schedules the next check one
- * interval after this one started, so checks keep their pace whatever they
- * take (a check never lasts longer than timeout <= interval).
+ * reached (logged once per transition), and schedules the next check.
+ *
+ * The next check normally starts one interval after this one started, so
+ * checks keep their pace whatever they take (a check never lasts longer than
+ * timeout <= interval). Not after a pass that leaves a down server down:
+ * then the next check starts one interval after this answer. A down server
+ * so comes back only on healthy_threshold answers at least an interval
+ * apart, i.e. after it has been seen healthy for (healthy_threshold - 1)
+ * intervals. Without this, a check that was in flight when a stalled server
+ * resumed (a SIGSTOPed process: the kernel accepted the connection and took
+ * the request, the answer came when the process ran again, within the
+ * timeout) passed at once and the next check followed as little as
+ * interval - timeout later: healthy_threshold 2 at interval 500ms marked
+ * such a server up 0.26 s after SIGCONT (issue 10).
  */
 static void probe_done(struct gw_probe *p, bool pass, const char *why)
 {
 	struct gw_health_server *s = server_of(p->checker->health, p->up, p->srv);
-	uint64_t elapsed = gw_clock_now_ms() - p->started_ms;
+	uint64_t now = gw_clock_now_ms();
+	uint64_t elapsed = now - p->started_ms;
 	bool up = atomic_load_explicit(&s->up, memory_order_relaxed);
 
 	probe_close(p);
@@ -424,9 +478,12 @@ static void probe_done(struct gw_probe *p, bool pass, const char *why)
 		p->fails = 0;
 		p->passes++;
 		if (!up && p->passes >= p->healthy_threshold) {
+			atomic_store_explicit(&s->back_ms, now ? now : 1, memory_order_relaxed);
 			atomic_store_explicit(&s->up, true, memory_order_relaxed);
 			gw_log_info("upstream %s: %s is up (%u passed checks)", p->upstream,
 			            p->address, p->passes);
+		} else if (!up) {
+			elapsed = 0; /* the next check one interval after this answer */
 		}
 	} else {
 		p->passes = 0;

@@ -6,7 +6,11 @@
  *   - Active health checks (upstream `health_check`): the checker sends
  *     `GET PATH` to each server every interval from the main thread's event
  *     loop; unhealthy_threshold failed checks in a row mark the server down,
- *     healthy_threshold passed checks in a row mark it up again. Servers
+ *     healthy_threshold passed checks in a row mark it up again, their
+ *     answers at least an interval apart (after a pass that leaves a down
+ *     server down, the next check starts one interval after that answer:
+ *     a check that was in flight when a stalled server resumed cannot mark
+ *     it up sooner than healthy_threshold - 1 intervals later). Servers
  *     start up.
  *   - Outlier detection (upstream `outlier_detection`): workers report the
  *     outcome of every try; consecutive_failures failed tries in a row eject
@@ -14,6 +18,13 @@
  *     never more than max_ejection_percent of the pool at once (a pool of two
  *     or more servers may always have one ejected). An ejection ends by
  *     itself when its time is over.
+ *
+ * Slow start (upstream `slow_start`): a server that returns (marked up by
+ * its checks, or at the end of an ejection) does not get its full share of
+ * new tries at once: the balancers scale its weight by gw_health_share,
+ * 10% at the return growing linearly to 100% over slow_start. The ramp
+ * only shifts load between usable servers; a server alone in its pool, or
+ * with every other server unusable, still takes every try.
  *
  * Every worker thread reads and writes the state through atomics: no lock on
  * the request path. Time enters as now_ms arguments (gw_clock_now_ms() in
@@ -59,6 +70,16 @@ bool gw_health_usable(const struct gw_health *h, size_t up, size_t srv, uint64_t
  * now_ms (tries that were in flight when it was ejected do not count).
  */
 void gw_health_record(struct gw_health *h, size_t up, size_t srv, bool failure, uint64_t now_ms);
+
+/*
+ * The share of its weight a usable server gets at now_ms, in thousandths:
+ * GW_HEALTH_SHARE_MIN right after a return, GW_HEALTH_SHARE_FULL once its
+ * slow start is over (and always without slow_start, or for a server that
+ * never returned: servers start at full share).
+ */
+#define GW_HEALTH_SHARE_MIN  100u
+#define GW_HEALTH_SHARE_FULL 1000u
+unsigned gw_health_share(const struct gw_health *h, size_t up, size_t srv, uint64_t now_ms);
 
 /* Ends (and logs) the ejections that are over at now_ms. Optional: an
  * ejection is over when its time is, whether or not this runs; the checker

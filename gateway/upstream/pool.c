@@ -21,6 +21,7 @@ struct gw_pool *gw_pool_new(struct gw_worker *w, const struct gw_upstream_conf *
 	pool->nservers = conf->nservers;
 	pool->servers = gw_calloc(conf->nservers, sizeof(*pool->servers));
 	pool->usable = gw_calloc(conf->nservers, sizeof(*pool->usable));
+	pool->share = gw_calloc(conf->nservers, sizeof(*pool->share));
 	pool->inflight = gw_calloc(conf->nservers, sizeof(*pool->inflight));
 	/* The process-wide limit, split evenly: no lock on the request path. */
 	pool->max_open = (conf->max_connections + nworkers - 1) / nworkers;
@@ -48,6 +49,7 @@ void gw_pool_free(struct gw_pool *pool)
 	gw_balancer_free(pool->balancer);
 	free(pool->servers);
 	free(pool->usable);
+	free(pool->share);
 	free(pool->inflight);
 	free(pool);
 }
@@ -62,6 +64,9 @@ int gw_pool_pick(struct gw_pool *pool, uint64_t tried, uint64_t now_ms)
 		bool fresh = i >= 64 || !(tried & (1ull << i));
 
 		pool->usable[i] = ok;
+		pool->share[i] =
+		    (uint16_t)(ok && pool->health ? gw_health_share(pool->health, up, i, now_ms)
+		                                  : GW_HEALTH_SHARE_FULL);
 		usable += ok;
 		untried += ok && fresh;
 	}
@@ -73,7 +78,7 @@ int gw_pool_pick(struct gw_pool *pool, uint64_t tried, uint64_t now_ms)
 				pool->usable[i] = false;
 	if (pool->nservers == 1)
 		return 0;
-	return gw_balancer_pick(pool->balancer, pool->usable, pool->inflight);
+	return gw_balancer_pick(pool->balancer, pool->usable, pool->inflight, pool->share);
 }
 
 struct gw_upconn *gw_pool_get(struct gw_pool *pool, size_t idx, struct gw_pool_waiter *waiter)

@@ -58,6 +58,7 @@ struct gw_pool {
 	struct gw_balancer *balancer;
 	struct gw_health *health; /* process-wide, shared: up/ejected per server */
 	bool *usable;             /* per server, scratch for gw_pool_pick */
+	uint16_t *share;          /* per server, scratch for gw_pool_pick: slow start */
 	uint32_t *inflight;       /* per server: tries in progress from this worker */
 };
 
@@ -69,6 +70,7 @@ void gw_pool_free(struct gw_pool *pool);
  * Server index for a new try, or -1 when no server can take it (all down or
  * ejected). Servers whose bit is set in tried are avoided while another
  * usable one exists: a retry goes to a different server when the pool has one.
+ * A server in its slow start (upstream/health.h) weighs its share less.
  */
 int gw_pool_pick(struct gw_pool *pool, uint64_t tried, uint64_t now_ms);
 /*

@@ -1,18 +1,102 @@
 """Upstream health: active health checks (down and up again, every server
-down -> 503 no_healthy_upstream) and outlier detection (ejection after
-consecutive failures, return after the ejection time, longer the next time).
+down -> 503 no_healthy_upstream, a SIGSTOPed server's return), outlier
+detection (ejection after consecutive failures, return after the ejection
+time, longer the next time) and slow start (a returning server's ramp).
 
-Checks run every 100ms here, ejections last 1s: every wait is a poll with a
-deadline.
+Checks run every 100ms here (500ms for the SIGSTOP test), ejections last 1s:
+every wait is a poll with a deadline.
 """
 
+import datetime
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections import Counter
 
-from gwtest import GatewayTestCase, HttpError, StubUpstream, route, upstream
+from gwtest import GatewayTestCase, HttpError, StubUpstream, poll_until, route, upstream
 
 HC = {"path": "/healthz", "interval": "100ms", "timeout": "100ms",
       "unhealthy_threshold": 2, "healthy_threshold": 2}
+
+# A server in its own process, so that SIGSTOP freezes it as a real one would
+# be (the kernel still accepts connections and takes requests, nothing is
+# answered). It answers every request 200 with Connection: close and prints
+# "check T" (T: time.monotonic(), the same clock in every process) for each
+# health check it reads.
+PAUSABLE_STUB = r"""
+import socket, sys, threading, time
+lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lsock.bind(("127.0.0.1", 0))
+lsock.listen(128)
+print("port %d" % lsock.getsockname()[1], flush=True)
+lock = threading.Lock()
+def serve(c):
+    try:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = c.recv(4096)
+            if not d:
+                return
+            buf += d
+        if buf.startswith(b"GET /healthz "):
+            with lock:
+                print("check %.6f" % time.monotonic(), flush=True)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    except OSError:
+        pass
+    finally:
+        c.close()
+while True:
+    c, _ = lsock.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
+class PausableServer:
+    """PAUSABLE_STUB in a subprocess; checks: the health checks' arrival
+    times, in order."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", PAUSABLE_STUB], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        first = self.proc.stdout.readline().split()
+        if len(first) != 2 or first[0] != "port":
+            self.stop()
+            raise AssertionError("the pausable stub did not start: %r" % first)
+        self.port = int(first[1])
+        self.address = "127.0.0.1:%d" % self.port
+        self.checks = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "check":
+                with self._lock:
+                    self.checks.append(float(parts[1]))
+
+    def check_times(self):
+        with self._lock:
+            return list(self.checks)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+        self.proc.wait(5)
+        self.proc.stdout.close()
+
+
+def log_time(line):
+    """Wall-clock seconds of a gateway log line ("2026-...T12:00:00.123Z ...")."""
+    stamp = line.split(" ", 1)[0]
+    t = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 class HealthCheckTests(GatewayTestCase):
@@ -57,7 +141,8 @@ class HealthCheckTests(GatewayTestCase):
         traffic goes to a; /healthz answers 200 again: after 2 passed checks b
         is up and gets its share again."""
         a, b = self.start_stub("a"), self.start_stub("b")
-        gw = self.start_gateway({"u": upstream(a, b, health_check=dict(HC))}, [route("r", "u")])
+        gw = self.start_gateway({"u": upstream(a, b, health_check=dict(HC), slow_start=0)},
+                                [route("r", "u")])
         self.assertEqual(self.spread(gw, 10), {"a": 5, "b": 5}, "both up at first")
         b.set_path("/healthz", "fixed", status=500)
         self.wait_log(gw, r"upstream u: %s is down" % b.address)
@@ -73,7 +158,8 @@ class HealthCheckTests(GatewayTestCase):
         error; b listens again on the same port: it comes back."""
         a, b = self.start_stub("a"), self.start_stub("b")
         port = b.port
-        gw = self.start_gateway({"u": upstream(a, b, health_check=dict(HC))}, [route("r", "u")])
+        gw = self.start_gateway({"u": upstream(a, b, health_check=dict(HC), slow_start=0)},
+                                [route("r", "u")])
         b.stop()
         self.wait_log(gw, r"upstream u: 127\.0\.0\.1:%d is down" % port)
         self.assertEqual(self.spread(gw, 20), {"a": 20}, "traffic with b's port closed")
@@ -109,16 +195,103 @@ class HealthCheckTests(GatewayTestCase):
         self.assertEqual(self.spread(gw, 6), {"a": 6})
 
 
+    def test_sigstopped_server_up_only_after_healthy_threshold_intervals(self):
+        """Issue 10: b is SIGSTOPed (connects succeed, nothing answers) and
+        goes down; it gets SIGCONT 200 ms into a check (timeout 400ms), which
+        it then answers in time. That pass may count, but healthy_threshold 2
+        means two answers an interval apart: b is up no sooner than one
+        interval (500ms) after SIGCONT. It was up 0.26-0.28 s after SIGCONT
+        when the next check followed the held one's start by an interval.
+        (A lower bound only: a slow machine makes it later, never earlier.)"""
+        interval = 0.5
+        b = PausableServer()
+        self.addCleanup(b.stop)
+        a = self.start_stub("a")
+        hc = {"path": "/healthz", "interval": "500ms", "timeout": "400ms",
+              "unhealthy_threshold": 1, "healthy_threshold": 2}
+        gw = self.start_gateway({"u": upstream(a, b.address, health_check=hc)}, [route("r", "u")])
+        # the checks' pace, from two of them, then stop b right after one
+        self.assertTrue(poll_until(lambda: len(b.check_times()) >= 2, 3.0),
+                        "b got no health checks: %r" % b.check_times())
+        seen = len(b.check_times())
+        self.assertTrue(poll_until(lambda: len(b.check_times()) > seen, 2.0, interval=0.002))
+        b.proc.send_signal(signal.SIGSTOP)
+        last = b.check_times()[-1]
+        down = gw.wait_stderr(r"upstream u: %s is down" % b.address, 3.0)
+        self.assertTrue(down, "b not marked down: %s" % gw.stderr_text())
+        # checks start at last + k * interval (timed-out checks keep the pace):
+        # resume 200 ms into the next one that starts from now on
+        k = int((time.monotonic() - last) / interval) + 1
+        time.sleep(max(0.0, last + k * interval + 0.2 - time.monotonic()))
+        n_before = len(b.check_times())
+        start = len(gw.stderr_lines())
+        resumed = time.time()
+        b.proc.send_signal(signal.SIGCONT)
+        hit = gw.wait_stderr(r"upstream u: %s is up" % b.address, 3.0, start=start)
+        self.assertTrue(hit, "b not marked up after SIGCONT: %s" % gw.stderr_text())
+        self.assertIn("is up (2 passed checks)", hit[1])
+        after = log_time(hit[1]) - resumed
+        self.assertGreaterEqual(after, interval - 0.05,
+                                "b marked up %.3f s after SIGCONT, sooner than one interval "
+                                "(500ms) allows with healthy_threshold 2" % after)
+        self.assertGreaterEqual(len(b.check_times()) - n_before, 2,
+                                "b answered fewer than healthy_threshold checks before it was up")
+
+
+class SlowStartTests(GatewayTestCase):
+    def ramp(self, balance, n_first, most):
+        """slow_start 3s: b, marked up again by its checks, first gets a small
+        part of the traffic (10% of its weight, growing), not its half at
+        once; once the window is over the split is even."""
+        a, b = self.start_stub("a"), self.start_stub("b")
+        gw = self.start_gateway({"u": upstream(a, b, balance=balance, health_check=dict(HC),
+                                               slow_start="3s")},
+                                [route("r", "u")])
+        self.assertEqual(self.spread(gw, 10), {"a": 5, "b": 5}, "no ramp at start-up")
+        b.set_path("/healthz", "fixed", status=500)
+        self.wait_log(gw, r"upstream u: %s is down" % b.address)
+        b.clear_paths()
+        self.wait_log(gw, r"upstream u: %s is up" % b.address)
+        first = self.spread(gw, n_first, "/ramp")
+        self.assertEqual(first["a"] + first["b"], n_first, first)
+        self.assertLessEqual(first["b"], most, "b got much of its share at once: %r" % first)
+        even = poll_until(lambda: self.spread(gw, 20, "/later") == {"a": 10, "b": 10}, 6.0,
+                          interval=0.2)
+        self.assertTrue(even, "b never got its full share back after the 3s slow start")
+        return first
+
+    def test_round_robin_ramp_after_failed_checks(self):
+        """Round robin weighs b by weight x share: ~1 request in 11 at first
+        (its half would be 20 of 40)."""
+        first = self.ramp("round_robin", 40, 8)
+        self.assertGreaterEqual(first["b"], 2, "b gets no traffic back: %r" % first)
+
+    def test_least_request_ramp_after_failed_checks(self):
+        """least_request (the default) lets b into ~10% of the picks at
+        first: about 1 request in 20 here (its half would be 30 of 60)."""
+        self.ramp("least_request", 60, 12)
+
+    def wait_log(self, gw, pattern, timeout=3.0):
+        hit = gw.wait_stderr(pattern, timeout)
+        if not hit:
+            self.fail("no stderr line matching %r within %.1fs; stderr:\n%s"
+                      % (pattern, timeout, gw.stderr_text()))
+        return hit
+
+    spread = HealthCheckTests.spread
+
+
 class OutlierTests(GatewayTestCase):
     def test_ejection_after_consecutive_failures_and_return(self):
         """bad answers 502; consecutive_failures 3, base_ejection_time 1s:
         after its 3rd failure bad gets no request for ~1s (its 502s reached
         clients unchanged, no retry configured), then gets traffic again;
-        still failing, it is ejected again for 2 s (base x ejections)."""
+        still failing, it is ejected again for 2 s (base x ejections). No
+        slow start, so that its share comes back at once."""
         good = self.start_stub("good")
         bad = self.start_stub("bad", "fixed", status=502, body=b"bad gateway upstream")
         gw = self.start_gateway(
-            {"u": upstream(good, bad, outlier_detection={
+            {"u": upstream(good, bad, slow_start=0, outlier_detection={
                 "consecutive_failures": 3, "base_ejection_time": "1s", "max_ejection_percent": 50})},
             [route("r", "u")])
         c = self.connect(gw)

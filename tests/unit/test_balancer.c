@@ -3,6 +3,7 @@
  * over hand-built upstream pools (no config loader involved).
  */
 #include <check.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ struct gw_test_pool {
 	struct gw_server_conf servers[GW_TEST_MAX_SERVERS];
 	bool usable[GW_TEST_MAX_SERVERS];
 	uint32_t inflight[GW_TEST_MAX_SERVERS];
+	uint16_t share[GW_TEST_MAX_SERVERS]; /* slow start; 1000: full */
 };
 
 static void gw_test_pool_init(struct gw_test_pool *p, enum gw_balance balance,
@@ -36,12 +38,13 @@ static void gw_test_pool_init(struct gw_test_pool *p, enum gw_balance balance,
 		p->servers[i].address = "127.0.0.1:9000";
 		p->servers[i].weight = weights[i];
 		p->usable[i] = true;
+		p->share[i] = 1000;
 	}
 }
 
 static int gw_test_pick(struct gw_balancer *b, struct gw_test_pool *p)
 {
-	return gw_balancer_pick(b, p->usable, p->inflight);
+	return gw_balancer_pick(b, p->usable, p->inflight, p->share);
 }
 
 /* Picks n times and counts the servers chosen; fails on -1. */
@@ -385,8 +388,228 @@ START_TEST(test_null_usable_and_inflight_mean_all_usable_and_idle)
 	gw_test_pool_init(&p, GW_BALANCE_LEAST_REQUEST, w, 2);
 	b = gw_balancer_new(&p.upstream, 1);
 	for (i = 0; i < 4; i++)
-		ck_assert_int_eq(gw_balancer_pick(b, NULL, NULL), i % 2);
+		ck_assert_int_eq(gw_balancer_pick(b, NULL, NULL, NULL), i % 2);
 	gw_balancer_free(b);
+}
+END_TEST
+
+/* ---- slow start: a share below 1000 scales a server's weight ------------ */
+
+START_TEST(test_share_round_robin_scales_weight_exactly_and_smoothly)
+{
+	static const uint32_t w[] = {1, 1, 1};
+	struct gw_test_pool p;
+	struct gw_balancer *b;
+	int counts[3] = {0}, i, s, gap = 0, min_gap = 1000, seen = 0;
+
+	gw_test_pool_init(&p, GW_BALANCE_ROUND_ROBIN, w, 3);
+	b = gw_balancer_new(&p.upstream, 1);
+	p.share[0] = 100; /* just back: 10% of its weight */
+	gw_test_count(b, &p, 2100, counts);
+	ck_assert_int_eq(counts[0], 100);
+	ck_assert_int_eq(counts[1], 1000);
+	ck_assert_int_eq(counts[2], 1000);
+	/* spread out, not in a burst: about one pick in 21 */
+	for (i = 0; i < 2100; i++) {
+		s = gw_test_pick(b, &p);
+		gap++;
+		if (s == 0) {
+			if (seen++)
+				min_gap = gap < min_gap ? gap : min_gap;
+			gap = 0;
+		}
+	}
+	ck_assert_int_eq(seen, 100);
+	ck_assert_int_ge(min_gap, 20);
+	/* weight 3 at 50%: as much as weight 1.5 */
+	p.servers[1].weight = 3;
+	p.share[0] = 1000;
+	p.share[1] = 500;
+	memset(counts, 0, sizeof(counts));
+	gw_test_count(b, &p, 3500, counts);
+	ck_assert_int_eq(counts[1], 1500);
+	ck_assert_int_eq(counts[0], 1000);
+	ck_assert_int_eq(counts[2], 1000);
+	gw_balancer_free(b);
+}
+END_TEST
+
+START_TEST(test_share_full_or_null_picks_as_plain_weights)
+{
+	static const uint32_t w[] = {5, 1, 2};
+	static const enum gw_balance algos[] = {GW_BALANCE_ROUND_ROBIN, GW_BALANCE_LEAST_REQUEST,
+	                                        GW_BALANCE_RANDOM};
+	struct gw_test_pool p;
+	struct gw_balancer *a, *b;
+	size_t k;
+	int i;
+
+	for (k = 0; k < 3; k++) {
+		gw_test_pool_init(&p, algos[k], w, 3);
+		a = gw_balancer_new(&p.upstream, 77);
+		b = gw_balancer_new(&p.upstream, 77);
+		for (i = 0; i < 500; i++) {
+			p.inflight[i % 3] = (uint32_t)(i % 7);
+			ck_assert_int_eq(gw_balancer_pick(a, p.usable, p.inflight, NULL),
+			                 gw_balancer_pick(b, p.usable, p.inflight, p.share));
+		}
+		gw_balancer_free(a);
+		gw_balancer_free(b);
+	}
+}
+END_TEST
+
+START_TEST(test_share_least_request_idle_and_loaded)
+{
+	static const uint32_t w[] = {1, 1, 1};
+	struct gw_test_pool p;
+	struct gw_balancer *b;
+	int counts[3] = {0}, i, s;
+
+	gw_test_pool_init(&p, GW_BALANCE_LEAST_REQUEST, w, 3);
+	b = gw_balancer_new(&p.upstream, 1);
+	p.share[2] = 250;
+	/* idle pool: it joins the rotation in about a quarter of the picks
+	 * (round robin would give it 250 / 2250 = 11%) */
+	gw_test_count(b, &p, 9000, counts);
+	ck_assert_int_ge(counts[2], 450);
+	ck_assert_int_le(counts[2], 1100);
+	ck_assert_int_ge(counts[0], 3900);
+	ck_assert_int_ge(counts[1], 3900);
+	/* loaded: in flight relative to weight x share, 1 at 25% weighs as 4 */
+	p.inflight[0] = 3;
+	p.inflight[1] = 3;
+	p.inflight[2] = 1;
+	for (i = 0; i < 200; i++)
+		ck_assert_int_ne(gw_test_pick(b, &p), 2);
+	/* 5, 5 and 1 (as 4): it is the least loaded, when drawn (1 pick in 4) */
+	p.inflight[0] = 5;
+	p.inflight[1] = 5;
+	memset(counts, 0, sizeof(counts));
+	gw_test_count(b, &p, 1000, counts);
+	ck_assert_int_ge(counts[2], 180);
+	ck_assert_int_le(counts[2], 320);
+	/* fed back from empty, in flight settles near 4:4:1 */
+	memset(p.inflight, 0, sizeof(p.inflight));
+	for (i = 0; i < 900; i++) {
+		s = gw_test_pick(b, &p);
+		p.inflight[s]++;
+	}
+	ck_assert_uint_ge(p.inflight[2], 90);
+	ck_assert_uint_le(p.inflight[2], 110);
+	gw_balancer_free(b);
+}
+END_TEST
+
+/*
+ * least_request under moderate load: three equal servers, one in slow start
+ * at share 100, Poisson arrivals with 2 requests in flight in the pool on
+ * average, each lasting one time unit. Weighing the in-flight count alone
+ * gave the returning server about 22% of the picks (it has nothing in
+ * flight more often than not); it must stay near what round robin gives it,
+ * 100 / 2100 = 4.8%, and the other two must share the rest evenly.
+ */
+static uint64_t gw_test_rng = 0x5eed;
+
+static double gw_test_uniform(void)
+{
+	uint64_t z = (gw_test_rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return ((double)(z >> 11) + 0.5) / 9007199254740992.0; /* (0, 1) */
+}
+
+START_TEST(test_share_least_request_under_moderate_load)
+{
+	static const uint32_t w[] = {1, 1, 1};
+	enum { PICKS = 60000, MAXQ = 256 };
+	static const double load[] = {0.5, 1.0, 2.0, 3.0, 6.0};
+	struct gw_test_pool p;
+	struct gw_balancer *b;
+	double ends[MAXQ], t;
+	int who[MAXQ], nq, counts[3], i, k, l, s;
+
+	for (l = 0; l < 5; l++) {
+		gw_test_pool_init(&p, GW_BALANCE_LEAST_REQUEST, w, 3);
+		p.share[0] = 100;
+		b = gw_balancer_new(&p.upstream, 11);
+		t = 0;
+		nq = 0;
+		counts[0] = counts[1] = counts[2] = 0;
+		for (i = 0; i < PICKS; i++) {
+			/* exponential gaps, so load[l] in flight on average */
+			t += -log(gw_test_uniform()) / load[l];
+			for (k = 0; k < nq;) {
+				if (ends[k] <= t) {
+					p.inflight[who[k]]--;
+					ends[k] = ends[nq - 1];
+					who[k] = who[--nq];
+				} else {
+					k++;
+				}
+			}
+			s = gw_test_pick(b, &p);
+			ck_assert_int_ge(s, 0);
+			ck_assert_int_lt(nq, MAXQ);
+			counts[s]++;
+			p.inflight[s]++;
+			ends[nq] = t + 1.0;
+			who[nq++] = s;
+		}
+		ck_assert_msg(counts[0] >= PICKS * 2 / 100 && counts[0] <= PICKS * 8 / 100,
+		              "load %.1f: the server at share 100 got %d of %d picks", load[l],
+		              counts[0], PICKS);
+		ck_assert_int_ge(counts[1], PICKS * 44 / 100);
+		ck_assert_int_ge(counts[2], PICKS * 44 / 100);
+		gw_balancer_free(b);
+	}
+}
+END_TEST
+
+START_TEST(test_share_random_about_its_part)
+{
+	static const uint32_t w[] = {1, 1};
+	struct gw_test_pool p;
+	struct gw_balancer *b;
+	int counts[2] = {0};
+
+	gw_test_pool_init(&p, GW_BALANCE_RANDOM, w, 2);
+	b = gw_balancer_new(&p.upstream, 0xabcdef);
+	p.share[0] = 100; /* 100 / 1100: about 9.1% */
+	gw_test_count(b, &p, 20000, counts);
+	ck_assert_int_ge(counts[0], 1500);
+	ck_assert_int_le(counts[0], 2140);
+	gw_balancer_free(b);
+}
+END_TEST
+
+START_TEST(test_share_out_of_range_is_clamped_and_never_excludes)
+{
+	static const uint32_t w[] = {1, 1};
+	static const enum gw_balance algos[] = {GW_BALANCE_ROUND_ROBIN, GW_BALANCE_LEAST_REQUEST,
+	                                        GW_BALANCE_RANDOM};
+	struct gw_test_pool p;
+	struct gw_balancer *b;
+	size_t k;
+	int counts[2];
+
+	for (k = 0; k < 3; k++) {
+		gw_test_pool_init(&p, algos[k], w, 2);
+		b = gw_balancer_new(&p.upstream, 3);
+		/* share 0 counts as 1 (0.1%), over 1000 as 1000 */
+		p.share[0] = 0;
+		p.share[1] = 60000;
+		counts[0] = counts[1] = 0;
+		gw_test_count(b, &p, 10010, counts);
+		ck_assert_int_ge(counts[0], 1);
+		ck_assert_int_le(counts[0], 40);
+		/* alone in its pool, a server in slow start takes everything */
+		p.usable[1] = false;
+		ck_assert_int_eq(gw_test_pick(b, &p), 0);
+		gw_balancer_free(b);
+	}
 }
 END_TEST
 
@@ -410,6 +633,12 @@ static Suite *gw_balancer_suite(void)
 	GW_TCASE(s, test_random_same_seed_same_sequence);
 	GW_TCASE(s, test_single_server_pool);
 	GW_TCASE(s, test_null_usable_and_inflight_mean_all_usable_and_idle);
+	GW_TCASE(s, test_share_round_robin_scales_weight_exactly_and_smoothly);
+	GW_TCASE(s, test_share_full_or_null_picks_as_plain_weights);
+	GW_TCASE(s, test_share_least_request_idle_and_loaded);
+	GW_TCASE(s, test_share_least_request_under_moderate_load);
+	GW_TCASE(s, test_share_random_about_its_part);
+	GW_TCASE(s, test_share_out_of_range_is_clamped_and_never_excludes);
 	return s;
 }
 
