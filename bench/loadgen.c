@@ -4,7 +4,7 @@
  *   loadgen --url http://127.0.0.1:8080/path[@weight] [--url ...] [--rate R]
  *           [--connections N] [--duration D] [--timeout T] [--header 'N: v']
  *           [--method M] [--body-size B] [--json FILE] [--progress]
- *           [--split-connections] [--warmup W] [--connect-first S]
+ *           [--split-connections] [--warmup W] [--connect-first S] [--log FILE]
  *
  * Requests are sent at a fixed rate whether or not answers come back, over a
  * fixed set of keep-alive connections with at most one request in flight on
@@ -281,6 +281,10 @@ static struct {
 	uint64_t timeout_ns;
 	uint64_t tick_ns;
 	const char *json_path;
+	const char *log_path; /* --log: one line per request */
+	struct logrec *log;
+	size_t log_n, log_cap;
+	uint64_t start_real; /* CLOCK_REALTIME ns at G.start */
 	bool progress;
 	double connect_first_s; /* > 0: start the clock once every connection is up */
 	uint64_t warmup_ns;     /* --warmup: requests due before start + this are not reported */
@@ -314,11 +318,27 @@ static struct {
 	uint64_t iv_sent, iv_done, next_progress;
 } G;
 
+/* --log: how one request ended. outcome: the status code, or -1 - enum err_kind. */
+struct logrec {
+	uint64_t sched; /* due time (G.start clock) */
+	uint64_t end;   /* last byte, or the error */
+	int16_t outcome;
+	uint8_t url;
+};
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
@@ -426,8 +446,27 @@ static struct stats *stats_for(int url, uint64_t sched)
 	return &G.urls[url].st;
 }
 
+/* --log: remember how this request ended (the array grows only in closed loop). */
+static void log_request(int url, uint64_t sched, uint64_t end, int outcome)
+{
+	if (!G.log_path)
+		return;
+	if (G.log_n == G.log_cap) {
+		size_t cap = G.log_cap ? 2 * G.log_cap : 65536;
+		struct logrec *n = realloc(G.log, cap * sizeof(*n));
+
+		if (!n)
+			return; /* lines missing from the log; the counts are unaffected */
+		G.log = n;
+		G.log_cap = cap;
+	}
+	G.log[G.log_n++] = (struct logrec){
+	    .sched = sched, .end = end, .outcome = (int16_t)outcome, .url = (uint8_t)url};
+}
+
 static void count_error(int url, uint64_t sched, enum err_kind kind)
 {
+	log_request(url, sched, now_ns(), -1 - (int)kind);
 	stats_for(url, sched)->err[kind]++;
 	G.iv_done++;
 }
@@ -990,6 +1029,7 @@ static void record_answer(struct conn *c, uint64_t now)
 	struct stats *st = stats_for(c->url, c->sched);
 	uint64_t lat = (now - c->sched) / NS_PER_US;
 
+	log_request(c->url, c->sched, now, c->r.status);
 	st->cls[c->r.status / 100]++;
 	st->codes[c->r.status]++;
 	hist_record(&st->lat, lat);
@@ -1444,9 +1484,10 @@ static int write_json(const char *path, const struct stats *total)
 	fprintf(f,
 	        "{\"mode\": \"%s\", \"rate\": %.1f, \"connections\": %d, "
 	        "\"connections_opened\": %d, \"max_connections\": %d, \"duration_s\": %.3f, "
-	        "\"timeout_s\": %.3f, \"warmup_s\": %.3f,\n \"urls\": [",
+	        "\"timeout_s\": %.3f, \"warmup_s\": %.3f, \"start_realtime_ns\": %" PRIu64
+	        ",\n \"urls\": [",
 	        open_loop() ? "open" : "closed", G.rate, G.nconns, G.nopen, G.max_conns,
-	        G.duration_s, (double)G.timeout_ns / 1e9, (double)G.warmup_ns / 1e9);
+	        G.duration_s, (double)G.timeout_ns / 1e9, (double)G.warmup_ns / 1e9, G.start_real);
 	for (i = 0; i < G.nurls; i++) {
 		fprintf(f, "%s\n  {\"url\": ", i ? "," : "");
 		json_string(f, G.urls[i].text);
@@ -1488,6 +1529,8 @@ static void usage(void)
 	        "  --body-size B      request body of B bytes with Content-Length\n"
 	        "  --tick-us U        scheduler period in microseconds (1000)\n"
 	        "  --json FILE        write the results as JSON too\n"
+	        "  --log FILE         one line per request: due and end (us from the start),\n"
+	        "                     status or error, URL index (written at the end)\n"
 	        "  --progress         print one line per second to stderr\n"
 	        "  --connect-first S  open loop: open every connection before the clock starts\n"
 	        "                     (waiting at most S seconds)\n"
@@ -1606,6 +1649,8 @@ static void parse_args(int argc, char **argv)
 			G.body_size = (size_t)parse_double(argv[++i], 0, 1 << 30);
 		else if (strcmp(a, "--json") == 0)
 			G.json_path = argv[++i];
+		else if (strcmp(a, "--log") == 0)
+			G.log_path = argv[++i];
 		else if (strcmp(a, "--connect-first") == 0)
 			G.connect_first_s = parse_double(argv[++i], 0, 600);
 		else if (strcmp(a, "--warmup") == 0)
@@ -1631,6 +1676,44 @@ static void parse_args(int argc, char **argv)
 	G.timeout_ns = (uint64_t)(timeout_s * 1e9);
 	G.tick_ns = (uint64_t)(tick_us * 1e3);
 	G.total_reqs = (uint64_t)(G.rate * (warmup_s + G.duration_s));
+	if (G.log_path && open_loop()) {
+		/* every generated request ends exactly once: no growth in the loop */
+		G.log_cap = G.total_reqs + 1;
+		G.log = malloc(G.log_cap * sizeof(*G.log));
+		if (!G.log) {
+			fprintf(stderr, "loadgen: out of memory\n");
+			exit(1);
+		}
+	}
+}
+
+/* --log: "due_us end_us outcome url" per request, in the order they ended. */
+static int write_log(void)
+{
+	FILE *f = fopen(G.log_path, "w");
+	size_t i;
+
+	if (!f) {
+		fprintf(stderr, "loadgen: %s: %s\n", G.log_path, strerror(errno));
+		return -1;
+	}
+	fprintf(f,
+	        "# loadgen log: start_realtime_ns %" PRIu64 " rate %.1f warmup_s %.3f\n"
+	        "# due_us end_us (from the start) outcome (status, or connect/reset/timeout/parse) "
+	        "url\n",
+	        G.start_real, G.rate, (double)G.warmup_ns / 1e9);
+	for (i = 0; i < G.log_n; i++) {
+		const struct logrec *r = &G.log[i];
+
+		fprintf(f, "%" PRIu64 " %" PRIu64 " ", (uint64_t)((r->sched - G.start) / NS_PER_US),
+		        (uint64_t)((r->end - G.start) / NS_PER_US));
+		if (r->outcome >= 0)
+			fprintf(f, "%d", r->outcome);
+		else
+			fputs(err_names[-1 - r->outcome], f);
+		fprintf(f, " %d\n", r->url);
+	}
+	return fclose(f) == 0 ? 0 : -1;
 }
 
 static bool user_sent_host(void)
@@ -1730,6 +1813,7 @@ static void start_clock(uint64_t now)
 	G.clock_started = true;
 	event_del(&G.connect_wait);
 	G.start = now;
+	G.start_real = realtime_ns() - (now_ns() - now);
 	G.end = now + G.duration_ns;
 	G.hard_end = G.end + DRAIN_NS;
 	G.next_scan = now + SCAN_NS;
@@ -1737,8 +1821,11 @@ static void start_clock(uint64_t now)
 	G.last_tick = 0;
 	event_add(&G.tick, &tick);
 	if (G.connect_first_s > 0) {
-		fprintf(stderr, "loadgen: clock started, %d of %d connections up\n", G.nconnected,
-		        G.nconns);
+		fprintf(stderr,
+		        "loadgen: clock started, %d of %d connections up (realtime %" PRIu64
+		        ".%09" PRIu64 ")\n",
+		        G.nconnected, G.nconns, (uint64_t)(G.start_real / NS_PER_S),
+		        (uint64_t)(G.start_real % NS_PER_S));
 		fflush(stderr);
 	}
 	if (open_loop())
@@ -1875,6 +1962,8 @@ int main(int argc, char **argv)
 		stats_add(&total, &G.urls[i].st);
 	print_report(&total);
 	if (G.json_path && write_json(G.json_path, &total) < 0)
+		return 1;
+	if (G.log_path && write_log() < 0)
 		return 1;
 	return 0;
 }

@@ -22,6 +22,10 @@
  * --slow-ms later), SIGUSR2 toggles "503" (every answer but /healthz becomes
  * 503 Service Unavailable), SIGHUP prints one `stats ...` line with the
  * requests received so far, SIGTERM/SIGINT print it and exit 0.
+ * --timeline FILE also counts requests per --timeline-ms bucket of the time
+ * the kernel received them (SO_TIMESTAMPNS, CLOCK_REALTIME), so that a stub
+ * stopped with SIGSTOP still dates what arrived while it was stopped; the
+ * file is rewritten on SIGHUP, SIGTERM and SIGINT.
  *
  * A fixed-capacity upstream, for overload tests (bench/overload):
  * --max-concurrent N --service-ms S serves at most N requests at once, each
@@ -137,6 +141,13 @@ struct worker {
 	uint64_t abandoned_serving; /* connection closed during service; slot held anyway */
 	unsigned max_waiting;       /* since the previous stats line */
 	uint64_t mark_ns, mark_busy_ns, mark_wait_ns; /* at the previous stats line */
+	/* --timeline: per bucket, written by this thread only */
+	struct tl_bucket *tl;
+};
+
+/* --timeline: what arrived in one bucket of time. */
+struct tl_bucket {
+	_Atomic uint32_t requests, healthz, failed;
 };
 
 /* What the parser found in one request head. */
@@ -164,6 +175,7 @@ struct sconn {
 	bool waiting;       /* in w->waitq */
 	bool serving;       /* holds a slot; delay_ev ends the service */
 	bool zombie;        /* closed during its service: freed when the service ends */
+	uint64_t rx_ns;     /* --timeline: CLOCK_REALTIME of the last bytes received */
 	uint64_t arrive_ns; /* when the request was complete */
 	uint64_t vend_ns;   /* when its service ends (see start_service) */
 	TAILQ_ENTRY(sconn) wait_link;
@@ -181,6 +193,12 @@ static long opt_slow_ms = 2000;
 static long opt_max_concurrent;    /* 0: no cap */
 static double opt_service_ms = -1; /* < 0: no capacity model */
 static struct worker workers[MAX_THREADS];
+static const char *opt_timeline;      /* --timeline FILE */
+static long opt_timeline_ms = 10;     /* --timeline-ms */
+static long opt_timeline_max_s = 900; /* --timeline-max-s */
+static uint64_t tl_base_ms;           /* realtime ms of bucket 0 */
+static size_t tl_n;                   /* buckets */
+static _Atomic uint64_t tl_overflow;  /* requests outside the buckets */
 
 /* The faults, toggled by signals (main thread), read by every worker. */
 static atomic_bool fault_slow, fault_503;
@@ -482,6 +500,36 @@ static void bump(_Atomic uint64_t *n)
 	                      memory_order_relaxed);
 }
 
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* --timeline: the bucket of c's request (dated by its last bytes' arrival), or NULL. */
+static struct tl_bucket *tl_bucket(struct sconn *c)
+{
+	uint64_t ms, idx;
+
+	if (!c->w->tl)
+		return NULL;
+	ms = (c->rx_ns ? c->rx_ns : realtime_ns()) / 1000000u;
+	idx = ms < tl_base_ms ? 0 : (ms - tl_base_ms) / (uint64_t)opt_timeline_ms;
+	if (idx >= tl_n) {
+		atomic_fetch_add_explicit(&tl_overflow, 1, memory_order_relaxed);
+		return NULL;
+	}
+	return &c->w->tl[idx];
+}
+
+static void bump32(_Atomic uint32_t *n)
+{
+	atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+}
+
 static void queue_static(struct sconn *c, const char *buf, size_t len)
 {
 	evbuffer_add_reference(c->out, buf, len, NULL, NULL);
@@ -495,8 +543,12 @@ static void queue_response(struct sconn *c)
 	enum variant v = c->req.var;
 
 	if (rt != HEALTHZ_ROUTE && atomic_load_explicit(&fault_503, memory_order_relaxed)) {
+		struct tl_bucket *b = tl_bucket(c);
+
 		rt = &route_503;
 		bump(&c->w->n_failed);
+		if (b)
+			bump32(&b->failed);
 	}
 	seg = rt == &route_503 ? NULL : c->w->seg[rt - routes];
 
@@ -522,8 +574,12 @@ static void queue_error(struct sconn *c, const char *resp)
 /* The whole request is in: answer now or after the delay. */
 static void request_done(struct sconn *c)
 {
+	struct tl_bucket *b = tl_bucket(c);
+
 	c->in_body = false;
 	bump(c->req.route == HEALTHZ_ROUTE ? &c->w->n_healthz : &c->w->n_requests);
+	if (b)
+		bump32(c->req.route == HEALTHZ_ROUTE ? &b->healthz : &b->requests);
 	if (atomic_load_explicit(&fault_slow, memory_order_relaxed)) {
 		bump(&c->w->n_slowed);
 		c->delaying = true;
@@ -669,7 +725,33 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		set_reading(c, false);
 		return;
 	}
-	n = recv(fd, c->in + c->in_len, IN_MAX - c->in_len, 0);
+	if (c->w->tl) {
+		/* the kernel's receive time of the last bytes read (SO_TIMESTAMPNS) */
+		struct iovec iov = {.iov_base = c->in + c->in_len, .iov_len = IN_MAX - c->in_len};
+		union {
+			char buf[CMSG_SPACE(sizeof(struct timespec))];
+			struct cmsghdr align;
+		} cm;
+		struct msghdr mh = {.msg_iov = &iov,
+		                    .msg_iovlen = 1,
+		                    .msg_control = cm.buf,
+		                    .msg_controllen = sizeof(cm.buf)};
+		struct cmsghdr *h;
+
+		n = recvmsg(fd, &mh, 0);
+		if (n > 0)
+			c->rx_ns = 0; /* realtime_ns() at the count, unless the kernel dated it */
+		for (h = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; h; h = CMSG_NXTHDR(&mh, h)) {
+			if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
+				struct timespec ts;
+
+				memcpy(&ts, CMSG_DATA(h), sizeof(ts));
+				c->rx_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+			}
+		}
+	} else {
+		n = recv(fd, c->in + c->in_len, IN_MAX - c->in_len, 0);
+	}
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
@@ -767,6 +849,14 @@ static int worker_listen(struct worker *w, int port)
 	                                      (struct sockaddr *)&sin, sizeof(sin));
 	if (!w->listener)
 		return -1;
+	if (opt_timeline) {
+		int one = 1;
+
+		/* accepted sockets inherit it */
+		if (setsockopt(evconnlistener_get_fd(w->listener), SOL_SOCKET, SO_TIMESTAMPNS, &one,
+		               sizeof(one)) < 0)
+			return -1;
+	}
 	if (getsockname(evconnlistener_get_fd(w->listener), (struct sockaddr *)&sin, &len) < 0)
 		return -1;
 	return ntohs(sin.sin_port);
@@ -805,6 +895,11 @@ static int setup_worker(struct worker *w, int id, int port)
 		w->last_ns = w->mark_ns = now_ns();
 	}
 	make_segments(w);
+	if (opt_timeline) {
+		w->tl = calloc(tl_n, sizeof(*w->tl));
+		if (!w->tl)
+			return -1;
+	}
 	return worker_listen(w, port);
 }
 
@@ -814,6 +909,7 @@ static void usage(void)
 	    stderr,
 	    "usage: upstream_stub [--port P] [--threads N] [--delay-ms D] [--slow-ms S]\n"
 	    "                     [--no-sendfile] [--max-concurrent N --service-ms S]\n"
+	    "                     [--timeline FILE [--timeline-ms W] [--timeline-max-s S]]\n"
 	    "  --port P       listen on 127.0.0.1:P (0, the default: any free port)\n"
 	    "  --threads N    N event loops sharing the port with SO_REUSEPORT (1)\n"
 	    "  --delay-ms D   answer every request D ms after it is complete (0)\n"
@@ -823,6 +919,9 @@ static void usage(void)
 	    "  --service-ms S      each request is answered S ms (fractions allowed) after its\n"
 	    "                      service starts; with N: capacity N/S per ms (needs --threads "
 	    "1)\n"
+	    "  --timeline FILE     count requests per W ms (10) of their kernel receive time\n"
+	    "                      (CLOCK_REALTIME), for S s (900); FILE is rewritten on\n"
+	    "                      HUP, TERM and INT (--timeline-ms W, --timeline-max-s S)\n"
 	    "paths: /small 12 B, /16k, /1m, /healthz; others as /small\n"
 	    "signals: USR1 toggles slow, USR2 toggles 503 (all but /healthz),\n"
 	    "         HUP prints a stats line, TERM/INT print it and exit\n");
@@ -862,6 +961,12 @@ static void parse_args(int argc, char **argv)
 			opt_delay_ms = parse_long(argv[++i], 0, 3600 * 1000);
 		else if (strcmp(a, "--slow-ms") == 0)
 			opt_slow_ms = parse_long(argv[++i], 0, 3600 * 1000);
+		else if (strcmp(a, "--timeline") == 0)
+			opt_timeline = argv[++i];
+		else if (strcmp(a, "--timeline-ms") == 0)
+			opt_timeline_ms = parse_long(argv[++i], 1, 60000);
+		else if (strcmp(a, "--timeline-max-s") == 0)
+			opt_timeline_max_s = parse_long(argv[++i], 1, 7 * 86400);
 		else if (strcmp(a, "--max-concurrent") == 0)
 			opt_max_concurrent = parse_long(argv[++i], 0, 1000000);
 		else if (strcmp(a, "--service-ms") == 0) {
@@ -928,6 +1033,50 @@ static void print_stats(void)
 	fflush(stdout);
 }
 
+/*
+ * --timeline: (re)write FILE with every non-empty bucket, summed over the
+ * threads: "T_MS REQUESTS HEALTHZ ANSWERED_503", T_MS the bucket's start in
+ * CLOCK_REALTIME milliseconds. Written to FILE.tmp, then renamed.
+ */
+static void write_timeline(void)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+	size_t i;
+
+	if (!opt_timeline)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", opt_timeline);
+	f = fopen(tmp, "w");
+	if (!f) {
+		fprintf(stderr, "upstream_stub: %s: %s\n", tmp, strerror(errno));
+		return;
+	}
+	fprintf(f,
+	        "# upstream_stub timeline: bucket_ms %ld pid %d overflow %llu\n"
+	        "# t_ms (CLOCK_REALTIME, kernel receive time) requests healthz answered_503\n",
+	        opt_timeline_ms, (int)getpid(),
+	        (unsigned long long)atomic_load_explicit(&tl_overflow, memory_order_relaxed));
+	for (i = 0; i < tl_n; i++) {
+		unsigned long long r = 0, h = 0, x = 0;
+		int t;
+
+		for (t = 0; t < opt_threads; t++) {
+			struct tl_bucket *b = &workers[t].tl[i];
+
+			r += atomic_load_explicit(&b->requests, memory_order_relaxed);
+			h += atomic_load_explicit(&b->healthz, memory_order_relaxed);
+			x += atomic_load_explicit(&b->failed, memory_order_relaxed);
+		}
+		if (r || h || x)
+			fprintf(f, "%llu %llu %llu %llu\n",
+			        (unsigned long long)(tl_base_ms + i * (uint64_t)opt_timeline_ms), r,
+			        h, x);
+	}
+	if (fclose(f) != 0 || rename(tmp, opt_timeline) != 0)
+		fprintf(stderr, "upstream_stub: %s: %s\n", opt_timeline, strerror(errno));
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	switch (sig) {
@@ -943,9 +1092,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		fflush(stdout);
 		break;
 	case SIGHUP:
+		write_timeline(); /* before the stats line: the line says the file is complete */
 		print_stats();
 		break;
 	default: /* SIGTERM, SIGINT */
+		write_timeline();
 		print_stats();
 		_exit(0);
 	}
@@ -974,6 +1125,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	build_responses();
 	make_memfds();
+	if (opt_timeline) {
+		tl_base_ms = realtime_ns() / 1000000u;
+		tl_base_ms -= tl_base_ms % (uint64_t)opt_timeline_ms;
+		tl_n = (size_t)(opt_timeline_max_s * 1000 / opt_timeline_ms) + 1;
+	}
 	port = opt_port;
 	for (i = 0; i < opt_threads; i++) {
 		port = setup_worker(&workers[i], i, port);

@@ -337,6 +337,31 @@ static void try_eject(struct gw_health_upstream *u, struct gw_health_server *s, 
 }
 
 /*
+ * Whether another server of the upstream still answers: not ejected, and
+ * its last try (if any) did not fail. When none does, the whole upstream
+ * is failing (an outage, a bad deploy everywhere): ejecting servers one
+ * by one then only keeps healthy-again servers out after the outage ends,
+ * and moves the same failures onto fewer servers. The breaker and the
+ * retry budget are what protects an upstream that fails as a whole.
+ */
+static bool another_answers(const struct gw_health_upstream *u, const struct gw_health_server *s,
+                            uint64_t now_ms)
+{
+	if (u->nservers < 2)
+		return true; /* no peer to compare with: max_ejection_percent decides */
+	for (size_t i = 0; i < u->nservers; i++) {
+		const struct gw_health_server *o = &u->servers[i];
+		uint64_t until = atomic_load_explicit(&o->ejected_until_ms, memory_order_relaxed);
+
+		if (o == s || (until != 0 && now_ms < until))
+			continue;
+		if (atomic_load_explicit(&o->failures, memory_order_relaxed) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
  * The request path: one atomic load for a success that follows a success,
  * one atomic add for a failure; the rest only when a server reaches the
  * threshold or comes back.
@@ -362,8 +387,15 @@ void gw_health_record(struct gw_health *h, size_t up, size_t srv, bool failure, 
 		return;
 	}
 	nfail = atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed) + 1;
-	if (nfail >= u->od.consecutive_failures)
+	if (nfail < u->od.consecutive_failures)
+		return;
+	if (another_answers(u, s, now_ms))
 		try_eject(u, s, nfail, now_ms);
+	else if (nfail == u->od.consecutive_failures)
+		gw_log_warn(
+		    "upstream %s: %s not ejected after %u consecutive failures: every other "
+		    "server is failing too",
+		    u->name, s->address, nfail);
 }
 
 /* ---- active checks ----------------------------------------------------- */

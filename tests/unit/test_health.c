@@ -283,6 +283,39 @@ START_TEST(outlier_max_ejection_percent_caps_ejected_servers)
 }
 END_TEST
 
+/*
+ * An upstream failing as a whole ejects nobody: every server fails, and
+ * taking them out one by one would only keep them out after the outage.
+ * Once one server answers again, a server still failing is ejected.
+ */
+START_TEST(outlier_never_ejects_when_every_server_fails)
+{
+	struct gw_config *cfg = load_pool(
+	    3, "    outlier_detection: { consecutive_failures: 3, base_ejection_time: 10s, "
+	       "max_ejection_percent: 50 }");
+	struct gw_health *h = gw_health_new(cfg);
+
+	capture_log();
+	gw_clock_set_fake(1000);
+	for (int round = 0; round < 20; round++)
+		for (size_t s = 0; s < 3; s++)
+			fail_n(h, s, 1);
+	for (size_t s = 0; s < 3; s++) {
+		ck_assert(!gw_health_is_ejected(h, 0, s, 1000));
+		ck_assert_uint_eq(gw_health_ejections(h, 0, s), 0);
+	}
+	ck_assert_uint_eq(log_count("127.0.0.1:9001 not ejected after 3 consecutive failures: "
+	                            "every other server is failing too"),
+	                  1);
+	/* server 1 recovers; server 0 still fails: now it is an outlier */
+	gw_health_record(h, 0, 1, false, 1000);
+	fail_n(h, 0, 1);
+	ck_assert(gw_health_is_ejected(h, 0, 0, 1000));
+	gw_health_free(h);
+	gw_config_unref(cfg);
+}
+END_TEST
+
 START_TEST(outlier_pool_of_two_ejects_one_never_both)
 {
 	struct gw_config *cfg = load_pool(
@@ -1431,6 +1464,7 @@ static Suite *health_suite(void)
 	TCASE(s, outlier_return_without_sweep_is_noticed_by_the_next_try);
 	TCASE(s, outlier_max_ejection_percent_caps_ejected_servers);
 	TCASE(s, outlier_pool_of_two_ejects_one_never_both);
+	TCASE(s, outlier_never_ejects_when_every_server_fails);
 	TCASE(s, outlier_single_server_pool_follows_the_percent);
 	TCASE(s, outlier_off_without_the_key);
 	TCASE(s, outlier_cap_holds_under_concurrent_workers);
