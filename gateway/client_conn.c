@@ -1,8 +1,11 @@
 #include "client_conn.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked (glibc's lacks it) */
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +19,14 @@
 #include <event2/http.h>
 
 #include "access_log.h"
+#include "body_budget.h"
 #include "http/header_rules.h"
 #include "http/request_head.h"
 #include "reply.h"
+#include "router.h"
 #include "server.h"
 #include "txn.h"
+#include "upstream_request.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -31,10 +37,41 @@
 #define GW_LINGER_MS        2000
 #define GW_LINGER_MAX_BYTES (1024 * 1024)
 
-/* Socket -> connection. Sockets are unique in the process while open and
- * each entry is only touched by the worker that owns that socket. */
-static struct gw_client_conn **conn_table;
-static size_t conn_table_size;
+/* send_timeout: a client with response bytes waiting must take this many
+ * (or all of them) within each send_timeout. */
+#define GW_SEND_PROGRESS_BYTES (32 * 1024)
+
+/*
+ * Socket -> connection. Sockets are unique in the process while open and
+ * each entry is only touched by the worker that owns that socket.
+ *
+ * Two levels: a directory of chunks of GW_CONN_CHUNK entries, each chunk
+ * allocated when a socket in its range first opens (and kept). So the
+ * memory follows the sockets really open, which limits.max_connections
+ * bounds (plus upstream and other fds: about 8 bytes a socket), never
+ * RLIMIT_NOFILE: where soft = hard = 2^30 a flat table would be 8 GiB. The
+ * directory is 8 bytes per GW_CONN_CHUNK possible fds (2 MiB at 2^30, in
+ * zero pages never touched above the fds in use).
+ */
+#define GW_CONN_CHUNK 4096
+
+struct conn_chunk {
+	_Atomic(struct gw_client_conn *) e[GW_CONN_CHUNK];
+};
+
+static _Atomic(struct conn_chunk *) *conn_dir;
+static size_t conn_dir_size;
+static atomic_size_t conn_chunks;
+
+void gw_client_conn_table_init_for(uint64_t max_fds)
+{
+	if (max_fds > (uint64_t)INT_MAX + 1)
+		max_fds = (uint64_t)INT_MAX + 1;
+	conn_dir_size = (size_t)((max_fds + GW_CONN_CHUNK - 1) / GW_CONN_CHUNK);
+	if (conn_dir_size == 0)
+		conn_dir_size = 1;
+	conn_dir = gw_calloc(conn_dir_size, sizeof(*conn_dir));
+}
 
 void gw_client_conn_table_init(void)
 {
@@ -46,11 +83,57 @@ void gw_client_conn_table_init(void)
 			setrlimit(RLIMIT_NOFILE, &rl);
 			getrlimit(RLIMIT_NOFILE, &rl);
 		}
-		conn_table_size = (size_t)rl.rlim_cur;
+		gw_client_conn_table_init_for((uint64_t)rl.rlim_cur);
 	} else {
-		conn_table_size = 65536;
+		gw_client_conn_table_init_for(65536);
 	}
-	conn_table = gw_calloc(conn_table_size, sizeof(*conn_table));
+}
+
+size_t gw_client_conn_table_bytes(void)
+{
+	return conn_dir_size * sizeof(*conn_dir) +
+	       atomic_load(&conn_chunks) * sizeof(struct conn_chunk);
+}
+
+/* The table's entry for fd; its chunk is made when create says so. NULL
+ * for a socket outside the table (or without a chunk yet). */
+static _Atomic(struct gw_client_conn *) *conn_slot(evutil_socket_t fd, bool create)
+{
+	size_t i = (size_t)fd / GW_CONN_CHUNK;
+	struct conn_chunk *c;
+
+	if (fd < 0 || i >= conn_dir_size)
+		return NULL;
+	c = atomic_load_explicit(&conn_dir[i], memory_order_acquire);
+	if (!c && create) {
+		struct conn_chunk *fresh = gw_calloc(1, sizeof(*fresh));
+
+		/* Two workers may race for a new chunk: one wins, the other
+		 * uses the winner's. */
+		if (atomic_compare_exchange_strong_explicit(
+		        &conn_dir[i], &c, fresh, memory_order_acq_rel, memory_order_acquire)) {
+			c = fresh;
+			atomic_fetch_add(&conn_chunks, 1);
+		} else {
+			free(fresh);
+		}
+	}
+	return c ? &c->e[(size_t)fd % GW_CONN_CHUNK] : NULL;
+}
+
+void gw_client_conn_table_set(evutil_socket_t fd, struct gw_client_conn *cc)
+{
+	_Atomic(struct gw_client_conn *) *slot = conn_slot(fd, cc != NULL);
+
+	if (slot)
+		atomic_store_explicit(slot, cc, memory_order_relaxed);
+}
+
+struct gw_client_conn *gw_client_conn_table_get(evutil_socket_t fd)
+{
+	_Atomic(struct gw_client_conn *) *slot = conn_slot(fd, false);
+
+	return slot ? atomic_load_explicit(slot, memory_order_relaxed) : NULL;
 }
 
 static const struct gw_limits_conf *limits_of(const struct gw_client_conn *cc)
@@ -75,11 +158,25 @@ struct gw_linger {
 	struct event *ev;
 };
 
+/* Refused connections lingering now, in the whole process. At most
+ * linger_cap() of them: past it a refused connection is closed at once
+ * (its answer may then be lost to a reset), so a flood of bad requests
+ * holds no more sockets than that beyond limits.max_connections. */
+static atomic_uint lingering;
+static atomic_bool linger_full_logged;
+
+static unsigned linger_cap(const struct gw_limits_conf *lim)
+{
+	return lim->max_connections / 4 + 1;
+}
+
 static void linger_end(struct gw_linger *l)
 {
 	event_free(l->ev);
 	close(l->fd);
 	free(l);
+	if (atomic_fetch_sub(&lingering, 1) == 1)
+		atomic_store(&linger_full_logged, false);
 }
 
 static void on_linger(evutil_socket_t fd, short what, void *arg)
@@ -149,6 +246,9 @@ static void send_refusal(struct gw_client_conn *cc)
 	size_t len;
 	int keep;
 
+	if (e.status == 503) /* the body budget is spent: come back later */
+		e.retry_after_s = gw_body_budget_retry_after_s(&cc->worker->config->shedding,
+		                                               gw_worker_random(cc->worker));
 	gw_request_id_new(id);
 	len = gw_reply_error_raw(&e, raw, sizeof(raw));
 	log_refusal(cc, &e);
@@ -156,9 +256,19 @@ static void send_refusal(struct gw_client_conn *cc)
 	 * kernel takes them at once. */
 	if (send(cc->fd, raw, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		gw_log_debug("refusal to %s not sent: %s", cc->client_ip, strerror(errno));
-	keep = dup(cc->fd);
-	if (keep >= 0)
-		linger_start(cc->worker->base, keep);
+	if (atomic_fetch_add(&lingering, 1) < linger_cap(limits_of(cc))) {
+		keep = dup(cc->fd);
+		if (keep >= 0)
+			linger_start(cc->worker->base, keep);
+		else
+			atomic_fetch_sub(&lingering, 1);
+	} else {
+		atomic_fetch_sub(&lingering, 1);
+		if (!atomic_exchange(&linger_full_logged, true))
+			gw_log_warn(
+			    "%u refused connections linger: further ones are closed at once",
+			    linger_cap(limits_of(cc)));
+	}
 	evhttp_connection_free(cc->evcon); /* our close callback frees cc */
 }
 
@@ -211,17 +321,20 @@ static bool method_known(const char *m, size_t len)
 }
 
 /*
- * The head is checked on the gateway's own copy of its bytes: evhttp parses
- * line by line and drains each line it has read, so the input buffer alone
- * does not hold the whole head once it arrives in pieces. When a head
- * arrives whole in one read (the common case) it is checked in place and
- * nothing is copied.
+ * A head that arrives whole in one read (the common case) is checked in
+ * place and nothing is copied. One that arrives in pieces is moved into the
+ * gateway's own copy as it comes, checked from where the last read's check
+ * stopped, and held back from evhttp until it is whole and good: evhttp
+ * would otherwise search a partial line for its end again on every read
+ * (O(n^2) for a long header line trickled in). Then it is put back in front
+ * of the input for evhttp to parse at once (release_head).
  */
 static void head_copy_reset(struct gw_client_conn *cc)
 {
 	free(cc->head_buf);
 	cc->head_buf = NULL;
 	cc->head_len = cc->head_cap = 0;
+	gw_head_scan_init(&cc->head_scan);
 }
 
 /* Appends n bytes at offset of buf to the copy, up to the head limit + 4
@@ -322,23 +435,52 @@ static bool check_head(struct gw_client_conn *cc, const char *p, size_t len, str
 	const char *why = NULL;
 	enum gw_head_verdict v;
 
-	v = gw_request_head_check(p, len, lim->max_header_bytes, lim->max_body_bytes, &head, &why);
+	/* Resumes where the last read's check stopped: a head that arrives a
+	 * byte at a time costs one pass, not one per read. */
+	v = gw_head_scan_feed(&cc->head_scan, p, len, lim->max_header_bytes, lim->max_body_bytes,
+	                      &head, &why);
 	if (v == GW_HEAD_INCOMPLETE)
 		return true;
+	gw_head_scan_init(&cc->head_scan); /* spent: the next head starts afresh */
 	if (v != GW_HEAD_OK) {
 		gw_log_debug("refused request from %s: %s", cc->client_ip, why ? why : "");
 		refuse_verdict(cc, v);
+		return false;
+	}
+	/* The upstream request line has room for a target of
+	 * GW_UPSTREAM_TARGET_MAX - 1 bytes (the rewritten target is never
+	 * longer than the origin-form one): a longer one is refused here,
+	 * before routing, the breaker or a pooled connection are touched. */
+	if ((head.absolute_form ? (head.path_len ? head.path_len : 1) : head.target_len) >=
+	    GW_UPSTREAM_TARGET_MAX) {
+		gw_log_debug("refused request from %s: target over %d bytes", cc->client_ip,
+		             GW_UPSTREAM_TARGET_MAX - 1);
+		refuse(cc, 414, "uri_too_long");
 		return false;
 	}
 	if (!method_known(head.method, head.method_len)) {
 		refuse(cc, 405, "method_not_allowed");
 		return false;
 	}
+	/* evhttp buffers the body whole: it needs room in the process's body
+	 * budget before a byte of it is read (gateway/body_budget.h). */
+	if (!gw_body_budget_admit(&cc->body_share, &head, lim)) {
+		refuse(cc, 503, "shed");
+		return false;
+	}
 	cc->phase = GW_CONN_BODY;
 	cc->body_chunked = head.chunked;
 	if (!head.chunked)
 		watch_input(cc, false); /* evhttp reads exactly Content-Length bytes */
-	memset(&cc->body_scan, 0, sizeof(cc->body_scan));
+	/* Target rules (router.h), and what evhttp would answer itself about
+	 * the body (http/chunked_scan.h): refused here, with the gateway's error. */
+	int status = gw_target_is_safe(head.path, head.path_len, head.host, head.host_len)
+	                 ? gw_chunk_scan_start(&cc->body_scan, p, &head, lim->max_header_bytes)
+	                 : 400;
+	if (status) {
+		refuse(cc, status, status == 417 ? "expectation_failed" : "bad_request");
+		return false;
+	}
 	body_scan(cc, p + head.head_len, len - head.head_len);
 	body_bytes(cc, buf, extra_off, extra);
 	/* The body deadline only matters when the body is not all here yet
@@ -348,6 +490,18 @@ static bool check_head(struct gw_client_conn *cc, const char *p, size_t len, str
 	     (head.has_content_length && head.content_length > len - head.head_len + extra)))
 		arm_timer(cc, lim->body_timeout_ms);
 	return false;
+}
+
+/* Gives evhttp the bytes of a head that arrived in pieces, now that it is
+ * whole and good, in front of whatever followed them. */
+static void release_head(struct gw_client_conn *cc, struct evbuffer *buf)
+{
+	bool chunked = cc->body_chunked;
+
+	watch_input(cc, false); /* these bytes were seen already */
+	evbuffer_prepend(buf, cc->head_buf, cc->head_len);
+	if (chunked)
+		watch_input(cc, true);
 }
 
 /* New bytes (n at offset) while a head is read. */
@@ -375,13 +529,22 @@ static void head_bytes(struct gw_client_conn *cc, struct evbuffer *buf, size_t o
 		size_t want = len < cap ? len : cap;
 		const char *p = (const char *)evbuffer_pullup(buf, (ev_ssize_t)want);
 
-		if (check_head(cc, p, want, buf, want, len - want))
+		gw_head_scan_init(&cc->head_scan); /* a new head */
+		if (check_head(cc, p, want, buf, want, len - want)) {
 			head_copy_add(cc, buf, 0, want);
+			evbuffer_drain(buf, want); /* held back (want == len here) */
+		}
 		return;
 	}
+	/* What is before offset was copied by an earlier read: all of it is
+	 * held back with the new bytes. */
 	copied = head_copy_add(cc, buf, offset, n);
-	if (!check_head(cc, cc->head_buf, cc->head_len, buf, offset + copied, n - copied))
+	evbuffer_drain(buf, offset + copied);
+	if (!check_head(cc, cc->head_buf, cc->head_len, buf, 0, n - copied)) {
+		if (cc->phase == GW_CONN_BODY)
+			release_head(cc, buf);
 		head_copy_reset(cc);
+	}
 }
 
 static void attach(struct gw_client_conn *cc);
@@ -427,13 +590,14 @@ static void on_closed(struct evhttp_connection *evcon, void *arg)
 
 	if (cc->txn)
 		gw_txn_client_gone(cc->txn);
-	if (cc->fd >= 0 && (size_t)cc->fd < conn_table_size && conn_table[cc->fd] == cc)
-		conn_table[cc->fd] = NULL;
+	if (gw_client_conn_table_get(cc->fd) == cc)
+		gw_client_conn_table_set(cc->fd, NULL);
 	evbuffer_remove_cb(bufferevent_get_input(cc->bev), on_input, cc);
 	event_free(cc->timer);
 	if (cc->closed_ev)
 		event_free(cc->closed_ev);
 	head_copy_reset(cc);
+	gw_body_budget_release(&cc->body_share);
 	TAILQ_REMOVE(&w->conns, cc, link);
 	w->nconns--;
 	gw_server_connection_closed(w->server);
@@ -459,8 +623,7 @@ static void attach(struct gw_client_conn *cc)
 	cc->evcon = cbarg;
 	evhttp_connection_set_closecb(cc->evcon, on_closed, cc);
 	cc->fd = bufferevent_getfd(cc->bev);
-	if (cc->fd >= 0 && (size_t)cc->fd < conn_table_size)
-		conn_table[cc->fd] = cc;
+	gw_client_conn_table_set(cc->fd, cc);
 	setsockopt(cc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evhttp_connection_get_peer(cc->evcon, &host, &port);
 	snprintf(cc->client_ip, sizeof(cc->client_ip), "%s", host ? host : "");
@@ -470,10 +633,28 @@ static void attach(struct gw_client_conn *cc)
 	arm_timer(cc, limits_of(cc)->header_timeout_ms);
 }
 
+/* Closes a connection whose client reads too slowly, with a reset: the
+ * bytes still queued for it are dropped, kernel buffers included. */
+static void send_cut(struct gw_client_conn *cc)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	gw_log_info("closed the connection from %s: it took under %d bytes of its response in "
+	            "send_timeout (%llums)",
+	            cc->client_ip, GW_SEND_PROGRESS_BYTES,
+	            (unsigned long long)limits_of(cc)->send_timeout_ms);
+	setsockopt(cc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	evhttp_connection_free(cc->evcon); /* our close callback frees cc */
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_client_conn *cc = arg;
 
+	if (cc->send_expired) {
+		send_cut(cc);
+		return;
+	}
 	switch (cc->phase) {
 	case GW_CONN_ATTACHING:
 		attach(cc);
@@ -527,9 +708,7 @@ struct gw_client_conn *gw_client_conn_of(struct evhttp_request *req)
 	if (!evcon)
 		return NULL;
 	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-	if (fd < 0 || (size_t)fd >= conn_table_size)
-		return NULL;
-	cc = conn_table[fd];
+	cc = gw_client_conn_table_get(fd);
 	return cc && cc->evcon == evcon ? cc : NULL;
 }
 
@@ -541,6 +720,8 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 	struct evbuffer *in = bufferevent_get_input(cc->bev);
 
 	cc->phase = GW_CONN_IDLE;
+	cc->send_since_ms = 0;
+	cc->send_expired = false;
 	arm_timer(cc, limits_of(cc)->idle_timeout_ms);
 	watch_input(cc, true);
 	if (evbuffer_get_length(in) > 0) {
@@ -582,6 +763,55 @@ void gw_client_conn_watch_close(struct gw_client_conn *cc, bool on)
 	}
 }
 
+/* Bytes of the connection's output the client's TCP has acknowledged. */
+static bool bytes_acked(evutil_socket_t fd, uint64_t *acked)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked))
+		return false;
+	*acked = ti.tcpi_bytes_acked;
+	return true;
+}
+
+/*
+ * send_timeout. While a response has bytes waiting in the connection's
+ * output (the socket's buffer is full: the client is the one behind), the
+ * client must take GW_SEND_PROGRESS_BYTES of them within each send_timeout,
+ * measured by what its TCP acknowledged; an output that empties ends the
+ * window. Otherwise it is a slow reader (slowhttptest -X reads a few bytes
+ * every few seconds and would hold its slot and buffers for ever) and is
+ * cut. Checked on the worker's tick: a syscall per window, none for a
+ * client that keeps up.
+ */
+static void check_send(struct gw_client_conn *cc, uint64_t now_ms)
+{
+	uint64_t acked;
+
+	if (cc->send_expired || !cc->bev)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(cc->bev)) == 0) {
+		cc->send_since_ms = 0;
+		return;
+	}
+	if (cc->send_since_ms != 0 && now_ms - cc->send_since_ms < limits_of(cc)->send_timeout_ms)
+		return;
+	if (!bytes_acked(cc->fd, &acked))
+		return; /* unknown: never cut on a guess */
+	if (cc->send_since_ms == 0 || acked - cc->send_acked >= GW_SEND_PROGRESS_BYTES) {
+		cc->send_since_ms = now_ms; /* a new window */
+		cc->send_acked = acked;
+		return;
+	}
+	/* Closed from the timer: the tick walks the worker's list of
+	 * connections, which closing now would change under it. */
+	cc->send_expired = true;
+	event_active(cc->timer, EV_TIMEOUT, 1);
+}
+
 void gw_client_conn_tick(struct gw_client_conn *cc, uint64_t now_ms)
 {
 	if (cc->watch_close && !cc->close_watched &&
@@ -589,6 +819,8 @@ void gw_client_conn_tick(struct gw_client_conn *cc, uint64_t now_ms)
 		event_add(cc->closed_ev, NULL);
 		cc->close_watched = true;
 	}
+	if (cc->phase == GW_CONN_BUSY)
+		check_send(cc, now_ms);
 }
 
 void gw_client_conn_request_ends(struct gw_client_conn *cc)

@@ -7,10 +7,14 @@
  *     callback on the connection's input) and checks it strictly
  *     (http/request_head.h); a bad head is answered 4xx/5xx with
  *     Connection: close and never reaches evhttp's parser or an upstream;
+ *     a head arriving in pieces is checked incrementally and held back
+ *     from evhttp until it is whole, so its cost is linear in its size;
  *   - it enforces real deadlines: header_timeout from the first byte of a
  *     head to its end (a slowloris that trickles a line a second is cut off
- *     on time), body_timeout for the body, idle_timeout between requests;
- *   - it counts connections for limits.max_connections;
+ *     on time), body_timeout for the body, idle_timeout between requests,
+ *     send_timeout for a client too slow to read its response;
+ *   - it counts connections for limits.max_connections, and bounds the
+ *     refused ones that linger to deliver their answer;
  *   - it notices a client that goes away while its request waits for an
  *     upstream (EV_CLOSED), so that upstream work is cancelled.
  *
@@ -27,12 +31,14 @@
 #define GW_CLIENT_CONN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
 #include <event2/util.h>
 
 #include "http/chunked_scan.h"
+#include "http/request_head.h"
 
 struct bufferevent;
 struct evbuffer_cb_entry;
@@ -68,11 +74,19 @@ struct gw_client_conn {
 
 	char *head_buf; /* owned: copy of a head arriving in pieces */
 	size_t head_len, head_cap;
+	struct gw_head_scan head_scan;  /* the head check, resumed on each read */
 	struct gw_chunk_scan body_scan; /* a chunked body's framing, checked */
 	bool body_chunked;              /* and not finished yet */
+	uint64_t body_share;            /* of the process's body budget (body_budget.h) */
 
 	int reject_status; /* GW_CONN_REJECT: what to answer */
 	const char *reject_code;
+
+	/* send_timeout: while response bytes wait for the client, the window
+	 * started at send_since_ms (0: none) when it had taken send_acked bytes. */
+	uint64_t send_since_ms;
+	uint64_t send_acked;
+	bool send_expired; /* too slow a reader: closed from the timer */
 
 	struct gw_txn *txn; /* the request being served, or NULL */
 	unsigned requests;  /* served on this connection */
@@ -101,7 +115,19 @@ void gw_client_conn_abort(struct gw_client_conn *cc);
 /* Closes it now if no request is in progress (drain). */
 void gw_client_conn_close_if_idle(struct gw_client_conn *cc);
 
-/* Process-wide table from socket to connection, sized at start-up. */
+/*
+ * Process-wide table from socket to connection (gw_client_conn_of). Its
+ * memory follows the sockets in use (limits.max_connections bounds them),
+ * not RLIMIT_NOFILE: see client_conn.c. Set up once at start-up, for the
+ * fds RLIMIT_NOFILE allows (raising the soft limit to the hard one, up to
+ * 2^20), or for fds below max_fds (tests).
+ */
 void gw_client_conn_table_init(void);
+void gw_client_conn_table_init_for(uint64_t max_fds);
+/* What the table holds now, in bytes (tests). */
+size_t gw_client_conn_table_bytes(void);
+/* The entry of socket fd (tests; NULL for none). */
+void gw_client_conn_table_set(evutil_socket_t fd, struct gw_client_conn *cc);
+struct gw_client_conn *gw_client_conn_table_get(evutil_socket_t fd);
 
 #endif

@@ -18,32 +18,78 @@ static bool name_is(const struct gw_header_ref *r, const char *lower, size_t len
 	return r->name_len == len && strncasecmp(r->name, lower, len) == 0;
 }
 
+/* A reason phrase passes when it is printable ASCII (SP, HTAB, VCHAR): no
+ * obs-text, whose meaning depends on a charset the client cannot know. */
+static bool reason_is_clean(const char *r, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)r[i];
+
+		if ((c < 0x20 && c != '\t') || c >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+const char *gw_relay_reason(const struct gw_response_head *up, size_t *len)
+{
+	const char *std;
+
+	if (up->reason && up->reason_len > 0 && reason_is_clean(up->reason, up->reason_len)) {
+		*len = up->reason_len;
+		return up->reason;
+	}
+	std = gw_reply_reason(up->status);
+	*len = strlen(std);
+	return std;
+}
+
+/* RFC 9110 8.6: no Content-Length in a 1xx or 204 (a 304's may pass: it
+ * describes the representation the client already holds). */
+static bool status_forbids_length(int status)
+{
+	return status < 200 || status == 204;
+}
+
 size_t gw_relay_format_head(const struct gw_relay_head *h, struct evbuffer *out)
 {
 	const struct gw_response_head *up = h->upstream;
-	const char *reason = gw_reply_reason(up->status);
+	bool strip_length = h->framing != GW_RELAY_NO_BODY || status_forbids_length(up->status);
+	bool has_date = false;
 	const char *conn = NULL;
 	size_t conn_len = 0;
 	size_t before = evbuffer_get_length(out);
+	size_t reason_len;
+	const char *reason = gw_relay_reason(up, &reason_len);
 	struct gw_outbuf o;
 
 	gw_outbuf_init(&o, out);
 	gw_outbuf_add_lit(&o, "HTTP/1.1 ");
 	gw_outbuf_add_u64(&o, (uint64_t)up->status);
 	gw_outbuf_add_lit(&o, " ");
-	gw_outbuf_add_str(&o, reason);
+	gw_outbuf_add(&o, reason, reason_len);
 	gw_outbuf_add_lit(&o, "\r\n");
 
-	for (size_t i = 0; i < up->nheaders; i++)
+	for (size_t i = 0; i < up->nheaders; i++) {
 		if (name_is(&up->headers[i], "connection", 10)) {
 			conn = up->headers[i].value;
 			conn_len = up->headers[i].value_len;
+		} else if (name_is(&up->headers[i], "date", 4)) {
+			has_date = true;
 		}
+	}
+	if (has_date && gw_http_list_has(conn, conn_len, "date", 4))
+		has_date = false; /* "Connection: Date" removes it below */
+	if (!has_date) {          /* RFC 9110 6.6.1: a recipient with a clock adds one */
+		gw_outbuf_add_lit(&o, "Date: ");
+		gw_outbuf_add(&o, gw_http_date_now(), GW_HTTP_DATE_LEN);
+		gw_outbuf_add_lit(&o, "\r\n");
+	}
 	for (size_t i = 0; i < up->nheaders; i++) {
 		const struct gw_header_ref *r = &up->headers[i];
 		if (gw_header_is_hop_by_hop(r->name, r->name_len, conn, conn_len))
 			continue;
-		if (name_is(r, "content-length", 14) && h->framing != GW_RELAY_NO_BODY)
+		if (strip_length && name_is(r, "content-length", 14))
 			continue; /* the gateway writes the length it sends */
 		if (name_is(r, "x-request-id", 12))
 			continue; /* the gateway's own id is returned below */

@@ -29,9 +29,12 @@ struct evhttp_request;
 struct evhttp_connection;
 
 enum gw_relay_framing {
-	GW_RELAY_NO_BODY = 0, /* HEAD, 1xx, 204, 304: the length header (if any) is passed on */
+	GW_RELAY_NO_BODY = 0, /* HEAD, 1xx, 204, 304: no body; the length header (if
+	                         any) is passed on, except on 1xx and 204 */
 	GW_RELAY_LENGTH,      /* Content-Length: length */
 	GW_RELAY_CHUNKED,     /* the gateway frames the body in chunks */
+	GW_RELAY_CLOSE,       /* no length: the body ends when the connection closes
+	                         (HTTP/1.0 client, body of unknown length) */
 };
 
 struct gw_relay_head {
@@ -43,12 +46,22 @@ struct gw_relay_head {
 };
 
 /*
- * Appends the response head to out: "HTTP/1.1 STATUS REASON", the
- * upstream's end-to-end headers (hop-by-hop ones, Content-Length unless
- * framing is NO_BODY, and X-Request-ID removed), the framing header, the
- * gateway's X-Request-ID and Connection. Returns the head's length.
+ * Appends the response head to out: "HTTP/1.1 STATUS REASON" (see
+ * gw_relay_reason), a Date unless the upstream sent one, the upstream's
+ * end-to-end headers (hop-by-hop ones, Content-Length unless framing is
+ * NO_BODY or the status is 1xx/204, and X-Request-ID removed), the framing
+ * header, the gateway's X-Request-ID and Connection. Returns the head's
+ * length.
  */
 size_t gw_relay_format_head(const struct gw_relay_head *h, struct evbuffer *out);
+
+/*
+ * The reason phrase sent for an upstream answer: the upstream's own when it
+ * has one of printable ASCII (SP, HTAB, VCHAR; the parser already refused
+ * CR, LF and other controls), else the standard phrase of the status
+ * (gw_reply_reason; "" for an unregistered code). *len gets its length.
+ */
+const char *gw_relay_reason(const struct gw_response_head *up, size_t *len);
 
 /* Appends one chunk of a GW_RELAY_CHUNKED body (moves data's bytes). */
 void gw_relay_frame_chunk(struct evbuffer *out, struct evbuffer *data);

@@ -4,7 +4,9 @@
  */
 #include "router.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/queue.h>
 
@@ -234,4 +236,133 @@ bool gw_path_is_safe(const char *path, size_t len)
 			return false; /* "/.." */
 	}
 	return true;
+}
+
+static bool is_unreserved(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+static bool is_sub_delim(unsigned char c)
+{
+	return c != '\0' && strchr("!$&'()*+,;=", c) != NULL;
+}
+
+static int hex_digit(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The byte a "%HH" at p (before end) stands for, or -1 when malformed. */
+static int pct_decoded(const char *p, const char *end)
+{
+	int hi, lo;
+
+	if (end - p < 3)
+		return -1;
+	hi = hex_digit((unsigned char)p[1]);
+	lo = hex_digit((unsigned char)p[2]);
+	return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+/* IP-literal without its brackets: an IPv6 address or IPvFuture. */
+static bool ip_literal_is_valid(const char *a, size_t n)
+{
+	char text[INET6_ADDRSTRLEN];
+	struct in6_addr addr;
+	size_t i = 1;
+
+	if (n > 0 && (a[0] == 'v' || a[0] == 'V')) {
+		/* "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+		while (i < n && hex_digit((unsigned char)a[i]) >= 0)
+			i++;
+		if (i == 1 || i >= n - 1 || a[i] != '.')
+			return false;
+		for (i++; i < n; i++)
+			if (!is_unreserved((unsigned char)a[i]) &&
+			    !is_sub_delim((unsigned char)a[i]) && a[i] != ':')
+				return false;
+		return true;
+	}
+	if (n == 0 || n >= sizeof(text))
+		return false;
+	memcpy(text, a, n);
+	text[n] = '\0';
+	return inet_pton(AF_INET6, text, &addr) == 1;
+}
+
+/* host [":" port], the way RFC 3986 3.2.2 and evhttp's URI parser read it:
+ * the port is the digits after the last ":" (may be empty). */
+static bool authority_is_valid(const char *a, size_t n)
+{
+	size_t hend = n;
+	size_t i = n;
+
+	while (i > 0 && a[i - 1] >= '0' && a[i - 1] <= '9')
+		i--;
+	if (i > 0 && a[i - 1] == ':') {
+		unsigned long port = 0;
+		for (size_t d = i; d < n; d++) {
+			port = port * 10 + (unsigned long)(a[d] - '0');
+			if (port > 65535)
+				return false;
+		}
+		hend = i - 1;
+	}
+	if (hend == 0)
+		return false; /* no host */
+	if (a[0] == '[')
+		return hend >= 2 && a[hend - 1] == ']' && ip_literal_is_valid(a + 1, hend - 2);
+	for (i = 0; i < hend; i++) {
+		unsigned char c = (unsigned char)a[i];
+		if (c == '%') {
+			if (pct_decoded(a + i, a + hend) < 0)
+				return false;
+			i += 2;
+		} else if (!is_unreserved(c) && !is_sub_delim(c)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+bool gw_target_is_safe(const char *path, size_t len, const char *host, size_t host_len)
+{
+	const char *end = path + len;
+	const char *q = memchr(path, '?', len);
+	const char *pend = q ? q : end;
+
+	if (host_len > 0 && !authority_is_valid(host, host_len))
+		return false;
+	if (len == 1 && path[0] == '*')
+		return true;
+	if (memchr(path, '#', len))
+		return false; /* a fragment is never sent (RFC 9110 7.1) */
+	for (const char *p = path; p < pend; p++) {
+		int d;
+
+		switch (*p) {
+		case '\\':
+			return false;
+		case '/':
+			if (p + 1 < pend && p[1] == '/')
+				return false;
+			break;
+		case '%':
+			d = pct_decoded(p, pend);
+			if (d < 0 || d == 0 || d == '/' || d == '\\' ||
+			    is_unreserved((unsigned char)d))
+				return false;
+			p += 2;
+			break;
+		}
+	}
+	return gw_path_is_safe(path, (size_t)(pend - path));
 }

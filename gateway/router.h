@@ -53,6 +53,29 @@ int gw_router_strip_prefix(const struct gw_route_conf *route, const char *path, 
  */
 bool gw_path_is_safe(const char *path, size_t len);
 
+/*
+ * The request-target rules (README "Request handling"), checked on every
+ * request before evhttp parses it, so that the router, evhttp's URI parser
+ * and the upstream all read the target the same way. False when:
+ * - the target has a fragment ("#", in the path or the query);
+ * - the path (the part before "?") holds a backslash, an empty segment
+ *   ("//", a leading one included), a dot segment ("/./", "/../", also
+ *   percent-encoded), a malformed percent-encoding ("%" not followed by two
+ *   hex digits), or a percent-encoded unreserved character (ALPHA, DIGIT,
+ *   "-", ".", "_", "~", RFC 3986 2.3: "%2e" is "."), "/" ("%2f"), "\"
+ *   ("%5c") or NUL ("%00"): a backend that decodes or normalises them would
+ *   see another path than the one the route was chosen on;
+ * - host is not host[:port] (RFC 3986 3.2.2: a reg-name of unreserved,
+ *   sub-delims and percent-encodings, or a bracketed IPv6 / IPvFuture
+ *   literal; the port digits only, at most 65535), or its host is empty.
+ *
+ * path: the target's origin-form part, path and query ("/a?b"), or "*", or,
+ * for an absolute-form target, what follows its authority (may be empty).
+ * host: the Host value, or the absolute-form target's authority; NULL or
+ * empty when there is none (HTTP/1.0).
+ */
+bool gw_target_is_safe(const char *path, size_t len, const char *host, size_t host_len);
+
 /* "GET, POST" for a method mask; out at least 80 bytes. */
 void gw_methods_format(unsigned methods, char *out, size_t out_size);
 

@@ -306,6 +306,17 @@ void gw_server_free(struct gw_server *server)
 	free(server);
 }
 
+/*
+ * Pausing and resuming, from any worker. listeners_paused changes under
+ * pause_lock; the close path reads it without the lock (an atomic), so
+ * that a close below the limit, the common case, takes no lock. The two
+ * sides are ordered like Dekker's: the opener sets listeners_paused before
+ * it reads the count again, the closer lowers the count before it reads
+ * listeners_paused. So either the closer sees the pause (and resumes, under
+ * the lock, if the count is still below the limit), or the opener sees the
+ * lower count and does not pause: listeners never stay paused below the
+ * limit.
+ */
 void gw_server_connection_opened(struct gw_server *server)
 {
 	unsigned n = atomic_fetch_add(&server->connections, 1) + 1;
@@ -314,11 +325,15 @@ void gw_server_connection_opened(struct gw_server *server)
 	if (n < max)
 		return;
 	pthread_mutex_lock(&server->pause_lock);
-	if (!server->listeners_paused) {
-		server->listeners_paused = true;
-		for (unsigned i = 0; i < server->nworkers; i++)
-			gw_worker_set_accepting(server->workers[i], false);
-		gw_log_warn("limits.max_connections (%u) reached: not accepting", max);
+	if (!atomic_load(&server->listeners_paused)) {
+		atomic_store(&server->listeners_paused, true);
+		if (atomic_load(&server->connections) >= max) {
+			for (unsigned i = 0; i < server->nworkers; i++)
+				gw_worker_set_accepting(server->workers[i], false);
+			gw_log_warn("limits.max_connections (%u) reached: not accepting", max);
+		} else {
+			atomic_store(&server->listeners_paused, false); /* one closed meanwhile */
+		}
 	}
 	pthread_mutex_unlock(&server->pause_lock);
 }
@@ -326,13 +341,13 @@ void gw_server_connection_opened(struct gw_server *server)
 void gw_server_connection_closed(struct gw_server *server)
 {
 	unsigned n = atomic_fetch_sub(&server->connections, 1) - 1;
+	unsigned max = atomic_load_explicit(&server->max_connections, memory_order_relaxed);
 
-	if (n >= atomic_load_explicit(&server->max_connections, memory_order_relaxed) ||
-	    !server->listeners_paused)
+	if (n >= max || !atomic_load(&server->listeners_paused))
 		return;
 	pthread_mutex_lock(&server->pause_lock);
-	if (server->listeners_paused) {
-		server->listeners_paused = false;
+	if (atomic_load(&server->listeners_paused) && atomic_load(&server->connections) < max) {
+		atomic_store(&server->listeners_paused, false);
 		for (unsigned i = 0; i < server->nworkers; i++)
 			gw_worker_set_accepting(server->workers[i], true);
 		gw_log_info("accepting connections again");

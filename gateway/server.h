@@ -61,9 +61,10 @@ struct gw_server {
 	 * copied here so that workers never read a config a reload may free). */
 	atomic_uint connections;
 	atomic_uint max_connections;
-	/* Listeners paused because connections reached the limit. */
+	/* Listeners paused because connections reached the limit. Changed
+	 * under pause_lock; read without it on the close path (atomic). */
 	pthread_mutex_t pause_lock;
-	bool listeners_paused;
+	atomic_bool listeners_paused;
 
 	atomic_bool draining;
 	atomic_uint workers_running;

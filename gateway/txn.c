@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -13,6 +14,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "access_log.h"
+#include "body_budget.h"
 #include "client_conn.h"
 #include "generation.h"
 #include "http/header_rules.h"
@@ -31,9 +33,6 @@
 
 /* Client output above this pauses reading from the upstream. */
 #define GW_CLIENT_OUT_HIGH (256 * 1024)
-/* An HTTP/1.0 client cannot take a streamed body of unknown length: the
- * gateway holds such a body whole, up to this size. */
-#define GW_HELD_BODY_MAX (64 * 1024 * 1024)
 
 static const struct gw_upconn_handler upstream_handler;
 static void start_try(struct gw_txn *txn);
@@ -186,15 +185,20 @@ static void txn_end(struct gw_txn *txn)
 	 * made a try, a concurrency slot, a place in a queue). */
 	if (txn->rs)
 		gw_pipeline_end(txn);
+	/* The request body is freed now, and its share of the body budget
+	 * goes back with it (a closed connection gives it back itself). */
+	if (txn->req) {
+		struct evbuffer *body = evhttp_request_get_input_buffer(txn->req);
+		evbuffer_drain(body, evbuffer_get_length(body));
+	}
 	if (txn->cc) {
+		gw_body_budget_release(&txn->cc->body_share);
 		gw_client_conn_request_ends(txn->cc);
 		txn->cc->txn = NULL;
 	}
 	event_del(&txn->deadline_ev);
 	event_del(&txn->try_ev);
 	event_del(&txn->hedge_ev);
-	if (txn->held_body)
-		evbuffer_free(txn->held_body);
 	txn->worker->inflight--;
 	gw_worker_gen_leave(txn->worker, txn->wg); /* may free its pools: last */
 	free(txn);
@@ -250,6 +254,13 @@ static void abort_reply(struct gw_txn *txn)
 
 	if (txn->status == 0)
 		txn->status = 502;
+	if (cc && txn->close_delimited) {
+		/* The close ends such a body: a FIN would pass the cut body off
+		 * as whole. connect() to AF_UNSPEC aborts a TCP connection with
+		 * a reset (Linux, connect(2)), before evhttp's shutdown. */
+		struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+		(void)connect(cc->fd, &unspec, sizeof(unspec));
+	}
 	if (cc)
 		gw_client_conn_abort(cc); /* evhttp frees the request; txn ends via client_gone */
 	else
@@ -299,12 +310,14 @@ static void finish_reply(struct gw_txn *txn)
 static void begin_reply(struct gw_txn *txn, const struct gw_response_head *h,
                         enum gw_relay_framing framing, uint64_t length)
 {
+	/* a close-delimited body ends with the connection */
+	bool close = txn->worker->draining || framing == GW_RELAY_CLOSE;
 	struct gw_relay_head rh = {
 	    .upstream = h,
 	    .framing = framing,
 	    .length = length,
 	    .request_id = txn->request_id,
-	    .connection = gw_relay_will_close(txn->req, txn->worker->draining),
+	    .connection = gw_relay_will_close(txn->req, close),
 	};
 
 	gw_relay_format_head(&rh, txn->worker->scratch);
@@ -367,40 +380,21 @@ static void on_head(void *owner, const struct gw_response_head *h)
 		txn->body_pending = true;
 		txn->head_us = gw_clock_now_us() - txn->try_start_us;
 	}
-	txn->up_head = h; /* valid until the response completes */
 	txn->status = h->status;
 	/* From now on the route timeout bounds the silence between pieces. */
 	set_deadline(txn, txn->route->timeout_ms);
 	if (h->framing == GW_BODY_LENGTH) {
 		begin_reply(txn, h, GW_RELAY_LENGTH, h->content_length);
 	} else if (txn->client_http10) {
-		txn->held_body = evbuffer_new();
-		return;
+		/* No chunked coding in HTTP/1.0: the body streams as it comes
+		 * and the connection closes at its end (RFC 9112 6.3). */
+		begin_reply(txn, h, GW_RELAY_CLOSE, 0);
+		txn->close_delimited = true;
 	} else {
 		begin_reply(txn, h, GW_RELAY_CHUNKED, 0);
 		txn->chunked_out = true;
 	}
 	gw_relay_send(txn->req, txn->worker->scratch, on_client_drained, txn);
-}
-
-/* An HTTP/1.0 client gets a body of unknown length whole, with its length. */
-static void on_held_body(struct gw_txn *txn, struct evbuffer *data, bool last)
-{
-	struct evbuffer *out = txn->worker->scratch;
-
-	evbuffer_add_buffer(txn->held_body, data);
-	if (last) {
-		begin_reply(txn, txn->up_head, GW_RELAY_LENGTH,
-		            evbuffer_get_length(txn->held_body));
-		evbuffer_add_buffer(out, txn->held_body);
-		gw_relay_send(txn->req, out, NULL, NULL);
-		finish_reply(txn);
-	} else if (evbuffer_get_length(txn->held_body) > GW_HELD_BODY_MAX) {
-		stop_upstream(txn);
-		fail_request(txn, 502, "upstream_unavailable", NULL, true);
-	} else {
-		set_deadline(txn, txn->route->timeout_ms);
-	}
 }
 
 static void on_body(void *owner, struct evbuffer *data, bool last)
@@ -417,10 +411,6 @@ static void on_body(void *owner, struct evbuffer *data, bool last)
 		gw_client_conn_watch_close(txn->cc, false);
 	}
 	txn->bytes_sent += evbuffer_get_length(data);
-	if (txn->held_body) {
-		on_held_body(txn, data, last);
-		return;
-	}
 	if (txn->chunked_out) {
 		gw_relay_frame_chunk(out, data);
 		if (last)
@@ -477,7 +467,7 @@ static void on_error(void *owner, enum gw_try_result result, int err)
 
 	txn->up = NULL;
 	try_done(txn);
-	if (txn->reply_started || txn->held_body) {
+	if (txn->reply_started) {
 		if (txn->body_pending)
 			record_try(txn, result, 0);
 		txn->error_code = "upstream_unavailable"; /* the reply broke off */
@@ -599,7 +589,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_txn *txn = arg;
 
-	if (txn->reply_started || txn->held_body) {
+	if (txn->reply_started) {
 		/* the upstream went silent in the middle of a body */
 		if (txn->body_pending)
 			record_try(txn, GW_TRY_TIMEOUT, 0);
@@ -930,8 +920,12 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 	evtimer_assign(&txn->hedge_ev, w->base, on_hedge_timer, txn);
 	w->inflight++;
 	pick_request_id(txn);
-	if (txn->cc)
+	if (txn->cc) {
 		gw_client_conn_request_begins(txn->cc, txn);
+		/* the body is all here: its share of the budget is its length */
+		gw_body_budget_settle(&txn->cc->body_share,
+		                      evbuffer_get_length(evhttp_request_get_input_buffer(req)));
+	}
 
 	q.method = txn->method;
 	q.path = uri;

@@ -79,12 +79,11 @@ struct gw_txn {
 	int status;
 	uint64_t bytes_sent;
 	bool reply_started;
-	bool chunked_out;                       /* the gateway frames the body in chunks */
-	const struct gw_response_head *up_head; /* while a body streams */
+	bool chunked_out; /* the gateway frames the body in chunks */
 	bool client_gone;
 	bool logged; /* the access log line is written */
 	const char *error_code;
-	struct evbuffer *held_body; /* HTTP/1.0 client, unknown length: whole body */
+	bool close_delimited; /* the body ends with the client connection (HTTP/1.0) */
 
 	/* Each module's per-request slot (modules/module.h), zeroed at start. */
 	_Alignas(max_align_t) unsigned char mod_slots[GW_TXN_SLOT_BYTES];

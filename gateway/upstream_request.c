@@ -21,7 +21,7 @@
 #include "util/outbuf.h"
 
 /* Upstream request target buffer. */
-#define GW_TARGET_MAX 8192
+#define GW_TARGET_MAX GW_UPSTREAM_TARGET_MAX
 
 const char *gw_method_name(unsigned method)
 {
@@ -144,7 +144,8 @@ int gw_upstream_request_write(const struct gw_txn *txn, struct evbuffer *dst)
 		case KEEP:
 			break;
 		}
-		if (gw_header_is_hop_by_hop(h->key, name_len, conn, conn_len))
+		if (gw_request_header_dropped(h->key, name_len, conn, conn_len,
+		                              txn->config->limits.keep_underscores_in_headers))
 			continue;
 		gw_outbuf_add_header(&o, h->key, name_len, h->value, strlen(h->value));
 	}

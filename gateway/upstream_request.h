@@ -11,7 +11,13 @@
 struct evbuffer;
 struct gw_txn;
 
-/* Appends the request to dst. -1 when the rewritten target is too long. */
+/* The longest request target the gateway forwards is one byte less: the
+ * connection guard (client_conn.c) answers a longer one 414 before any
+ * upstream work. Rewriting (strip_prefix) never makes a target longer. */
+#define GW_UPSTREAM_TARGET_MAX 8192
+
+/* Appends the request to dst. -1 when the rewritten target is too long
+ * (a backstop: client_conn.c refused such a request already). */
 int gw_upstream_request_write(const struct gw_txn *txn, struct evbuffer *dst);
 
 /* "GET", ... for a GW_METHOD_* bit. */

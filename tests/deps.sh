@@ -11,7 +11,9 @@ run_pkgs="gcc meson ninja-build pkg-config libevent-dev libssl-dev libyaml-dev l
 # render text; the recommended fonts-liberation, GL drivers, udev and upower
 # are not needed for --headless. The tests only run promtool, never the
 # prometheus server (containers' policy-rc.d keeps apt from starting it).
-test_pkgs="$run_pkgs redis-server prometheus chromium"
+# clang-14 and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes)
+# build the fuzz harnesses (tests/fuzz/run.sh).
+test_pkgs="$run_pkgs redis-server prometheus chromium clang-14 libclang-rt-14-dev"
 
 case "${1:-run}" in
 run) pkgs=$run_pkgs ;;

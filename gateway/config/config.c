@@ -710,15 +710,35 @@ static void parse_access_log(struct loader *ld, const struct gw_node *value, con
 	get_string(ld, value, "access_log", where, &cfg->access_log);
 }
 
+static void limits_underscores(struct loader *ld, const struct gw_node *value, const char *where,
+                               void *obj)
+{
+	struct gw_limits_conf *l = obj;
+
+	if (!want_scalar(ld, value, "underscores_in_headers", where, "drop or keep"))
+		return;
+	if (strcmp(value->value, "drop") == 0)
+		l->keep_underscores_in_headers = false;
+	else if (strcmp(value->value, "keep") == 0)
+		l->keep_underscores_in_headers = true;
+	else
+		bad_value(ld, value, "underscores_in_headers", where,
+		          "expected drop or keep, got '%s'", value->value);
+}
+
 static const struct field limits_fields[] = {
     U32("max_connections", struct gw_limits_conf, max_connections, 1, 1000000, 10000),
     SIZE("max_header_bytes", struct gw_limits_conf, max_header_bytes, KIB, MIB, 16 * KIB, "1k..1m"),
     SIZE("max_body_bytes", struct gw_limits_conf, max_body_bytes, 0, 1024 * MIB, 8 * MIB,
          "0..1024m"),
+    SIZE("max_buffered_body_bytes", struct gw_limits_conf, max_buffered_body_bytes, MIB,
+         1024 * 1024 * MIB, 256 * MIB, "1m..1048576m"),
     DURATION("header_timeout", struct gw_limits_conf, header_timeout_ms, 1, HOUR, 10 * SEC,
              "1ms..1h"),
     DURATION("body_timeout", struct gw_limits_conf, body_timeout_ms, 1, HOUR, 30 * SEC, "1ms..1h"),
     DURATION("idle_timeout", struct gw_limits_conf, idle_timeout_ms, 1, HOUR, 60 * SEC, "1ms..1h"),
+    DURATION("send_timeout", struct gw_limits_conf, send_timeout_ms, 1, HOUR, 60 * SEC, "1ms..1h"),
+    CUSTOM("underscores_in_headers", limits_underscores),
     FIELDS_END,
 };
 
@@ -746,8 +766,22 @@ static void parse_limits(struct loader *ld, const struct gw_node *value, const c
 {
 	struct gw_config *cfg = obj;
 
-	if (want_map(ld, value, "limits", where))
-		walk_map(ld, value, "limits", limits_fields, &cfg->limits, NULL);
+	const struct gw_node *buffered;
+
+	if (!want_map(ld, value, "limits", where))
+		return;
+	walk_map(ld, value, "limits", limits_fields, &cfg->limits, NULL);
+	/* Every body allowed must fit in the body budget on its own. */
+	buffered = gw_node_get(value, "max_buffered_body_bytes");
+	if (!buffered) {
+		if (cfg->limits.max_buffered_body_bytes < cfg->limits.max_body_bytes)
+			cfg->limits.max_buffered_body_bytes = cfg->limits.max_body_bytes;
+	} else if (buffered->type == GW_NODE_SCALAR &&
+	           cfg->limits.max_buffered_body_bytes < cfg->limits.max_body_bytes) {
+		bad_value(ld, buffered, "max_buffered_body_bytes", "limits",
+		          "%s is below max_body_bytes (%llu bytes): every body allowed must fit",
+		          buffered->value, (unsigned long long)cfg->limits.max_body_bytes);
+	}
 }
 
 /* ---- upstreams --------------------------------------------------------- */

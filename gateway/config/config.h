@@ -77,6 +77,15 @@ struct gw_limits_conf {
 	uint64_t header_timeout_ms; /* default 10s */
 	uint64_t body_timeout_ms;   /* default 30s */
 	uint64_t idle_timeout_ms;   /* default 60s */
+	/* a client with response bytes waiting must take 32 KiB of them (or
+	 * all) within each send_timeout, or it is closed; default 60s */
+	uint64_t send_timeout_ms;
+	/* underscores_in_headers: drop (default) or keep request headers whose
+	 * name contains '_' (gw_request_header_dropped) */
+	bool keep_underscores_in_headers;
+	/* request bodies buffered in the whole process (gateway/body_budget.h);
+	 * default 256m, or max_body_bytes when that is larger */
+	uint64_t max_buffered_body_bytes;
 };
 
 /*

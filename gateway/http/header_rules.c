@@ -95,6 +95,96 @@ bool gw_header_is_hop_by_hop(const char *name, size_t name_len, const char *conn
 	return gw_http_list_has(connection_value, connection_len, name, name_len);
 }
 
+bool gw_request_header_dropped(const char *name, size_t name_len, const char *connection_value,
+                               size_t connection_len, bool keep_underscores)
+{
+	if (!keep_underscores && memchr(name, '_', name_len) != NULL)
+		return true;
+	return gw_header_is_hop_by_hop(name, name_len, connection_value, connection_len);
+}
+
+/*
+ * Date headers. Formatted by hand (strftime would follow the locale and
+ * cost more); days from the civil-from-days algorithm, so any epoch second
+ * works without gmtime's static state.
+ */
+static void put2(char *out, unsigned v)
+{
+	out[0] = (char)('0' + v / 10 % 10);
+	out[1] = (char)('0' + v % 10);
+}
+
+void gw_http_date_format(int64_t epoch_s, char out[GW_HTTP_DATE_LEN + 1])
+{
+	static const char wdays[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	int64_t days = epoch_s / 86400;
+	int64_t secs = epoch_s % 86400;
+	int64_t z, era, doe, yoe, y, doy, mp;
+	unsigned d, m;
+
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	/* H. Hinnant, "chrono-Compatible Low-Level Date Algorithms" */
+	z = days + 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+	m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+	if (m <= 2)
+		y++;
+	if (y < 0)
+		y = 0;
+	if (y > 9999)
+		y = 9999;
+
+	memcpy(out, wdays[((days % 7) + 7) % 7], 3);
+	out[3] = ',';
+	out[4] = ' ';
+	put2(out + 5, d);
+	out[7] = ' ';
+	memcpy(out + 8, months[m - 1], 3);
+	out[11] = ' ';
+	put2(out + 12, (unsigned)(y / 100));
+	put2(out + 14, (unsigned)(y % 100));
+	out[16] = ' ';
+	put2(out + 17, (unsigned)(secs / 3600));
+	out[19] = ':';
+	put2(out + 20, (unsigned)(secs / 60 % 60));
+	out[22] = ':';
+	put2(out + 23, (unsigned)(secs % 60));
+	memcpy(out + 25, " GMT", 5);
+}
+
+struct date_cache {
+	int64_t second;
+	char text[GW_HTTP_DATE_LEN + 1];
+};
+
+static _Thread_local struct date_cache date_cache = {.second = -1};
+
+const char *gw_http_date_now(void)
+{
+	struct date_cache *dc = &date_cache;
+	struct timespec ts;
+
+	/* The coarse clock is a read of the vDSO page: no syscall per answer. */
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0)
+		ts.tv_sec = time(NULL);
+	if ((int64_t)ts.tv_sec != dc->second) {
+		dc->second = (int64_t)ts.tv_sec;
+		gw_http_date_format(dc->second, dc->text);
+	}
+	return dc->text;
+}
+
 /*
  * Request ids. They must be unique, not secret (they are echoed to clients
  * and logged), and cheap: one per request on every worker. So each thread

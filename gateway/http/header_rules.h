@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * True when the header must not be forwarded: the fixed hop-by-hop set
@@ -15,6 +16,28 @@
  */
 bool gw_header_is_hop_by_hop(const char *name, size_t name_len, const char *connection_value,
                              size_t connection_len);
+
+/*
+ * True when a request header is not passed to the upstream: hop-by-hop (as
+ * above), or its name contains '_' and keep_underscores is false
+ * (limits.underscores_in_headers: drop, the default). Backends behind CGI or
+ * WSGI see "Transfer_Encoding" and "Transfer-Encoding" as the same
+ * variable, so such a name could smuggle a second framing header past the
+ * gateway; nginx drops them for the same reason.
+ */
+bool gw_request_header_dropped(const char *name, size_t name_len, const char *connection_value,
+                               size_t connection_len, bool keep_underscores);
+
+/* An IMF-fixdate (RFC 9110 5.6.7), "Sun, 06 Nov 1994 08:49:37 GMT". */
+#define GW_HTTP_DATE_LEN 29
+/* Formats epoch seconds (UTC) into out (GW_HTTP_DATE_LEN bytes and a NUL). */
+void gw_http_date_format(int64_t epoch_s, char out[GW_HTTP_DATE_LEN + 1]);
+/*
+ * The current time as an IMF-fixdate, for Date headers. Formatted at most
+ * once per second per thread; the pointer stays valid on this thread and
+ * its contents change when the second does.
+ */
+const char *gw_http_date_now(void);
 
 /* Writes 32 lowercase hex digits (128 random bits) and a NUL into out[33]. */
 void gw_request_id_new(char out[33]);

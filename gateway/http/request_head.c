@@ -8,6 +8,10 @@
  * stream does not depend on how the stream was cut into reads: every prefix
  * of a good head is INCOMPLETE, and a bad line is refused as soon as it is
  * complete (no point in waiting for the rest of a head that will be refused).
+ *
+ * The reading is a small state machine (struct gw_head_scan): when the bytes
+ * run out it stops where it is, and the next call with more bytes resumes
+ * there, so a head that arrives in many pieces still costs one pass.
  */
 #include "request_head.h"
 
@@ -50,21 +54,29 @@ const unsigned char gw_http_cclass[256] = {
 
 #define CL_MAX_DIGITS 18 /* 10^18 - 1 fits in uint64_t with room to spare */
 
-/* Where the scan is. end is min(len, max_header_bytes); over says that the
- * buffer holds more than that, so running out of bytes means "too large". */
+/*
+ * What one call sees: the head's bytes so far. end is min(len,
+ * max_header_bytes); over says that the buffer holds more than that, so
+ * running out of bytes means "too large". What the scan has learned lives in
+ * struct gw_head_scan, as offsets (the caller's buffer may move between
+ * calls).
+ */
 struct scan {
 	const char *buf;
-	size_t pos;
 	size_t end;
 	bool over;
 };
 
-/* What the header lines said, beyond what struct gw_request_head keeps. */
-struct fields {
-	bool host_seen;
-	bool te_seen;
-	const char *host; /* the Host header value */
-	size_t host_len;
+/* Stages of gw_head_scan.stage: where the scan resumes. */
+enum {
+	ST_METHOD = 0, /* the method, from pos (0 for a new head) */
+	ST_TARGET,     /* the target, from pos (it started at target_off) */
+	ST_VERSION,    /* "HTTP/D.D" CRLF at pos, read whole once all ten bytes are here */
+	ST_LINE,       /* the first byte of a header line, or the final CRLF, at pos */
+	ST_NAME,       /* a header name, from pos (it started at line_off) */
+	ST_OWS,        /* whitespace after the colon, from pos */
+	ST_VALUE,      /* a header value, from pos (it started at value_off) */
+	ST_END,        /* the empty line is read: pos is the head's length */
 };
 
 static enum gw_head_verdict refuse(const char **why, const char *reason)
@@ -132,32 +144,57 @@ size_t gw_http_span(const char *buf, size_t p, size_t end, unsigned int cls)
 	return span(buf, p, end, cls);
 }
 
-/*
- * "HTTP/D.D" CRLF at p. The version is compared on fixed offsets: the only
- * accepted form is exactly ten bytes, so there is nothing to search.
- */
-static enum gw_head_verdict parse_version(struct scan *s, size_t p, struct gw_request_head *h,
-                                          const char **why)
+static bool method_is(const char *b, const struct gw_head_scan *st, const char *m, size_t n)
 {
-	const char *v = s->buf + p;
+	return st->method_len == n && memcmp(b, m, n) == 0;
+}
 
-	if (s->end - p < 10)
+/* The method runs from 0 to a single space. */
+static enum gw_head_verdict scan_method(struct gw_head_scan *st, const struct scan *s,
+                                        const char **why)
+{
+	const char *b = s->buf;
+	size_t p = span(b, st->pos, s->end, GW_HTTP_TCHAR);
+
+	st->pos = p;
+	if (p == s->end)
 		return GW_HEAD_INCOMPLETE;
-	if (memcmp(v, "HTTP/", 5) != 0 || !CC_DIGIT(v[5]) || v[6] != '.' || !CC_DIGIT(v[7]))
-		return refuse(why, "malformed HTTP version");
-	if (v[8] != '\r')
-		return refuse(why, v[8] == '\n' ? "bare LF" : "malformed HTTP version");
-	if (v[9] != '\n')
-		return refuse(why, "bare CR");
-	h->version_major = v[5] - '0';
-	h->version_minor = v[7] - '0';
-	s->pos = p + 10;
-	if (h->version_major == 0)
-		return refuse(why, "HTTP/0.x");
-	if (h->version_major != 1) {
-		*why = "HTTP major version not 1";
-		return GW_HEAD_VERSION;
+	if (p == 0)
+		return refuse(why, "request line does not start with a method");
+	if (b[p] != ' ')
+		return refuse(why, "method not followed by a single space");
+	st->method_len = p;
+	st->target_off = p + 1;
+	st->pos = p + 1;
+	st->stage = ST_TARGET;
+	return GW_HEAD_OK;
+}
+
+/* The target runs to a single space; a space inside it, or a missing
+ * version, fall out as "wrong separator". */
+static enum gw_head_verdict scan_target(struct gw_head_scan *st, const struct scan *s,
+                                        const char **why)
+{
+	const char *b = s->buf;
+	size_t p = gw_http_span(b, st->pos, s->end, GW_HTTP_TARGET);
+
+	st->pos = p;
+	if (p == s->end) {
+		if (s->over) {
+			*why = "request target too long";
+			return GW_HEAD_URI_TOO_LONG;
+		}
+		return GW_HEAD_INCOMPLETE;
 	}
+	if (p == st->target_off)
+		return refuse(why, "empty request target");
+	if (b[p] == '\r' || b[p] == '\n')
+		return refuse(why, "request line without HTTP version (HTTP/0.9)");
+	if (b[p] != ' ')
+		return refuse(why, "invalid byte in request target");
+	st->target_len = p - st->target_off;
+	st->pos = p + 1;
+	st->stage = ST_VERSION;
 	return GW_HEAD_OK;
 }
 
@@ -166,109 +203,90 @@ static enum gw_head_verdict parse_version(struct scan *s, size_t p, struct gw_re
  * non-empty, ending at "/", "?" or the end of the target. Userinfo ("@") is
  * refused as RFC 9110 4.2.4 asks, and so is anything else outside the class.
  */
-static enum gw_head_verdict parse_authority(struct gw_request_head *h, size_t skip,
-                                            const char **why)
+static enum gw_head_verdict scan_authority(struct gw_head_scan *st, const char *b, size_t skip,
+                                           const char **why)
 {
-	const char *a = h->target + skip;
-	size_t n = h->target_len - skip;
+	const char *a = b + st->target_off + skip;
+	size_t n = st->target_len - skip;
 	size_t i = span(a, 0, n, GW_HTTP_HOST);
 
 	if (i == 0)
 		return refuse(why, "absolute-form target without host");
 	if (i < n && a[i] != '/' && a[i] != '?')
 		return refuse(why, "invalid byte in target authority");
-	h->absolute_form = true;
-	h->host = a;
-	h->host_len = i;
-	h->path = a + i;
-	h->path_len = n - i;
+	st->absolute_form = true;
+	st->authority_off = st->target_off + skip;
+	st->authority_len = i;
+	st->path_off = st->authority_off + i;
+	st->path_len = n - i;
 	return GW_HEAD_OK;
 }
 
-static enum gw_head_verdict check_target_form(struct gw_request_head *h, const char **why)
+static enum gw_head_verdict scan_target_form(struct gw_head_scan *st, const char *b,
+                                             const char **why)
 {
-	const char *t = h->target;
-	size_t n = h->target_len;
+	const char *t = b + st->target_off;
+	size_t n = st->target_len;
 
-	h->path = t;
-	h->path_len = n;
+	st->path_off = st->target_off;
+	st->path_len = n;
 	if (t[0] == '/')
 		return GW_HEAD_OK;
 	if (n == 1 && t[0] == '*') {
-		if (h->method_len == 7 && memcmp(h->method, "OPTIONS", 7) == 0)
+		if (method_is(b, st, "OPTIONS", 7))
 			return GW_HEAD_OK;
 		return refuse(why, "asterisk-form target with a method other than OPTIONS");
 	}
 	if (n >= 7 && gw_http_ieq(t, 7, "http://", 7))
-		return parse_authority(h, 7, why);
+		return scan_authority(st, b, 7, why);
 	if (n >= 8 && gw_http_ieq(t, 8, "https://", 8))
-		return parse_authority(h, 8, why);
+		return scan_authority(st, b, 8, why);
 	return refuse(why, "target is not origin-form, absolute-form or *");
 }
 
-static bool method_is(const struct gw_request_head *h, const char *m, size_t n)
-{
-	return h->method_len == n && memcmp(h->method, m, n) == 0;
-}
-
 /*
- * METHOD SP TARGET SP HTTP/D.D CRLF. Each part is a run of its own byte class
- * that must stop at exactly the expected separator, which makes double
- * spaces, spaces inside the target and a missing version all fall out as
- * "wrong separator".
+ * "HTTP/D.D" CRLF at pos. The version is compared on fixed offsets: the only
+ * accepted form is exactly ten bytes, so there is nothing to search (and
+ * waiting for all ten costs at most ten looks at them).
  */
-static enum gw_head_verdict parse_request_line(struct scan *s, struct gw_request_head *h,
-                                               const char **why)
+static enum gw_head_verdict scan_version(struct gw_head_scan *st, const struct scan *s,
+                                         const char **why)
 {
 	const char *b = s->buf;
-	size_t p = span(b, 0, s->end, GW_HTTP_TCHAR);
-	size_t t;
-	enum gw_head_verdict v;
+	const char *v = b + st->pos;
 
-	if (p == s->end)
+	if (s->end - st->pos < 10)
 		return GW_HEAD_INCOMPLETE;
-	if (p == 0)
-		return refuse(why, "request line does not start with a method");
-	if (b[p] != ' ')
-		return refuse(why, "method not followed by a single space");
-	h->method = b;
-	h->method_len = p;
-
-	t = p + 1;
-	p = gw_http_span(b, t, s->end, GW_HTTP_TARGET);
-	if (p == s->end) {
-		if (s->over) {
-			*why = "request target too long";
-			return GW_HEAD_URI_TOO_LONG;
-		}
-		return GW_HEAD_INCOMPLETE;
+	if (memcmp(v, "HTTP/", 5) != 0 || !CC_DIGIT(v[5]) || v[6] != '.' || !CC_DIGIT(v[7]))
+		return refuse(why, "malformed HTTP version");
+	if (v[8] != '\r')
+		return refuse(why, v[8] == '\n' ? "bare LF" : "malformed HTTP version");
+	if (v[9] != '\n')
+		return refuse(why, "bare CR");
+	st->version_major = (unsigned char)(v[5] - '0');
+	st->version_minor = (unsigned char)(v[7] - '0');
+	st->pos += 10;
+	if (st->version_major == 0)
+		return refuse(why, "HTTP/0.x");
+	if (st->version_major != 1) {
+		*why = "HTTP major version not 1";
+		return GW_HEAD_VERSION;
 	}
-	if (p == t)
-		return refuse(why, "empty request target");
-	if (b[p] == '\r' || b[p] == '\n')
-		return refuse(why, "request line without HTTP version (HTTP/0.9)");
-	if (b[p] != ' ')
-		return refuse(why, "invalid byte in request target");
-	h->target = b + t;
-	h->target_len = p - t;
-
-	v = parse_version(s, p + 1, h, why);
-	if (v != GW_HEAD_OK)
-		return v;
-	if (method_is(h, "CONNECT", 7) || method_is(h, "TRACE", 5)) {
+	if (method_is(b, st, "CONNECT", 7) || method_is(b, st, "TRACE", 5)) {
 		*why = "CONNECT and TRACE are not allowed";
 		return GW_HEAD_METHOD;
 	}
-	return check_target_form(h, why);
+	st->stage = ST_LINE;
+	return scan_target_form(st, b, why);
 }
 
 /* Content-Length: 1 to 18 digits and nothing else (no sign, no list). */
-static enum gw_head_verdict take_content_length(struct gw_request_head *h, const char *v, size_t n,
+static enum gw_head_verdict take_content_length(struct gw_head_scan *st, const char *v, size_t n,
                                                 const char **why)
 {
 	uint64_t cl = 0;
 
-	if (h->has_content_length)
+	if (st->has_content_length)
 		return refuse(why, "repeated Content-Length");
 	if (n == 0 || n > CL_MAX_DIGITS)
 		return refuse(why, "invalid Content-Length");
@@ -277,82 +295,133 @@ static enum gw_head_verdict take_content_length(struct gw_request_head *h, const
 			return refuse(why, "invalid Content-Length");
 		cl = cl * 10 + (uint64_t)(v[i] - '0');
 	}
-	h->has_content_length = true;
-	h->content_length = cl;
+	st->has_content_length = true;
+	st->content_length = cl;
 	return GW_HEAD_OK;
 }
 
-static enum gw_head_verdict take_transfer_encoding(struct gw_request_head *h, struct fields *f,
-                                                   const char *v, size_t n, const char **why)
+static enum gw_head_verdict take_transfer_encoding(struct gw_head_scan *st, const char *v, size_t n,
+                                                   const char **why)
 {
-	if (f->te_seen)
+	if (st->te_seen)
 		return refuse(why, "repeated Transfer-Encoding");
-	f->te_seen = true;
+	st->te_seen = true;
 	if (!gw_http_ieq(v, n, "chunked", 7))
 		return refuse(why, "Transfer-Encoding other than chunked");
-	h->chunked = true;
+	st->chunked = true;
 	return GW_HEAD_OK;
 }
 
-static enum gw_head_verdict take_host(struct fields *f, const char *v, size_t n, const char **why)
+static enum gw_head_verdict take_host(struct gw_head_scan *st, size_t off, const char *v, size_t n,
+                                      const char **why)
 {
-	if (f->host_seen)
+	if (st->host_seen)
 		return refuse(why, "repeated Host");
 	if (span(v, 0, n, GW_HTTP_HOST) != n)
 		return refuse(why, "invalid Host");
-	f->host_seen = true;
-	f->host = v;
-	f->host_len = n;
+	st->host_seen = true;
+	st->host_off = off;
+	st->host_len = n;
 	return GW_HEAD_OK;
 }
 
 /* Only three header names matter to framing and routing; the length test
  * rejects almost every other header before any byte comparison. */
-static enum gw_head_verdict take_field(struct gw_request_head *h, struct fields *f,
-                                       const char *name, size_t name_len, const char *v, size_t n,
-                                       const char **why)
+static enum gw_head_verdict take_field(struct gw_head_scan *st, const char *b, size_t value,
+                                       size_t n, const char **why)
 {
-	switch (name_len) {
+	const char *name = b + st->line_off;
+
+	switch (st->name_len) {
 	case 4:
 		if (gw_http_ieq(name, 4, "host", 4))
-			return take_host(f, v, n, why);
+			return take_host(st, value, b + value, n, why);
 		break;
 	case 14:
 		if (gw_http_ieq(name, 14, "content-length", 14))
-			return take_content_length(h, v, n, why);
+			return take_content_length(st, b + value, n, why);
 		break;
 	case 17:
 		if (gw_http_ieq(name, 17, "transfer-encoding", 17))
-			return take_transfer_encoding(h, f, v, n, why);
+			return take_transfer_encoding(st, b + value, n, why);
 		break;
 	}
 	return GW_HEAD_OK;
 }
 
 /*
- * One header line at s->pos, known not to start with CR, LF, SP or HTAB:
- * NAME ":" OWS VALUE OWS CRLF. The name must run straight into the colon, so
- * "Transfer-Encoding : chunked" and ": x" are refused here.
+ * What starts a line decides what it is: CRLF ends the head, a bare LF is
+ * refused, SP or HTAB is obs-fold (also refused, as is whitespace between
+ * the request line and the first field); anything else starts a field line.
  */
-static enum gw_head_verdict parse_field_line(struct scan *s, struct gw_request_head *h,
-                                             struct fields *f, const char **why)
+static enum gw_head_verdict scan_line(struct gw_head_scan *st, const struct scan *s,
+                                      const char **why)
 {
 	const char *b = s->buf;
-	size_t name = s->pos;
-	size_t p = span(b, name, s->end, GW_HTTP_TCHAR);
-	size_t name_len = p - name;
-	size_t value, vend;
-	enum gw_head_verdict v;
 
+	if (st->pos == s->end)
+		return GW_HEAD_INCOMPLETE;
+	switch (b[st->pos]) {
+	case '\r':
+		if (st->pos + 1 == s->end)
+			return GW_HEAD_INCOMPLETE;
+		if (b[st->pos + 1] != '\n')
+			return refuse(why, "bare CR");
+		st->pos += 2;
+		st->stage = ST_END;
+		return GW_HEAD_OK;
+	case '\n':
+		return refuse(why, "bare LF");
+	case ' ':
+	case '\t':
+		return refuse(why, "obs-fold or whitespace before a header name");
+	}
+	st->line_off = st->pos;
+	st->stage = ST_NAME;
+	return GW_HEAD_OK;
+}
+
+/* NAME ":" : the name must run straight into the colon, so
+ * "Transfer-Encoding : chunked" and ": x" are refused here. */
+static enum gw_head_verdict scan_name(struct gw_head_scan *st, const struct scan *s,
+                                      const char **why)
+{
+	const char *b = s->buf;
+	size_t p = span(b, st->pos, s->end, GW_HTTP_TCHAR);
+
+	st->pos = p;
 	if (p == s->end)
 		return GW_HEAD_INCOMPLETE;
-	if (b[p] != ':' || name_len == 0)
+	if (b[p] != ':' || p == st->line_off)
 		return refuse(why, "invalid header name");
-	p++;
-	while (p < s->end && is_ows(b[p]))
-		p++;
-	value = p;
-	p = gw_http_span(b, p, s->end, GW_HTTP_FIELD);
+	st->name_len = p - st->line_off;
+	st->pos = p + 1;
+	st->stage = ST_OWS;
+	return GW_HEAD_OK;
+}
+
+static enum gw_head_verdict scan_ows(struct gw_head_scan *st, const struct scan *s)
+{
+	while (st->pos < s->end && is_ows(s->buf[st->pos]))
+		st->pos++;
+	if (st->pos == s->end)
+		return GW_HEAD_INCOMPLETE;
+	st->value_off = st->pos;
+	st->stage = ST_VALUE;
+	return GW_HEAD_OK;
+}
+
+/* VALUE OWS CRLF: no control byte but HTAB; the field is judged once its
+ * line is complete. */
+static enum gw_head_verdict scan_value(struct gw_head_scan *st, const struct scan *s,
+                                       const char **why)
+{
+	const char *b = s->buf;
+	size_t p = gw_http_span(b, st->pos, s->end, GW_HTTP_FIELD);
+	size_t vend;
+	enum gw_head_verdict v;
+
+	st->pos = p;
 	if (p == s->end)
 		return GW_HEAD_INCOMPLETE;
 	if (b[p] == '\n')
@@ -360,106 +429,138 @@ static enum gw_head_verdict parse_field_line(struct scan *s, struct gw_request_h
 	if (b[p] != '\r')
 		return refuse(why, "control byte in header value");
 	if (p + 1 == s->end)
-		return GW_HEAD_INCOMPLETE;
+		return GW_HEAD_INCOMPLETE; /* resumes at the CR */
 	if (b[p + 1] != '\n')
 		return refuse(why, "bare CR");
-	for (vend = p; vend > value && is_ows(b[vend - 1]); vend--)
+	for (vend = p; vend > st->value_off && is_ows(b[vend - 1]); vend--)
 		;
-	v = take_field(h, f, b + name, name_len, b + value, vend - value, why);
+	v = take_field(st, b, st->value_off, vend - st->value_off, why);
 	if (v != GW_HEAD_OK)
 		return v;
-	s->pos = p + 2;
+	st->pos = p + 2;
+	st->stage = ST_LINE;
 	return GW_HEAD_OK;
 }
 
 /*
  * Rules that need the whole head: Host presence, framing, the body limit.
- * An absolute-form target's authority was stored in h->host when the request
- * line was parsed; it stays the reported host when Host agrees with it.
+ * An absolute-form target's authority is the reported host when Host
+ * agrees with it.
  */
-static enum gw_head_verdict check_head(struct gw_request_head *h, const struct fields *f,
-                                       uint64_t max_body_bytes, const char **why)
+static enum gw_head_verdict scan_finish(const struct gw_head_scan *st, const char *b,
+                                        uint64_t max_body_bytes, struct gw_request_head *h,
+                                        const char **why)
 {
-	if (h->version_minor >= 1 && !f->host_seen)
+	if (st->version_minor >= 1 && !st->host_seen)
 		return refuse(why, "HTTP/1.1 request without Host");
-	if (h->absolute_form) {
-		if (f->host_seen && !gw_http_ieq(h->host, h->host_len, f->host, f->host_len))
+	if (st->absolute_form) {
+		if (st->host_seen && !gw_http_ieq(b + st->authority_off, st->authority_len,
+		                                  b + st->host_off, st->host_len))
 			return refuse(why, "absolute-form authority differs from Host");
-	} else {
-		h->host = f->host;
-		h->host_len = f->host_len;
+		h->host = b + st->authority_off;
+		h->host_len = st->authority_len;
+	} else if (st->host_seen) {
+		h->host = b + st->host_off;
+		h->host_len = st->host_len;
 	}
-	if (f->te_seen && h->version_minor == 0)
+	if (st->te_seen && st->version_minor == 0)
 		return refuse(why, "Transfer-Encoding in an HTTP/1.0 request");
-	if (f->te_seen && h->has_content_length)
+	if (st->te_seen && st->has_content_length)
 		return refuse(why, "both Content-Length and Transfer-Encoding");
-	if (h->has_content_length && h->content_length > max_body_bytes) {
+	if (st->has_content_length && st->content_length > max_body_bytes) {
 		*why = "Content-Length over max_body_bytes";
 		return GW_HEAD_BODY_TOO_LARGE;
 	}
+	h->head_len = st->pos;
+	h->method = b;
+	h->method_len = st->method_len;
+	h->target = b + st->target_off;
+	h->target_len = st->target_len;
+	h->path = b + st->path_off;
+	h->path_len = st->path_len;
+	h->version_major = st->version_major;
+	h->version_minor = st->version_minor;
+	h->has_content_length = st->has_content_length;
+	h->content_length = st->content_length;
+	h->chunked = st->chunked;
+	h->absolute_form = st->absolute_form;
 	return GW_HEAD_OK;
 }
 
-/*
- * Header lines until the empty line. What starts a line decides what it is:
- * CRLF ends the head, a bare LF is refused, SP or HTAB is obs-fold (also
- * refused, as is whitespace between the request line and the first field).
- */
-static enum gw_head_verdict parse_fields(struct scan *s, struct gw_request_head *h,
-                                         struct fields *f, const char **why)
+void gw_head_scan_init(struct gw_head_scan *st)
 {
-	const char *b = s->buf;
-	enum gw_head_verdict v;
-
-	for (;;) {
-		if (s->pos == s->end)
-			return GW_HEAD_INCOMPLETE;
-		switch (b[s->pos]) {
-		case '\r':
-			if (s->pos + 1 == s->end)
-				return GW_HEAD_INCOMPLETE;
-			if (b[s->pos + 1] != '\n')
-				return refuse(why, "bare CR");
-			h->head_len = s->pos + 2;
-			return GW_HEAD_OK;
-		case '\n':
-			return refuse(why, "bare LF");
-		case ' ':
-		case '\t':
-			return refuse(why, "obs-fold or whitespace before a header name");
-		}
-		v = parse_field_line(s, h, f, why);
-		if (v != GW_HEAD_OK)
-			return v;
-	}
+	*st = (struct gw_head_scan){0};
 }
 
-enum gw_head_verdict gw_request_head_check(const char *buf, size_t len, uint64_t max_header_bytes,
-                                           uint64_t max_body_bytes, struct gw_request_head *head,
-                                           const char **why)
+enum gw_head_verdict gw_head_scan_feed(struct gw_head_scan *st, const char *buf, size_t len,
+                                       uint64_t max_header_bytes, uint64_t max_body_bytes,
+                                       struct gw_request_head *head, const char **why)
 {
-	struct scan s = {.buf = buf, .pos = 0, .end = len, .over = false};
-	struct fields f = {0};
+	struct scan s = {.buf = buf, .end = len, .over = false};
 	const char *reason = NULL;
-	enum gw_head_verdict v;
+	size_t start = st->pos;
+	size_t stop;
+	enum gw_head_verdict v = GW_HEAD_OK;
 
 	*head = (struct gw_request_head){0};
 	if (len > max_header_bytes) {
 		s.end = (size_t)max_header_bytes;
 		s.over = true;
 	}
-	v = parse_request_line(&s, head, &reason);
+	if (st->pos > s.end) {
+		/* The limit shrank under a head already read past it. */
+		s.over = true;
+		v = GW_HEAD_INCOMPLETE;
+	}
+	while (v == GW_HEAD_OK && st->stage != ST_END) {
+		switch (st->stage) {
+		case ST_METHOD:
+			v = scan_method(st, &s, &reason);
+			break;
+		case ST_TARGET:
+			v = scan_target(st, &s, &reason);
+			break;
+		case ST_VERSION:
+			v = scan_version(st, &s, &reason);
+			break;
+		case ST_LINE:
+			v = scan_line(st, &s, &reason);
+			break;
+		case ST_NAME:
+			v = scan_name(st, &s, &reason);
+			break;
+		case ST_OWS:
+			v = scan_ows(st, &s);
+			break;
+		default:
+			v = scan_value(st, &s, &reason);
+			break;
+		}
+	}
 	if (v == GW_HEAD_OK)
-		v = parse_fields(&s, head, &f, &reason);
-	if (v == GW_HEAD_OK)
-		v = check_head(head, &f, max_body_bytes, &reason);
+		v = scan_finish(st, buf, max_body_bytes, head, &reason);
 	if (v == GW_HEAD_INCOMPLETE && s.over) {
 		v = GW_HEAD_HEADERS_TOO_LARGE;
 		reason = "request head over max_header_bytes";
 	}
+	/* Every byte from where this call resumed to where it stopped (all of
+	 * them while incomplete) was looked at about once. */
+	stop = v == GW_HEAD_INCOMPLETE || v == GW_HEAD_HEADERS_TOO_LARGE ? s.end : st->pos;
+	if (stop > start)
+		st->scanned += stop - start;
 	if (why)
 		*why = reason;
 	return v;
+}
+
+enum gw_head_verdict gw_request_head_check(const char *buf, size_t len, uint64_t max_header_bytes,
+                                           uint64_t max_body_bytes, struct gw_request_head *head,
+                                           const char **why)
+{
+	struct gw_head_scan st;
+
+	gw_head_scan_init(&st);
+	return gw_head_scan_feed(&st, buf, len, max_header_bytes, max_body_bytes, head, why);
 }
 
 /*

@@ -98,6 +98,47 @@ enum gw_head_verdict gw_request_head_check(const char *buf, size_t len, uint64_t
                                            uint64_t max_body_bytes, struct gw_request_head *head,
                                            const char **why);
 
+/*
+ * The same check, resumable: a head that arrives in pieces is checked as it
+ * grows, each byte looked at about once, instead of from its first byte on
+ * every read (a head trickled a byte at a time would cost O(n^2)).
+ *
+ *   struct gw_head_scan st;
+ *   gw_head_scan_init(&st);
+ *   while ((v = gw_head_scan_feed(&st, buf, len, ...)) == GW_HEAD_INCOMPLETE)
+ *           ... more bytes: buf grows (it may move), len with it ...
+ *
+ * Each call gets the whole head so far: the same bytes as before, at the
+ * same offsets, plus new ones. The scan resumes where the last call ran out
+ * of bytes, keeping what it learned as offsets. Verdicts, *head and *why are
+ * exactly those of gw_request_head_check(buf, len, ...) for every way of
+ * cutting the bytes. Once the verdict is not INCOMPLETE the state is spent:
+ * init it again for the next head. An all-zero state is an initialised one.
+ */
+struct gw_head_scan {
+	/* Private to request_head.c. */
+	size_t pos;          /* where the scan resumes */
+	unsigned char stage; /* what is read at pos */
+	unsigned char version_major, version_minor;
+	bool host_seen, te_seen, has_content_length, chunked, absolute_form;
+	size_t method_len; /* the method starts at 0 */
+	size_t target_off, target_len;
+	size_t path_off, path_len;
+	size_t authority_off, authority_len; /* absolute-form */
+	size_t host_off, host_len;           /* the Host header's value */
+	size_t line_off, name_len;           /* the header line being read */
+	size_t value_off;
+	uint64_t content_length;
+	/* Public, read-only: bytes looked at over every call so far (an upper
+	 * bound). Linear in the head's size however it is cut; tests check it. */
+	uint64_t scanned;
+};
+
+void gw_head_scan_init(struct gw_head_scan *st);
+enum gw_head_verdict gw_head_scan_feed(struct gw_head_scan *st, const char *buf, size_t len,
+                                       uint64_t max_header_bytes, uint64_t max_body_bytes,
+                                       struct gw_request_head *head, const char **why);
+
 /* Offset just past the end of the head ("\r\n\r\n", or "\n\n" so that a
  * bare-LF head is found and refused), or 0 when not found in buf. */
 size_t gw_request_head_end(const char *buf, size_t len);

@@ -276,6 +276,24 @@ static bool status_has_no_body(int status)
 }
 
 /*
+ * A 204 that announces a body (Content-Length other than 0, or
+ * Transfer-Encoding; RFC 9110 8.6 and 9112 6.1 forbid both) or a 304 with
+ * Transfer-Encoding: the response still ends at the empty line (RFC 9112
+ * 6.3), but the server most likely sends body bytes after it, now or a
+ * moment later, which would be read as the start of the next response. The
+ * connection is not reused. (A 304's Content-Length is allowed: it is the
+ * length of the representation the client holds, not of a body.)
+ */
+static bool announces_forbidden_body(int status, const struct framing *fr)
+{
+	if (status == 204)
+		return fr->has_te || (fr->has_cl && fr->cl != 0);
+	if (status == 304)
+		return fr->has_te;
+	return false;
+}
+
+/*
  * Framing (RFC 9112 6.3): no body for HEAD, 1xx, 204 and 304 whatever the
  * headers say; then chunked beats Content-Length (and then the connection
  * cannot be trusted for another request); then Content-Length; else the body
@@ -286,6 +304,8 @@ static enum gw_response_parse decide_framing(struct gw_response_head *h, const s
 {
 	if (fr->has_te && h->version_minor == 0)
 		return GW_RESPONSE_INVALID; /* RFC 9112 6.1: faulty framing */
+	if (h->status < 200 && (fr->has_te || (fr->has_cl && fr->cl != 0)))
+		return GW_RESPONSE_INVALID; /* an interim answer with a body: what follows is not a response */
 	if (head_request || status_has_no_body(h->status))
 		h->framing = GW_BODY_NONE;
 	else if (fr->has_te)
@@ -302,6 +322,8 @@ static enum gw_response_parse decide_framing(struct gw_response_head *h, const s
 	else
 		h->keep_alive = fr->conn_keep_alive && !fr->conn_close;
 	if (h->framing == GW_BODY_CLOSE || (fr->has_te && fr->has_cl) || h->status == 101)
+		h->keep_alive = false;
+	if (announces_forbidden_body(h->status, fr))
 		h->keep_alive = false;
 	return GW_RESPONSE_DONE;
 }

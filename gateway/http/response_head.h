@@ -65,7 +65,10 @@ enum gw_response_parse {
  * "chunked" (the gateway drops the header when forwarding, so "gzip, chunked"
  * would reach the client undeclared); Transfer-Encoding in an HTTP/1.0
  * response is invalid (RFC 9112 6.1); Content-Length may also be a list of
- * equal values ("5, 5"); a 101 is never keep_alive; obs-fold is invalid.
+ * equal values ("5, 5"); a 101 is never keep_alive; obs-fold is invalid;
+ * a 1xx with Transfer-Encoding or a non-zero Content-Length is invalid; a
+ * 204 with either, or a 304 with Transfer-Encoding, ends at its empty line
+ * like any 204/304 but is never keep_alive (body bytes would follow it).
  * Bytes are judged as they come: garbage is INVALID after its first bytes,
  * and every proper prefix of a valid head is INCOMPLETE.
  */

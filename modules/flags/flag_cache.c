@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,6 +360,36 @@ static bool take_word(struct json_parser *jp, const char *word)
 	return true;
 }
 
+/*
+ * An integer: an optional '-', decimal digits, no fraction or exponent, in
+ * the range of long long. Reads nothing past jp->end (the text need not be
+ * NUL-terminated).
+ */
+static int parse_integer(struct json_parser *jp, struct json *out)
+{
+	const char *p = jp->p;
+	bool neg = p < jp->end && *p == '-';
+	unsigned long long v = 0, limit = neg ? (unsigned long long)LLONG_MAX + 1 : LLONG_MAX;
+
+	if (neg)
+		p++;
+	if (p >= jp->end || *p < '0' || *p > '9')
+		return fail(jp, "expected an integer");
+	for (; p < jp->end && *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (limit - d) / 10)
+			return fail(jp, "expected an integer");
+		v = v * 10 + d;
+	}
+	if (p < jp->end && (*p == '.' || *p == 'e' || *p == 'E'))
+		return fail(jp, "expected an integer");
+	out->number = !neg ? (long long)v : v > LLONG_MAX ? LLONG_MIN : -(long long)v;
+	out->type = JSON_NUMBER;
+	jp->p = p;
+	return 0;
+}
+
 static int parse_value(struct json_parser *jp, struct json *out, int depth)
 {
 	if (depth > JSON_MAX_DEPTH)
@@ -383,17 +414,8 @@ static int parse_value(struct json_parser *jp, struct json *out, int depth)
 		out->type = JSON_NULL;
 		return 0;
 	}
-	if (*jp->p == '-' || (*jp->p >= '0' && *jp->p <= '9')) {
-		char *end;
-
-		errno = 0;
-		out->number = strtoll(jp->p, &end, 10);
-		if (errno || end > jp->end || end == jp->p || (*end == '.' || *end == 'e'))
-			return fail(jp, "expected an integer");
-		out->type = JSON_NUMBER;
-		jp->p = end;
-		return 0;
-	}
+	if (*jp->p == '-' || (*jp->p >= '0' && *jp->p <= '9'))
+		return parse_integer(jp, out);
 	return fail(jp, "unexpected character");
 }
 
@@ -462,16 +484,44 @@ static void load_layer(const struct json *root, const struct gw_config *config,
 	}
 }
 
+int gw_flags_cache_parse(const char *name, const char *text, size_t len,
+                         const struct gw_config *config, struct gw_flags_layer *layer,
+                         int64_t now_wall_ms, char *why, size_t why_size)
+{
+	struct json_parser jp = {.p = text, .end = text + len};
+	struct json root = {0};
+	const struct json *version;
+	int rc = -1;
+
+	if (parse_value(&jp, &root, 0) == 0) {
+		skip_space(&jp);
+		if (jp.p != jp.end)
+			fail(&jp, "text after the object");
+	}
+	version = json_get(&root, "version");
+	if (jp.error) {
+		snprintf(why, why_size, "%s is not valid JSON: %s at byte %zu", name, jp.error,
+		         (size_t)(jp.p - text));
+	} else if (root.type != JSON_OBJECT || !version || version->type != JSON_NUMBER ||
+	           version->number != CACHE_VERSION) {
+		snprintf(why, why_size, "%s is not a cache file of version %d", name,
+		         CACHE_VERSION);
+	} else {
+		load_layer(&root, config, layer, now_wall_ms);
+		layer->cached = true;
+		rc = 0;
+	}
+	json_free(&root);
+	return rc;
+}
+
 int gw_flags_cache_read(const char *path, const struct gw_config *config,
                         struct gw_flags_layer *layer, int64_t now_wall_ms, char *why,
                         size_t why_size)
 {
-	struct json_parser jp = {0};
-	struct json root = {0};
-	const struct json *version;
 	char *text = gw_malloc(CACHE_MAX_SIZE + 1);
 	size_t len;
-	int rc = -1;
+	int rc;
 	FILE *f = fopen(path, "re");
 
 	if (!f) {
@@ -486,28 +536,7 @@ int gw_flags_cache_read(const char *path, const struct gw_config *config,
 		free(text);
 		return -1;
 	}
-	text[len] = '\0'; /* strtoll stops there at the latest */
-	jp.p = text;
-	jp.end = text + len;
-	if (parse_value(&jp, &root, 0) == 0) {
-		skip_space(&jp);
-		if (jp.p != jp.end)
-			fail(&jp, "text after the object");
-	}
-	version = json_get(&root, "version");
-	if (jp.error) {
-		snprintf(why, why_size, "%s is not valid JSON: %s at byte %zu", path, jp.error,
-		         (size_t)(jp.p - text));
-	} else if (root.type != JSON_OBJECT || !version || version->type != JSON_NUMBER ||
-	           version->number != CACHE_VERSION) {
-		snprintf(why, why_size, "%s is not a cache file of version %d", path,
-		         CACHE_VERSION);
-	} else {
-		load_layer(&root, config, layer, now_wall_ms);
-		layer->cached = true;
-		rc = 0;
-	}
-	json_free(&root);
+	rc = gw_flags_cache_parse(path, text, len, config, layer, now_wall_ms, why, why_size);
 	free(text);
 	return rc;
 }

@@ -39,4 +39,12 @@ int gw_flags_cache_read(const char *path, const struct gw_config *config,
                         struct gw_flags_layer *layer, int64_t now_wall_ms, char *why,
                         size_t why_size);
 
+/*
+ * The same from the file's bytes in memory, text[0..len) (no NUL needed);
+ * name stands for the file in why.
+ */
+int gw_flags_cache_parse(const char *name, const char *text, size_t len,
+                         const struct gw_config *config, struct gw_flags_layer *layer,
+                         int64_t now_wall_ms, char *why, size_t why_size);
+
 #endif

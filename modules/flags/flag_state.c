@@ -244,9 +244,16 @@ static const char *prefix_of(const struct gw_config *config)
 	return config->redis.prefix ? config->redis.prefix : "";
 }
 
+/* now + pttl, saturated: a key set to expire at the end of time (PEXPIREAT
+ * near 2^63) has a PTTL that overflows our clock when it runs ahead of
+ * Redis's (found by tests/fuzz/fuzz_flags.c). */
 static int64_t end_time(int64_t pttl, int64_t now_wall_ms)
 {
-	return pttl > 0 ? now_wall_ms + pttl : 0;
+	if (pttl <= 0)
+		return 0;
+	if (now_wall_ms > 0 && pttl > INT64_MAX - now_wall_ms)
+		return INT64_MAX;
+	return now_wall_ms + pttl;
 }
 
 static void update_flags(struct gw_flags_layer *layer, const struct gw_config *config,

@@ -28,7 +28,7 @@ struct shed_process {
 	struct event *sample_ev;     /* on the main loop, every GW_SHED_SAMPLE_MS */
 	atomic_uint level;           /* the detector's last level */
 	atomic_uint inflight;        /* requests between admission and their end */
-	atomic_ullong max_lag_ms;    /* worst loop lag since the last sample */
+	_Atomic uint64_t max_lag_ms; /* worst loop lag since the last sample */
 	uint64_t prev_lag_ms;        /* the previous sample's (main thread only) */
 	atomic_ullong shed[GW_PRIORITY_COUNT], dry_run[GW_PRIORITY_COUNT];
 };

@@ -8,6 +8,8 @@
  * buffer, respects the limits and framing rules, and is judged the same
  * whatever follows it or however it was cut (every prefix is INCOMPLETE);
  * and the SSE2 span agrees with the byte-class table.
+ *
+ * Dictionary: http.dict
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -9,6 +9,8 @@
  * keep-alive obey the rules of response_head.h; and a chunked body decodes
  * to the same payload, leftover and verdict whether it arrives at once with
  * no budget limit or in two pieces under a small max_out.
+ *
+ * Dictionary: http.dict
  */
 #include <event2/buffer.h>
 #include <stdint.h>

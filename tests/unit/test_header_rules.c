@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gateway/http/header_rules.h"
@@ -225,6 +226,74 @@ START_TEST(test_unacceptable_request_ids)
 }
 END_TEST
 
+/* Issue 11 defect 12: names with '_' are dropped unless configured. */
+static bool dropped(const char *name, bool keep)
+{
+	return gw_request_header_dropped(name, strlen(name), NULL, 0, keep);
+}
+
+START_TEST(test_underscore_names_dropped_by_default)
+{
+	ck_assert(dropped("Transfer_Encoding", false));
+	ck_assert(dropped("Content_Length", false));
+	ck_assert(dropped("X_Custom", false));
+	ck_assert(dropped("_", false));
+	ck_assert(!dropped("X-Custom", false));
+	ck_assert(!dropped("Content-Type", false));
+	/* kept when configured, but hop-by-hop stays hop-by-hop */
+	ck_assert(!dropped("Transfer_Encoding", true));
+	ck_assert(!dropped("X_Custom", true));
+	ck_assert(dropped("Transfer-Encoding", true));
+	ck_assert(dropped("Connection", false));
+	ck_assert(gw_request_header_dropped("X-Foo", 5, "x-foo", 5, true));
+	/* the length bounds the name: a '_' past it does not count */
+	ck_assert(!gw_request_header_dropped("X-A_B", 3, NULL, 0, false));
+}
+END_TEST
+
+/* Issue 11 defect 14: IMF-fixdate (RFC 9110 5.6.7). */
+START_TEST(test_http_date_format)
+{
+	static const struct {
+		int64_t t;
+		const char *want;
+	} cases[] = {
+	    {0, "Thu, 01 Jan 1970 00:00:00 GMT"},
+	    {784111777, "Sun, 06 Nov 1994 08:49:37 GMT"}, /* RFC 9110's example */
+	    {951782400, "Tue, 29 Feb 2000 00:00:00 GMT"},
+	    {1709251199, "Thu, 29 Feb 2024 23:59:59 GMT"},
+	    {4107456000, "Sun, 28 Feb 2100 00:00:00 GMT"},
+	    {4107542400, "Mon, 01 Mar 2100 00:00:00 GMT"},
+	    {253402300799, "Fri, 31 Dec 9999 23:59:59 GMT"},
+	    {-1, "Wed, 31 Dec 1969 23:59:59 GMT"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[GW_HTTP_DATE_LEN + 1];
+
+		memset(out, 'x', sizeof(out));
+		gw_http_date_format(cases[i].t, out);
+		ck_assert_str_eq(out, cases[i].want);
+	}
+}
+END_TEST
+
+START_TEST(test_http_date_now_is_now)
+{
+	char want[GW_HTTP_DATE_LEN + 1], want2[GW_HTTP_DATE_LEN + 1];
+	time_t before = time(NULL);
+	const char *now = gw_http_date_now();
+	time_t after = time(NULL);
+
+	gw_http_date_format((int64_t)before, want);
+	gw_http_date_format((int64_t)after, want2);
+	ck_assert_uint_eq(strlen(now), GW_HTTP_DATE_LEN);
+	ck_assert_msg(strcmp(now, want) == 0 || strcmp(now, want2) == 0, "%s", now);
+	/* cached: the same buffer within a thread */
+	ck_assert_ptr_eq(gw_http_date_now(), now);
+}
+END_TEST
+
 static Suite *header_rules_suite(void)
 {
 	Suite *s = suite_create("header_rules");
@@ -249,6 +318,11 @@ static Suite *header_rules_suite(void)
 	gw_test_add_case(s, "acceptable_request_ids", test_acceptable_request_ids,
 	                 GW_TEST_DEFAULT_TIMEOUT);
 	gw_test_add_case(s, "unacceptable_request_ids", test_unacceptable_request_ids,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "underscore_names_dropped_by_default",
+	                 test_underscore_names_dropped_by_default, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "http_date_format", test_http_date_format, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "http_date_now_is_now", test_http_date_now_is_now,
 	                 GW_TEST_DEFAULT_TIMEOUT);
 	return s;
 }

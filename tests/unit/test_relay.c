@@ -3,11 +3,13 @@
  * headers pass, which it replaces, and the body framing it announces.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 
+#include "gateway/http/header_rules.h"
 #include "gateway/relay.h"
 #include "gateway/util/outbuf.h"
 #include "check_suite.h"
@@ -56,10 +58,12 @@ START_TEST(test_status_line_and_end_to_end_headers_pass)
 	char *t;
 
 	add("Content-Type", "application/json");
+	add("Date", "Sun, 06 Nov 1994 08:49:37 GMT");
 	add("Cache-Control", "no-store");
 	t = format(GW_RELAY_LENGTH, 5, NULL);
 	ck_assert_str_eq(t, "HTTP/1.1 200 OK\r\n"
 	                    "Content-Type: application/json\r\n"
+	                    "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
 	                    "Cache-Control: no-store\r\n"
 	                    "Content-Length: 5\r\n"
 	                    "X-Request-ID: 0123456789abcdef0123456789abcdef\r\n"
@@ -139,6 +143,87 @@ START_TEST(test_reason_phrase_follows_status)
 }
 END_TEST
 
+/* Issue 11 defect 9: RFC 9110 8.6, no Content-Length on 1xx and 204. */
+START_TEST(test_length_stripped_on_204_kept_on_304_and_head)
+{
+	char *t;
+
+	add("Content-Length", "5");
+	upstream.status = 204;
+	t = format(GW_RELAY_NO_BODY, 0, NULL);
+	ck_assert_ptr_null(strstr(t, "Content-Length"));
+	ck_assert_ptr_eq(strstr(t, "HTTP/1.1 204 No Content\r\n"), t);
+	free(t);
+	upstream.status = 103;
+	t = format(GW_RELAY_NO_BODY, 0, NULL);
+	ck_assert_ptr_null(strstr(t, "Content-Length"));
+	free(t);
+	upstream.status = 304;
+	t = format(GW_RELAY_NO_BODY, 0, NULL);
+	ck_assert_ptr_nonnull(strstr(t, "Content-Length: 5\r\n"));
+	free(t);
+	upstream.status = 200; /* HEAD */
+	t = format(GW_RELAY_NO_BODY, 0, NULL);
+	ck_assert_ptr_nonnull(strstr(t, "Content-Length: 5\r\n"));
+	free(t);
+}
+END_TEST
+
+/* Issue 11 defect 10: the upstream's phrase when printable, else the standard one. */
+START_TEST(test_reason_phrase_upstream_or_standard)
+{
+	static const struct {
+		int status;
+		const char *upstream, *sent;
+	} cases[] = {
+	    {204, "", "No Content"},         {304, "", "Not Modified"},
+	    {301, "", "Moved Permanently"},  {200, "Fine, thanks", "Fine, thanks"},
+	    {200, "tab\there", "tab\there"}, {404, "Nicht gefunden \xfc", "Not Found"},
+	    {502, "del\x7f", "Bad Gateway"}, {299, "", ""},
+	    {299, "Custom", "Custom"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char line[128];
+		char *t;
+
+		upstream.status = cases[i].status;
+		upstream.reason = cases[i].upstream;
+		upstream.reason_len = strlen(cases[i].upstream);
+		t = format(GW_RELAY_LENGTH, 0, NULL);
+		snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", cases[i].status, cases[i].sent);
+		ck_assert_msg(strncmp(t, line, strlen(line)) == 0, "case %zu: %s", i, t);
+		free(t);
+	}
+}
+END_TEST
+
+/* Issue 11 defect 14: a Date unless the upstream sent one, exactly one. */
+START_TEST(test_date_added_when_missing)
+{
+	char *t;
+	char *d;
+
+	t = format(GW_RELAY_LENGTH, 0, NULL);
+	d = strstr(t, "\r\nDate: ");
+	ck_assert_ptr_nonnull(d);
+	ck_assert_uint_eq(strcspn(d + 8, "\r"), GW_HTTP_DATE_LEN);
+	ck_assert_ptr_null(strstr(d + 3, "Date:"));
+	free(t);
+	add("date", "Sun, 06 Nov 1994 08:49:37 GMT");
+	t = format(GW_RELAY_LENGTH, 0, NULL);
+	ck_assert_ptr_nonnull(strstr(t, "date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
+	ck_assert_ptr_null(strstr(t, "Date:"));
+	free(t);
+	/* a Date the upstream names in Connection is removed: one is added */
+	add("Connection", "date");
+	t = format(GW_RELAY_LENGTH, 0, NULL);
+	ck_assert_ptr_null(strstr(t, "date: Sun"));
+	ck_assert_ptr_nonnull(strstr(t, "\r\nDate: "));
+	free(t);
+}
+END_TEST
+
 START_TEST(test_chunk_framing_and_empty_pieces)
 {
 	struct evbuffer *out = evbuffer_new();
@@ -201,6 +286,10 @@ static Suite *relay_suite(void)
 	    {"request_id_is_the_gateways", test_request_id_is_the_gateways},
 	    {"connection_header_written_when_asked", test_connection_header_written_when_asked},
 	    {"reason_phrase_follows_status", test_reason_phrase_follows_status},
+	    {"length_stripped_on_204_kept_on_304_and_head",
+	     test_length_stripped_on_204_kept_on_304_and_head},
+	    {"reason_phrase_upstream_or_standard", test_reason_phrase_upstream_or_standard},
+	    {"date_added_when_missing", test_date_added_when_missing},
 	    {"chunk_framing_and_empty_pieces", test_chunk_framing_and_empty_pieces},
 	    {"outbuf_numbers_and_overflow", test_outbuf_numbers_and_overflow},
 	};

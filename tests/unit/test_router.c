@@ -553,6 +553,85 @@ START_TEST(test_path_with_dot_segments_is_unsafe)
 }
 END_TEST
 
+/* Issue 13: targets a backend may read differently from the router. */
+START_TEST(test_target_a_backend_may_read_differently_is_unsafe)
+{
+	static const char *const unsafe[] = {
+	    "/ok#frag",
+	    "/ok?a#b",
+	    "/ok#",
+	    "/ok\\..\\x",
+	    "/ok\\x",
+	    "//ok",
+	    "//evil.example/ok",
+	    "/ok//x",
+	    "/a/%2fb",
+	    "/a/%2Fb",
+	    "/a/%5cb",
+	    "/a/%5Cb",
+	    "/a/%00",
+	    "/a/%2e%2e/b",
+	    "/a/%2eb",
+	    "/a%2E",
+	    "/%61dmin",
+	    "/a/%7e",
+	    "/a/%2d",
+	    "/a/%5f",
+	    "/a/%30",
+	    "/a/%zz",
+	    "/a/%4",
+	    "/a/%",
+	    "/a/../b",
+	    "/a/.",
+	};
+	static const char *const safe[] = {
+	    "/",       "/ok",       "/ok/x?a=b", "/ok?x=%2f&y=%2e", "/ok?a\\b", "/ok?a//b",
+	    "/a/%20b", "/a/%3F%23", "/a/%25",    "/a/%c3%a9",       "*",        "",
+	    "?q",      "/a/..b",    "/a/.b/",    "/a;x=1",          "/ok/",
+	};
+
+	for (size_t i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++)
+		ck_assert_msg(!gw_target_is_safe(unsafe[i], strlen(unsafe[i]), NULL, 0), "%s",
+		              unsafe[i]);
+	for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+		ck_assert_msg(gw_target_is_safe(safe[i], strlen(safe[i]), NULL, 0), "%s", safe[i]);
+}
+END_TEST
+
+/* The Host value (or an absolute-form authority): host[:port] as evhttp's
+ * URI parser takes it, which otherwise answered some with its own HTML 400. */
+START_TEST(test_target_host_must_be_host_and_port)
+{
+	static const char *const bad[] = {
+	    "gw.test:abc",
+	    "[gw.test]",
+	    "[::1",
+	    "::1",
+	    ":80",
+	    "gw.test:65536",
+	    "gw.test:99999999999",
+	    "a:b:80",
+	    "[]",
+	    "[v1.]",
+	    "[vz.a]",
+	    "g%7",
+	    "g%zzw",
+	    "gw test",
+	};
+	static const char *const good[] = {
+	    "gw.test",      "gw.test:8080",  "gw.test:",  "GW.TEST.",  "127.0.0.1:80",
+	    "[::1]",        "[::1]:8080",    "[v1.fe:x]", "g%77.test", "a_b-c~d!$&'()*+,;=",
+	    "gw.test:0080", "gw.test:65535",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!gw_target_is_safe("/", 1, bad[i], strlen(bad[i])), "%s", bad[i]);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(gw_target_is_safe("/", 1, good[i], strlen(good[i])), "%s", good[i]);
+	ck_assert(gw_target_is_safe("/", 1, NULL, 0)); /* HTTP/1.0 without Host */
+}
+END_TEST
+
 static Suite *gw_router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -582,6 +661,8 @@ static Suite *gw_router_suite(void)
 	GW_TCASE(s, test_methods_format_lists_names_in_order);
 	GW_TCASE(s, test_methods_format_truncates_at_whole_names);
 	GW_TCASE(s, test_path_with_dot_segments_is_unsafe);
+	GW_TCASE(s, test_target_a_backend_may_read_differently_is_unsafe);
+	GW_TCASE(s, test_target_host_must_be_host_and_port);
 	return s;
 }
 
