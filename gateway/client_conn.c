@@ -600,7 +600,7 @@ static void on_closed(struct evhttp_connection *evcon, void *arg)
 	gw_body_budget_release(&cc->body_share);
 	TAILQ_REMOVE(&w->conns, cc, link);
 	w->nconns--;
-	gw_server_connection_closed(w->server);
+	gw_server_connection_closed(w->server, w);
 	free(cc);
 }
 
@@ -692,7 +692,7 @@ struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg)
 	cc->input_cb = evbuffer_add_cb(bufferevent_get_input(cc->bev), on_input, cc);
 	TAILQ_INSERT_TAIL(&w->conns, cc, link);
 	w->nconns++;
-	gw_server_connection_opened(w->server);
+	gw_server_connection_opened(w->server, w);
 	/* evhttp finishes setting the connection up after this returns; the
 	 * timer, activated now, runs before any byte can be read. */
 	event_active(cc->timer, EV_TIMEOUT, 1);

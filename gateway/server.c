@@ -316,8 +316,43 @@ void gw_server_free(struct gw_server *server)
  * the lock, if the count is still below the limit), or the opener sees the
  * lower count and does not pause: listeners never stay paused below the
  * limit.
+ *
+ * A worker only ever touches its own listeners. The one that crosses the
+ * limit switches its own at once (it may be inside its listener's accept
+ * loop, which stops as soon as the listener is disabled); the others are
+ * asked, through an event on their base, to apply whatever listeners_paused
+ * says when they get to it. Disabling another worker's listener directly
+ * deadlocked: event_del waits for that listener's callback to return when
+ * it runs in another thread, and that callback (an accept) was itself
+ * waiting for pause_lock, held by the worker doing the event_del.
  */
-void gw_server_connection_opened(struct gw_server *server)
+static void on_accepting_changed(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+
+	pthread_mutex_lock(&w->server->pause_lock);
+	gw_worker_set_accepting(w, !atomic_load(&w->server->listeners_paused));
+	pthread_mutex_unlock(&w->server->pause_lock);
+}
+
+/* With pause_lock held, on self's thread. */
+static void set_accepting(struct gw_server *server, struct gw_worker *self, bool accepting)
+{
+	static const struct timeval now = {0, 0};
+
+	for (unsigned i = 0; i < server->nworkers; i++) {
+		struct gw_worker *w = server->workers[i];
+
+		if (w == self)
+			gw_worker_set_accepting(w, accepting);
+		else if (event_base_once(w->base, -1, EV_TIMEOUT, on_accepting_changed, w, &now) <
+		         0)
+			gw_log_error("cannot tell worker %u to %s accepting", w->id,
+			             accepting ? "resume" : "stop");
+	}
+}
+
+void gw_server_connection_opened(struct gw_server *server, struct gw_worker *self)
 {
 	unsigned n = atomic_fetch_add(&server->connections, 1) + 1;
 	unsigned max = atomic_load_explicit(&server->max_connections, memory_order_relaxed);
@@ -328,8 +363,7 @@ void gw_server_connection_opened(struct gw_server *server)
 	if (!atomic_load(&server->listeners_paused)) {
 		atomic_store(&server->listeners_paused, true);
 		if (atomic_load(&server->connections) >= max) {
-			for (unsigned i = 0; i < server->nworkers; i++)
-				gw_worker_set_accepting(server->workers[i], false);
+			set_accepting(server, self, false);
 			gw_log_warn("limits.max_connections (%u) reached: not accepting", max);
 		} else {
 			atomic_store(&server->listeners_paused, false); /* one closed meanwhile */
@@ -338,7 +372,7 @@ void gw_server_connection_opened(struct gw_server *server)
 	pthread_mutex_unlock(&server->pause_lock);
 }
 
-void gw_server_connection_closed(struct gw_server *server)
+void gw_server_connection_closed(struct gw_server *server, struct gw_worker *self)
 {
 	unsigned n = atomic_fetch_sub(&server->connections, 1) - 1;
 	unsigned max = atomic_load_explicit(&server->max_connections, memory_order_relaxed);
@@ -348,8 +382,7 @@ void gw_server_connection_closed(struct gw_server *server)
 	pthread_mutex_lock(&server->pause_lock);
 	if (atomic_load(&server->listeners_paused) && atomic_load(&server->connections) < max) {
 		atomic_store(&server->listeners_paused, false);
-		for (unsigned i = 0; i < server->nworkers; i++)
-			gw_worker_set_accepting(server->workers[i], true);
+		set_accepting(server, self, true);
 		gw_log_info("accepting connections again");
 	}
 	pthread_mutex_unlock(&server->pause_lock);

@@ -92,9 +92,10 @@ void gw_format_sockaddr(const struct gw_sockaddr *a, char *out, size_t size);
 /* Whether l's port is free (a plain bind, see server.c); -1 with err filled. */
 int gw_probe_port_free(const struct gw_listen_conf *l, char *err, size_t errlen);
 
-/* Called by workers when a client connection opens or closes: enforces
- * limits.max_connections by pausing and resuming every listener. */
-void gw_server_connection_opened(struct gw_server *server);
-void gw_server_connection_closed(struct gw_server *server);
+/* Called by worker self, on its thread, when a client connection opens or
+ * closes: enforces limits.max_connections by pausing and resuming every
+ * listener (each worker switches its own, see server.c). */
+void gw_server_connection_opened(struct gw_server *server, struct gw_worker *self);
+void gw_server_connection_closed(struct gw_server *server, struct gw_worker *self);
 
 #endif

@@ -41,8 +41,8 @@ struct verdict {
 };
 
 /* Feeds body in pieces of at most step bytes, the first one cut bytes. */
-static struct verdict scan(const char *body, size_t len, size_t cut, size_t step,
-                           uint64_t max_body, struct gw_chunk_scan *s)
+static struct verdict scan(const char *body, size_t len, size_t cut, size_t step, uint64_t max_body,
+                           struct gw_chunk_scan *s)
 {
 	struct verdict v = {GW_CSCAN_MORE, 0, 0};
 	size_t at = 0;

@@ -79,7 +79,8 @@ static void check_config(const struct gw_config *cfg)
 	for (size_t f = 0; f < cfg->nflags; f++) {
 		require(gw_config_find_flag(cfg, cfg->flags[f].name) == (int)f);
 		require(cfg->flags[f].seed == gw_flag_seed(cfg->flags[f].name));
-		require(cfg->flags[f].def.kind != GW_FLAG_PERCENT || cfg->flags[f].def.percent <= 100);
+		require(cfg->flags[f].def.kind != GW_FLAG_PERCENT ||
+		        cfg->flags[f].def.percent <= 100);
 	}
 	for (size_t p = 0; p < cfg->nprofiles; p++) {
 		const struct gw_profile_conf *pr = &cfg->profiles[p];

@@ -77,7 +77,8 @@ static struct gw_config *config(void)
 		gw_log_set_level(GW_LOG_ERROR); /* bad values are logged as warnings */
 		cfg = gw_config_load_string("fuzz-flags.yaml", config_yaml, &errs);
 		if (!cfg) {
-			fprintf(stderr, "fuzz_flags config: %s\n", errs.count ? errs.items[0] : "?");
+			fprintf(stderr, "fuzz_flags config: %s\n",
+			        errs.count ? errs.items[0] : "?");
 			abort();
 		}
 		gw_errlist_free(&errs);

@@ -25,14 +25,16 @@ process, in file order, as before.
 
 import argparse
 import concurrent.futures
+import faulthandler
 import glob
 import json
-import faulthandler
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import unittest
@@ -208,6 +210,20 @@ class ModuleRun:
         self.seconds = 0.0
 
 
+_CHILDREN = set()  # process group ids of the module processes running
+_CHILDREN_LOCK = threading.Lock()
+
+
+def kill_group(pgid):
+    """Kills what is left of a module's process group: gateways, stubs and
+    redis-servers of a module whose process died without stopping them (the
+    per-test watchdog exits at once, with no cleanup)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def run_module(module, gateway, select):
     run = ModuleRun(module)
     cmd = [sys.executable, "-u", os.path.abspath(__file__), "--gateway", gateway,
@@ -215,14 +231,24 @@ def run_module(module, gateway, select):
     if select:
         cmd += ["-k", select]
     started = time.monotonic()
+    # its own process group: whatever it starts can be killed with it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    with _CHILDREN_LOCK:
+        _CHILDREN.add(proc.pid)
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, timeout=MODULE_TIMEOUT)
-        out, rc = proc.stdout.decode("utf-8", "replace"), proc.returncode
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode("utf-8", "replace")
+        out, _ = proc.communicate(timeout=MODULE_TIMEOUT)
+        out, rc = out.decode("utf-8", "replace"), proc.returncode
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        out, _ = proc.communicate()
+        out = out.decode("utf-8", "replace")
         out += "\n%s: killed after %d s\n" % (module, MODULE_TIMEOUT)
         rc = None
+    finally:
+        kill_group(proc.pid)
+        with _CHILDREN_LOCK:
+            _CHILDREN.discard(proc.pid)
     run.seconds = time.monotonic() - started
     lines = out.splitlines(keepends=True)
     summary = [l for l in lines if l.startswith(CHILD_RESULT)]
@@ -269,6 +295,9 @@ def run_parallel(args):
         except KeyboardInterrupt:
             for fut in futures:
                 fut.cancel()
+            with _CHILDREN_LOCK:
+                for pgid in _CHILDREN:
+                    kill_group(pgid)
             raise
     if not args.select:
         save_times({r.module: round(r.seconds, 1) for r in runs})

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from gwtest import GatewayTestCase, generated_sha256, poll_until
+from gwtest import Conn, GatewayTestCase, generated_sha256, poll_until
 
 H = b"Host: gw.test\r\n"
 
@@ -34,10 +34,10 @@ class TargetLengthTests(GatewayTestCase):
         c.send(raw, ignore_errors=True)
         r = c.read_response(timeout=3)
         self.assertGatewayError(r, 414, "uri_too_long")
-        self.assertClosed(c, 2, " after 414")
         time.sleep(0.2)  # anything the gateway would still do upstream
         self.assertEqual(self.stub.requests, [], "a 414 request reached the upstream")
         self.assertEqual(self.stub.connections, 0, "an upstream connection was opened for a 414")
+        self.assertClosed(c, 2, " after 414")
 
     def test_target_over_8k_is_414_before_upstream(self):
         """A 9000-byte target (under max_header_bytes 64k): 414, the stub
@@ -311,3 +311,49 @@ class HeadInPiecesTests(GatewayTestCase):
         r = c.read_response(timeout=10)
         self.assertStatus(r, 200)
         self.assertEqual(self.stub.requests[-1].header("X-Long"), "L" * 60000)
+
+
+class PauseResumeTests(GatewayTestCase):
+    """max_connections with several workers: the listeners pause at the
+    limit and resume below it, many times a second, from every worker. A
+    worker used to disable the others' listeners itself while holding the
+    pause lock, and deadlocked with one whose accept was waiting for that
+    lock: the gateway stopped serving for good (most runs of this test)."""
+
+    def test_churn_at_the_limit_with_two_workers(self):
+        stub = self.start_stub("pz")
+        gw = self.simple_gateway(stub, workers=2, limits={"max_connections": 4})
+        errors = []
+        done = [0]
+        lock = threading.Lock()
+
+        def client():
+            for _ in range(15):
+                try:
+                    c = Conn(gw.port, timeout=3)
+                    try:
+                        c.send(b"GET /churn HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+                        r = c.read_response(timeout=3)
+                    finally:
+                        c.close()
+                    with lock:
+                        if r.status == 200:
+                            done[0] += 1
+                        else:
+                            errors.append(r.status)
+                except Exception as e:  # a timeout here is the deadlock
+                    with lock:
+                        errors.append(repr(e)[:120])
+                    return
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(8)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        for t in threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+        self.assertEqual(errors, [], "requests failed while connections churned at the limit")
+        self.assertEqual(done[0], 8 * 15)
+        self.assertIsNotNone(gw.wait_stderr(r"max_connections \(4\) reached", timeout=0.1),
+                             "the limit was never reached: the test proves nothing")
+        self.assertStatus(self.fetch(gw, "GET", "/after"), 200)
