@@ -119,7 +119,9 @@ void gw_worker_free(struct gw_worker *w);
 void gw_worker_request_drain(struct gw_worker *w);
 /* Thread-safe: asks the worker to stop at once (drain deadline passed). */
 void gw_worker_request_stop(struct gw_worker *w);
-/* Pauses or resumes the worker's listeners (thread-safe listeners). */
+/* Pauses or resumes the worker's listeners. On the worker's own thread only,
+ * with server->pause_lock held: disabling another worker's listener from
+ * here would wait for its accept callback, which may be waiting for the lock. */
 void gw_worker_set_accepting(struct gw_worker *w, bool accepting);
 
 /* Per-worker xorshift random number. */
