@@ -338,8 +338,17 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, struct gw
 	TAILQ_INIT(&w->conns);
 	TAILQ_INIT(&w->retired);
 	atomic_init(&w->next_gen, NULL);
-	/* Half the epoll_ctl calls: changes are batched per loop iteration. */
-	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	/*
+	 * No EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST: it defers event_del's
+	 * EPOLL_CTL_DEL to the next dispatch, after the fd was closed, and
+	 * libevent documents it as unsafe with dup()ed fds, which the gateway
+	 * has (a refused connection lingers on a dup, client_conn.c): the
+	 * deferred DEL then fails (EBADF), the closed fd's registration stays in
+	 * the epoll set, and its events reach whatever connection gets that fd
+	 * number next. It also made a worker's epoll_ctl land on fd numbers
+	 * another thread had meanwhile opened (ThreadSanitizer reported those
+	 * as races on file descriptors).
+	 */
 	w->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 
