@@ -759,7 +759,7 @@ class BreakerTests(GatewayTestCase):
                                                "timeout": "100ms", "unhealthy_threshold": 1,
                                                "healthy_threshold": 1})},
             [route("r", "u", circuit_breaker={"consecutive_failures": 2, "min_requests": 1000,
-                                              "open_duration": "1s", "half_open_requests": 1})])
+                                              "open_duration": "3s", "half_open_requests": 1})])
         for i in range(2):
             self.assertStatus(self.fetch(gw, "GET", "/ph/%d" % i), 503)
         self.assertGatewayError(self.fetch(gw, "GET", "/ph/open"), 503, "circuit_open")
@@ -767,7 +767,7 @@ class BreakerTests(GatewayTestCase):
         stub.set("echo")
         stub.set_path("/healthz", "fixed", status=500)
         self.assertTrue(gw.wait_stderr(r"is down", 1.0), "not marked down: %s" % gw.stderr_text())
-        time.sleep(max(0.0, tripped_at + 1.05 - time.monotonic()))
+        time.sleep(max(0.0, tripped_at + 3.05 - time.monotonic()))
         self.assertGatewayError(self.fetch(gw, "GET", "/ph/probe"), 503, "no_healthy_upstream")
         n = len(gw.stderr_lines())
         stub.set_path("/healthz", "fixed", status=200)
