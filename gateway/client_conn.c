@@ -20,12 +20,12 @@
 
 #include "access_log.h"
 #include "body_budget.h"
+#include "evhttp_adapter.h"
 #include "http/header_rules.h"
 #include "http/request_head.h"
 #include "reply.h"
 #include "router.h"
-#include "server.h"
-#include "txn.h"
+#include "conn_cap.h"
 #include "upstream_request.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -151,13 +151,6 @@ static void arm_timer(struct gw_client_conn *cc, uint64_t ms)
 
 /* ---- lingering close ---------------------------------------------------- */
 
-struct gw_linger {
-	int fd;
-	size_t discarded;
-	uint64_t until_ms;
-	struct event *ev;
-};
-
 /* Refused connections lingering now, in the whole process. At most
  * linger_cap() of them: past it a refused connection is closed at once
  * (its answer may then be lost to a reset), so a flood of bad requests
@@ -170,53 +163,27 @@ static unsigned linger_cap(const struct gw_limits_conf *lim)
 	return lim->max_connections / 4 + 1;
 }
 
-static void linger_end(struct gw_linger *l)
+static void linger_done(void *arg)
 {
-	event_free(l->ev);
-	close(l->fd);
-	free(l);
+	(void)arg;
 	if (atomic_fetch_sub(&lingering, 1) == 1)
 		atomic_store(&linger_full_logged, false);
 }
 
-static void on_linger(evutil_socket_t fd, short what, void *arg)
+/* Lets the refused connection's answer reach the client before the close
+ * (gw_evhttp_sock_linger), within linger_cap(). */
+static void linger(struct gw_client_conn *cc)
 {
-	struct gw_linger *l = arg;
-	char scratch[16384];
-
-	if (what & EV_TIMEOUT) {
-		linger_end(l);
+	if (atomic_fetch_add(&lingering, 1) < linger_cap(limits_of(cc))) {
+		if (!gw_evhttp_sock_linger(cc->worker->base, cc->fd, GW_LINGER_MS,
+		                           GW_LINGER_MAX_BYTES, linger_done, NULL))
+			atomic_fetch_sub(&lingering, 1);
 		return;
 	}
-	for (;;) {
-		ssize_t n = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
-		if (n > 0) {
-			l->discarded += (size_t)n;
-			if (l->discarded > GW_LINGER_MAX_BYTES || gw_clock_now_ms() > l->until_ms)
-				break;
-			continue;
-		}
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		break; /* EOF or error */
-	}
-	linger_end(l);
-}
-
-/* Keeps reading (and discarding) from a socket whose reply is written, so
- * that unread request bytes do not turn the close into a reset that would
- * destroy the reply before the client reads it. */
-static void linger_start(struct event_base *base, int fd)
-{
-	struct gw_linger *l = gw_calloc(1, sizeof(*l));
-	struct timeval tv = {.tv_sec = GW_LINGER_MS / 1000,
-	                     .tv_usec = (GW_LINGER_MS % 1000) * 1000};
-
-	l->fd = fd;
-	l->until_ms = gw_clock_now_ms() + GW_LINGER_MS;
-	l->ev = event_new(base, fd, EV_READ | EV_PERSIST, on_linger, l);
-	shutdown(fd, SHUT_WR);
-	event_add(l->ev, &tv);
+	atomic_fetch_sub(&lingering, 1);
+	if (!atomic_exchange(&linger_full_logged, true))
+		gw_log_warn("%u refused connections linger: further ones are closed at once",
+		            linger_cap(limits_of(cc)));
 }
 
 /* ---- refusing a request before evhttp parses it ------------------------- */
@@ -244,7 +211,6 @@ static void send_refusal(struct gw_client_conn *cc)
 	    .close = true,
 	};
 	size_t len;
-	int keep;
 
 	if (e.status == 503) /* the body budget is spent: come back later */
 		e.retry_after_s = gw_body_budget_retry_after_s(&cc->worker->config->shedding,
@@ -252,23 +218,9 @@ static void send_refusal(struct gw_client_conn *cc)
 	gw_request_id_new(id);
 	len = gw_reply_error_raw(&e, raw, sizeof(raw));
 	log_refusal(cc, &e);
-	/* A few hundred bytes on a socket with nothing else queued: the
-	 * kernel takes them at once. */
-	if (send(cc->fd, raw, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+	if (!gw_evhttp_sock_send(cc->fd, raw, len))
 		gw_log_debug("refusal to %s not sent: %s", cc->client_ip, strerror(errno));
-	if (atomic_fetch_add(&lingering, 1) < linger_cap(limits_of(cc))) {
-		keep = dup(cc->fd);
-		if (keep >= 0)
-			linger_start(cc->worker->base, keep);
-		else
-			atomic_fetch_sub(&lingering, 1);
-	} else {
-		atomic_fetch_sub(&lingering, 1);
-		if (!atomic_exchange(&linger_full_logged, true))
-			gw_log_warn(
-			    "%u refused connections linger: further ones are closed at once",
-			    linger_cap(limits_of(cc)));
-	}
+	linger(cc);
 	evhttp_connection_free(cc->evcon); /* our close callback frees cc */
 }
 
@@ -588,8 +540,8 @@ static void on_closed(struct evhttp_connection *evcon, void *arg)
 	struct gw_client_conn *cc = arg;
 	struct gw_worker *w = cc->worker;
 
-	if (cc->txn)
-		gw_txn_client_gone(cc->txn);
+	if (cc->owner)
+		cc->owner_gone(cc->owner);
 	if (gw_client_conn_table_get(cc->fd) == cc)
 		gw_client_conn_table_set(cc->fd, NULL);
 	evbuffer_remove_cb(bufferevent_get_input(cc->bev), on_input, cc);
@@ -600,7 +552,7 @@ static void on_closed(struct evhttp_connection *evcon, void *arg)
 	gw_body_budget_release(&cc->body_share);
 	TAILQ_REMOVE(&w->conns, cc, link);
 	w->nconns--;
-	gw_server_connection_closed(w->server, w);
+	gw_conn_cap_closed(w->conn_cap, w);
 	free(cc);
 }
 
@@ -608,19 +560,17 @@ static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_client_conn *cc = arg;
 
-	if (cc->txn)
+	if (cc->owner)
 		gw_client_conn_abort(cc); /* the upstream work is cancelled */
 }
 
 static void attach(struct gw_client_conn *cc)
 {
-	void *cbarg = NULL;
 	char *host = NULL;
 	ev_uint16_t port = 0;
 	int one = 1;
 
-	bufferevent_getcb(cc->bev, NULL, NULL, NULL, &cbarg);
-	cc->evcon = cbarg;
+	cc->evcon = gw_evhttp_connection_of(cc->bev);
 	evhttp_connection_set_closecb(cc->evcon, on_closed, cc);
 	cc->fd = bufferevent_getfd(cc->bev);
 	gw_client_conn_table_set(cc->fd, cc);
@@ -637,13 +587,11 @@ static void attach(struct gw_client_conn *cc)
  * bytes still queued for it are dropped, kernel buffers included. */
 static void send_cut(struct gw_client_conn *cc)
 {
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-
 	gw_log_info("closed the connection from %s: it took under %d bytes of its response in "
 	            "send_timeout (%llums)",
 	            cc->client_ip, GW_SEND_PROGRESS_BYTES,
 	            (unsigned long long)limits_of(cc)->send_timeout_ms);
-	setsockopt(cc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	gw_evhttp_sock_reset(cc->fd);
 	evhttp_connection_free(cc->evcon); /* our close callback frees cc */
 }
 
@@ -692,7 +640,7 @@ struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg)
 	cc->input_cb = evbuffer_add_cb(bufferevent_get_input(cc->bev), on_input, cc);
 	TAILQ_INSERT_TAIL(&w->conns, cc, link);
 	w->nconns++;
-	gw_server_connection_opened(w->server, w);
+	gw_conn_cap_opened(w->conn_cap, w);
 	/* evhttp finishes setting the connection up after this returns; the
 	 * timer, activated now, runs before any byte can be read. */
 	event_active(cc->timer, EV_TIMEOUT, 1);
@@ -734,14 +682,16 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 	}
 }
 
-void gw_client_conn_request_begins(struct gw_client_conn *cc, struct gw_txn *txn)
+void gw_client_conn_request_begins(struct gw_client_conn *cc, struct evhttp_request *req,
+                                   void (*owner_gone)(void *owner), void *owner)
 {
 	cc->phase = GW_CONN_BUSY;
 	cc->requests++;
-	cc->txn = txn;
+	cc->owner = owner;
+	cc->owner_gone = owner_gone;
 	/* The connection's timer may stay armed: it does nothing while BUSY,
 	 * and the reply's completion re-arms it for idle_timeout. */
-	evhttp_request_set_on_complete_cb(txn->req, on_reply_complete, cc);
+	evhttp_request_set_on_complete_cb(req, on_reply_complete, cc);
 }
 
 /*
@@ -825,7 +775,8 @@ void gw_client_conn_tick(struct gw_client_conn *cc, uint64_t now_ms)
 
 void gw_client_conn_request_ends(struct gw_client_conn *cc)
 {
-	cc->txn = NULL;
+	cc->owner = NULL;
+	cc->owner_gone = NULL;
 	gw_client_conn_watch_close(cc, false);
 }
 

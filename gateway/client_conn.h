@@ -47,7 +47,6 @@ struct event_base;
 struct evhttp_connection;
 struct evhttp_request;
 struct gw_worker;
-struct gw_txn;
 
 enum gw_conn_phase {
 	GW_CONN_ATTACHING = 0, /* accepted; evhttp not yet done setting it up */
@@ -88,8 +87,11 @@ struct gw_client_conn {
 	uint64_t send_acked;
 	bool send_expired; /* too slow a reader: closed from the timer */
 
-	struct gw_txn *txn; /* the request being served, or NULL */
-	unsigned requests;  /* served on this connection */
+	/* The request being served (a transaction), or NULL; told when the
+	 * connection closes under it. */
+	void *owner;
+	void (*owner_gone)(void *owner);
+	unsigned requests; /* served on this connection */
 	char client_ip[48];
 
 	TAILQ_ENTRY(gw_client_conn) link; /* in worker->conns */
@@ -101,8 +103,11 @@ struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg);
 /* The connection a request arrived on. */
 struct gw_client_conn *gw_client_conn_of(struct evhttp_request *req);
 
-/* The request was delivered to the gateway: stop head/body deadlines. */
-void gw_client_conn_request_begins(struct gw_client_conn *cc, struct gw_txn *txn);
+/* The request was delivered to the gateway: stop head/body deadlines.
+ * owner_gone(owner) runs if the connection closes before
+ * gw_client_conn_request_ends. */
+void gw_client_conn_request_begins(struct gw_client_conn *cc, struct evhttp_request *req,
+                                   void (*owner_gone)(void *owner), void *owner);
 /* Watch for the client going away while the request waits (EV_CLOSED). */
 void gw_client_conn_watch_close(struct gw_client_conn *cc, bool on);
 /* Housekeeping every worker tick: arms the close watch of slow requests. */

@@ -6,9 +6,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
-#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 
+#include "evhttp_adapter.h"
 #include "http/header_rules.h"
 #include "reply.h"
 #include "util/outbuf.h"
@@ -158,7 +158,7 @@ static bool connection_has(const struct evkeyvalq *headers, const char *token)
 const char *gw_relay_will_close(struct evhttp_request *req, bool force_close)
 {
 	const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-	bool http10 = req->major == 1 && req->minor == 0;
+	bool http10 = gw_evhttp_request_is_http10(req);
 
 	if (force_close) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
@@ -171,47 +171,13 @@ const char *gw_relay_will_close(struct evhttp_request *req, bool force_close)
 	return NULL;
 }
 
-/*
- * When nothing is queued for the client, the bytes go to the socket at once:
- * evhttp would otherwise enable the write event and write one loop iteration
- * later, an extra epoll_ctl and wakeup per response. What the socket does not
- * take goes through evhttp as usual.
- */
-static void write_now(struct evhttp_request *req, struct evbuffer *data)
-{
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(req->evcon);
-	evutil_socket_t fd = bufferevent_getfd(bev);
-
-	if (fd < 0 || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-		return; /* keep the order: earlier bytes are still queued */
-	while (evbuffer_get_length(data) > 0)
-		if (evbuffer_write(data, fd) <= 0)
-			break; /* EAGAIN or an error: evhttp's path takes over */
-}
-
 void gw_relay_send(struct evhttp_request *req, struct evbuffer *data,
                    void (*drained)(struct evhttp_connection *, void *), void *arg)
 {
-	enum evhttp_cmd_type type = req->type;
-
-	if (req->evcon) {
-		write_now(req, data);
-		if (evbuffer_get_length(data) == 0)
-			return;
-	}
-
-	/* evhttp writes nothing for HEAD requests; the gateway has already left
-	 * the body out, so the bytes here are a head and must go. */
-	req->type = EVHTTP_REQ_GET;
-	req->chunked = 0; /* set while a chunked request body was read: no evhttp framing */
-	evhttp_send_reply_chunk_with_cb(req, data, drained, arg);
-	req->type = type;
-	evbuffer_drain(data,
-	               evbuffer_get_length(data)); /* nothing left behind if the client is gone */
+	gw_evhttp_send_framed(req, data, drained, arg);
 }
 
 void gw_relay_end(struct evhttp_request *req)
 {
-	req->chunked = 0;
-	evhttp_send_reply_end(req);
+	gw_evhttp_end_framed(req);
 }

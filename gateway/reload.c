@@ -123,7 +123,7 @@ int gw_server_reload(struct gw_server *server, struct gw_errlist *errs)
 	gw_health_checker_stop(server->health_checker);
 	server->health_checker = gw_health_checker_start(gen->health, next, server->main_base);
 	gw_flags_sync_reconfigure(server->flags, next, gen->pipeline);
-	atomic_store(&server->max_connections, next->limits.max_connections);
+	gw_conn_cap_set_max(&server->conn_cap, next->limits.max_connections);
 	for (unsigned i = 0; i < server->nworkers; i++)
 		gw_worker_install_gen(server->workers[i], gw_gen_ref(gen));
 

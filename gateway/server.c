@@ -159,6 +159,8 @@ static struct event *add_signal(struct gw_server *server, int sig, event_callbac
 	return ev;
 }
 
+static void switch_listeners(void *ctx, void *self, bool accepting);
+
 struct gw_server *gw_server_start(struct gw_config *config)
 {
 	struct gw_server *server = gw_calloc(1, sizeof(*server));
@@ -171,8 +173,8 @@ struct gw_server *gw_server_start(struct gw_config *config)
 	server->config = gw_config_ref(config);
 	server->started_ms = gw_clock_now_ms();
 	server->loaded_wall_ms = gw_clock_wall_ms();
-	atomic_init(&server->max_connections, config->limits.max_connections);
-	pthread_mutex_init(&server->pause_lock, NULL);
+	gw_conn_cap_init(&server->conn_cap, config->limits.max_connections, switch_listeners,
+	                 server);
 	server->access_log = gw_access_log_open(config->access_log, &why);
 	if (!server->access_log) {
 		fprintf(stderr, "gateway: cannot open access_log %s: %s\n", config->access_log,
@@ -301,44 +303,36 @@ void gw_server_free(struct gw_server *server)
 	gw_access_log_close(server->access_log);
 	free(server->bound_addrs);
 	free(server->last_reload_error);
-	pthread_mutex_destroy(&server->pause_lock);
+	gw_conn_cap_destroy(&server->conn_cap);
 	gw_config_unref(server->config);
 	free(server);
 }
 
 /*
- * Pausing and resuming, from any worker. listeners_paused changes under
- * pause_lock; the close path reads it without the lock (an atomic), so
- * that a close below the limit, the common case, takes no lock. The two
- * sides are ordered like Dekker's: the opener sets listeners_paused before
- * it reads the count again, the closer lowers the count before it reads
- * listeners_paused. So either the closer sees the pause (and resumes, under
- * the lock, if the count is still below the limit), or the opener sees the
- * lower count and does not pause: listeners never stay paused below the
- * limit.
- *
- * A worker only ever touches its own listeners. The one that crosses the
+ * Switching listeners for limits.max_connections (conn_cap.h). A worker
+ * only ever touches its own listeners. The one whose connection crossed the
  * limit switches its own at once (it may be inside its listener's accept
  * loop, which stops as soon as the listener is disabled); the others are
- * asked, through an event on their base, to apply whatever listeners_paused
- * says when they get to it. Disabling another worker's listener directly
+ * asked, through an event on their base, to apply whatever the cap says
+ * when they get to it. Disabling another worker's listener directly
  * deadlocked: event_del waits for that listener's callback to return when
  * it runs in another thread, and that callback (an accept) was itself
- * waiting for pause_lock, held by the worker doing the event_del.
+ * waiting for the cap's lock, held by the worker doing the event_del.
  */
 static void on_accepting_changed(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_worker *w = arg;
+	bool paused = gw_conn_cap_lock(w->conn_cap);
 
-	pthread_mutex_lock(&w->server->pause_lock);
-	gw_worker_set_accepting(w, !atomic_load(&w->server->listeners_paused));
-	pthread_mutex_unlock(&w->server->pause_lock);
+	gw_worker_set_accepting(w, !paused);
+	gw_conn_cap_unlock(w->conn_cap);
 }
 
-/* With pause_lock held, on self's thread. */
-static void set_accepting(struct gw_server *server, struct gw_worker *self, bool accepting)
+/* With the cap's lock held, on self's thread. */
+static void switch_listeners(void *ctx, void *self, bool accepting)
 {
 	static const struct timeval now = {0, 0};
+	struct gw_server *server = ctx;
 
 	for (unsigned i = 0; i < server->nworkers; i++) {
 		struct gw_worker *w = server->workers[i];
@@ -350,40 +344,4 @@ static void set_accepting(struct gw_server *server, struct gw_worker *self, bool
 			gw_log_error("cannot tell worker %u to %s accepting", w->id,
 			             accepting ? "resume" : "stop");
 	}
-}
-
-void gw_server_connection_opened(struct gw_server *server, struct gw_worker *self)
-{
-	unsigned n = atomic_fetch_add(&server->connections, 1) + 1;
-	unsigned max = atomic_load_explicit(&server->max_connections, memory_order_relaxed);
-
-	if (n < max)
-		return;
-	pthread_mutex_lock(&server->pause_lock);
-	if (!atomic_load(&server->listeners_paused)) {
-		atomic_store(&server->listeners_paused, true);
-		if (atomic_load(&server->connections) >= max) {
-			set_accepting(server, self, false);
-			gw_log_warn("limits.max_connections (%u) reached: not accepting", max);
-		} else {
-			atomic_store(&server->listeners_paused, false); /* one closed meanwhile */
-		}
-	}
-	pthread_mutex_unlock(&server->pause_lock);
-}
-
-void gw_server_connection_closed(struct gw_server *server, struct gw_worker *self)
-{
-	unsigned n = atomic_fetch_sub(&server->connections, 1) - 1;
-	unsigned max = atomic_load_explicit(&server->max_connections, memory_order_relaxed);
-
-	if (n >= max || !atomic_load(&server->listeners_paused))
-		return;
-	pthread_mutex_lock(&server->pause_lock);
-	if (atomic_load(&server->listeners_paused) && atomic_load(&server->connections) < max) {
-		atomic_store(&server->listeners_paused, false);
-		set_accepting(server, self, true);
-		gw_log_info("accepting connections again");
-	}
-	pthread_mutex_unlock(&server->pause_lock);
 }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "conn_cap.h"
 
 struct event_base;
 struct event;
@@ -57,14 +58,10 @@ struct gw_server {
 	unsigned reloads_ok, reloads_failed;
 	char *last_reload_error; /* owned: the first error of the last refused reload; NULL */
 
-	/* Client connections open in the whole process (limits.max_connections,
-	 * copied here so that workers never read a config a reload may free). */
-	atomic_uint connections;
-	atomic_uint max_connections;
-	/* Listeners paused because connections reached the limit. Changed
-	 * under pause_lock; read without it on the close path (atomic). */
-	pthread_mutex_t pause_lock;
-	atomic_bool listeners_paused;
+	/* Client connections open in the whole process and
+	 * limits.max_connections (copied there so that workers never read a
+	 * config a reload may free); workers count through it. */
+	struct gw_conn_cap conn_cap;
 
 	atomic_bool draining;
 	atomic_uint workers_running;
@@ -91,11 +88,5 @@ int gw_server_reload(struct gw_server *server, struct gw_errlist *errs);
 void gw_format_sockaddr(const struct gw_sockaddr *a, char *out, size_t size);
 /* Whether l's port is free (a plain bind, see server.c); -1 with err filled. */
 int gw_probe_port_free(const struct gw_listen_conf *l, char *err, size_t errlen);
-
-/* Called by worker self, on its thread, when a client connection opens or
- * closes: enforces limits.max_connections by pausing and resuming every
- * listener (each worker switches its own, see server.c). */
-void gw_server_connection_opened(struct gw_server *server, struct gw_worker *self);
-void gw_server_connection_closed(struct gw_server *server, struct gw_worker *self);
 
 #endif

@@ -10,12 +10,12 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 
 #include "access_log.h"
 #include "body_budget.h"
 #include "client_conn.h"
+#include "evhttp_adapter.h"
 #include "generation.h"
 #include "http/header_rules.h"
 #include "pipeline.h"
@@ -34,7 +34,16 @@
 /* Client output above this pauses reading from the upstream. */
 #define GW_CLIENT_OUT_HIGH (256 * 1024)
 
+/* Entry points (see "entry points" below). */
 static const struct gw_upconn_handler upstream_handler;
+static const struct gw_upconn_handler hedge_handler;
+static void on_client_drained(struct evhttp_connection *evcon, void *arg);
+static void on_connection_ready(struct gw_pool_waiter *w, struct gw_upconn *c);
+static void on_try_timer(evutil_socket_t fd, short what, void *arg);
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+static void on_hedge_timer(evutil_socket_t fd, short what, void *arg);
+static void on_client_gone(void *owner);
+
 static void start_try(struct gw_txn *txn);
 static void hedge_adopt(struct gw_txn *txn);
 static void hedge_cancel(struct gw_txn *txn);
@@ -174,9 +183,38 @@ static void stop_upstream(struct gw_txn *txn)
 	try_done(txn);
 }
 
-/* Frees the transaction; the reply is finished (or cannot be). */
+/*
+ * Ending a transaction.
+ *
+ * The end is explicit (txn_end: the reply is finished, or cannot be) and
+ * releases at once everything the transaction holds; its memory goes only
+ * when the outermost callback into it returns. An end can come deep inside
+ * a chain that runs back through the transaction (abort_reply ->
+ * evhttp_connection_free -> the connection's close callback ->
+ * the transaction's on_client_gone -> txn_end), and every frame of that chain may still
+ * read the transaction as it unwinds. So each entry point (evhttp, the
+ * upstream connection, the pool, timers, modules) is bracketed by
+ * txn_enter and txn_leave, and the txn_leave that brings the depth back to
+ * zero frees an ended transaction.
+ */
+static void txn_enter(struct gw_txn *txn)
+{
+	txn->depth++;
+}
+
+static void txn_leave(struct gw_txn *txn)
+{
+	if (--txn->depth == 0 && txn->ended)
+		free(txn);
+}
+
+/* Releases what the transaction holds; the reply is finished (or cannot
+ * be). Freed by the txn_leave of the outermost entry point. */
 static void txn_end(struct gw_txn *txn)
 {
+	if (txn->ended)
+		return;
+	txn->ended = true;
 	if (!txn->logged)
 		log_access(txn);
 	stop_upstream(txn);
@@ -194,14 +232,14 @@ static void txn_end(struct gw_txn *txn)
 	if (txn->cc) {
 		gw_body_budget_release(&txn->cc->body_share);
 		gw_client_conn_request_ends(txn->cc);
-		txn->cc->txn = NULL;
 	}
 	event_del(&txn->deadline_ev);
 	event_del(&txn->try_ev);
 	event_del(&txn->hedge_ev);
 	txn->worker->inflight--;
 	gw_worker_gen_leave(txn->worker, txn->wg); /* may free its pools: last */
-	free(txn);
+	txn->wg = NULL;
+	txn->pool = NULL;
 }
 
 /* Answers with a gateway error (only before any reply byte). */
@@ -254,20 +292,16 @@ static void abort_reply(struct gw_txn *txn)
 
 	if (txn->status == 0)
 		txn->status = 502;
-	if (cc && txn->close_delimited) {
-		/* The close ends such a body: a FIN would pass the cut body off
-		 * as whole. connect() to AF_UNSPEC aborts a TCP connection with
-		 * a reset (Linux, connect(2)), before evhttp's shutdown. */
-		struct sockaddr unspec = {.sa_family = AF_UNSPEC};
-		(void)connect(cc->fd, &unspec, sizeof(unspec));
-	}
+	if (cc && txn->close_delimited)
+		gw_evhttp_sock_reset(cc->fd); /* the close ends such a body: a FIN
+		                                 would pass the cut body off as whole */
 	if (cc)
 		gw_client_conn_abort(cc); /* evhttp frees the request; txn ends via client_gone */
 	else
 		txn_end(txn);
 }
 
-void gw_txn_client_gone(struct gw_txn *txn)
+static void client_gone(struct gw_txn *txn)
 {
 	struct evhttp_request *req = txn->req;
 
@@ -296,7 +330,7 @@ void gw_txn_client_gone(struct gw_txn *txn)
 
 /* The last bytes are handed over: the transaction ends, then evhttp
  * completes the reply (which may free the request and the connection at
- * once, so nothing of the transaction may be touched after). */
+ * once). */
 static void finish_reply(struct gw_txn *txn)
 {
 	struct evhttp_request *req = txn->req;
@@ -325,9 +359,9 @@ static void begin_reply(struct gw_txn *txn, const struct gw_response_head *h,
 	txn->reply_started = true;
 }
 
-static void on_response(void *owner, const struct gw_response_head *h, struct evbuffer *body)
+static void response_arrived(struct gw_txn *txn, const struct gw_response_head *h,
+                             struct evbuffer *body)
 {
-	struct gw_txn *txn = owner;
 	struct evbuffer *out = txn->worker->scratch;
 
 	txn->up = NULL;
@@ -348,18 +382,14 @@ static void on_response(void *owner, const struct gw_response_head *h, struct ev
 	finish_reply(txn);
 }
 
-static void on_client_drained(struct evhttp_connection *evcon, void *arg)
+static void client_drained(struct gw_txn *txn)
 {
-	struct gw_txn *txn = arg;
-
 	if (txn->up)
 		gw_upconn_pause(txn->up, false);
 }
 
-static void on_head(void *owner, const struct gw_response_head *h)
+static void head_arrived(struct gw_txn *txn, const struct gw_response_head *h)
 {
-	struct gw_txn *txn = owner;
-
 	if (status_is_failure(h->status)) {
 		/* Nothing has reached the client yet: drop this answer (and its
 		 * connection) and try elsewhere, if the rules allow. */
@@ -397,9 +427,8 @@ static void on_head(void *owner, const struct gw_response_head *h)
 	gw_relay_send(txn->req, txn->worker->scratch, on_client_drained, txn);
 }
 
-static void on_body(void *owner, struct evbuffer *data, bool last)
+static void body_arrived(struct gw_txn *txn, struct evbuffer *data, bool last)
 {
-	struct gw_txn *txn = owner;
 	struct evbuffer *out = txn->worker->scratch;
 	struct evhttp_connection *evcon;
 
@@ -461,10 +490,8 @@ static bool resend_after_stale(struct gw_txn *txn)
 	return true;
 }
 
-static void on_error(void *owner, enum gw_try_result result, int err)
+static void try_failed(struct gw_txn *txn, enum gw_try_result result)
 {
-	struct gw_txn *txn = owner;
-
 	txn->up = NULL;
 	try_done(txn);
 	if (txn->reply_started) {
@@ -486,13 +513,6 @@ static void on_error(void *owner, enum gw_try_result result, int err)
 		fail_request(txn, 502, "upstream_unavailable", NULL, false);
 }
 
-static const struct gw_upconn_handler upstream_handler = {
-    .on_response = on_response,
-    .on_head = on_head,
-    .on_body = on_body,
-    .on_error = on_error,
-};
-
 /* ---- request to the upstream -------------------------------------------- */
 
 static void send_on(struct gw_txn *txn, struct gw_upconn *c)
@@ -509,10 +529,8 @@ static void send_on(struct gw_txn *txn, struct gw_upconn *c)
 	gw_upconn_start(c, &upstream_handler, txn, txn->head_request);
 }
 
-static void on_connection_ready(struct gw_pool_waiter *w, struct gw_upconn *c)
+static void connection_ready(struct gw_txn *txn, struct gw_upconn *c)
 {
-	struct gw_txn *txn = (struct gw_txn *)((char *)w - offsetof(struct gw_txn, waiter));
-
 	if (!c) {
 		try_done(txn);
 		record_try(txn, GW_TRY_CONNECT_FAILURE, 0);
@@ -568,10 +586,8 @@ static void start_try(struct gw_txn *txn)
 
 /* The per-try timer: either the backoff before the next try is over, or
  * the current try took longer than per_try_timeout. */
-static void on_try_timer(evutil_socket_t fd, short what, void *arg)
+static void try_timer_fired(struct gw_txn *txn)
 {
-	struct gw_txn *txn = arg;
-
 	if (txn->backoff_pending) {
 		txn->backoff_pending = false;
 		start_try(txn);
@@ -585,10 +601,8 @@ static void on_try_timer(evutil_socket_t fd, short what, void *arg)
 	fail_request(txn, 504, "upstream_timeout", NULL, false);
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+static void deadline_passed(struct gw_txn *txn)
 {
-	struct gw_txn *txn = arg;
-
 	if (txn->reply_started) {
 		/* the upstream went silent in the middle of a body */
 		if (txn->body_pending)
@@ -709,10 +723,9 @@ static void hedge_failed(struct gw_txn *txn, enum gw_try_result result, int stat
 	hedge_free(txn);
 }
 
-static void hedge_on_response(void *owner, const struct gw_response_head *head,
-                              struct evbuffer *body)
+static void hedge_response(struct gw_hedge *h, const struct gw_response_head *head,
+                           struct evbuffer *body)
 {
-	struct gw_hedge *h = owner;
 	struct gw_txn *txn = h->txn;
 
 	h->up = NULL; /* complete: the connection goes back to the pool */
@@ -721,12 +734,11 @@ static void hedge_on_response(void *owner, const struct gw_response_head *head,
 		return;
 	}
 	hedge_wins(txn);
-	on_response(txn, head, body);
+	response_arrived(txn, head, body);
 }
 
-static void hedge_on_head(void *owner, const struct gw_response_head *head)
+static void hedge_head(struct gw_hedge *h, const struct gw_response_head *head)
 {
-	struct gw_hedge *h = owner;
 	struct gw_txn *txn = h->txn;
 
 	if (status_is_failure(head->status)) {
@@ -736,30 +748,14 @@ static void hedge_on_head(void *owner, const struct gw_response_head *head)
 		return;
 	}
 	hedge_wins(txn);
-	on_head(txn, head);
+	head_arrived(txn, head);
 }
 
-static void hedge_on_body(void *owner, struct evbuffer *data, bool last)
+static void hedge_error(struct gw_hedge *h, enum gw_try_result result)
 {
-	struct gw_hedge *h = owner;
-
-	on_body(h->txn, data, last); /* not reached: a winning head hands the connection over */
-}
-
-static void hedge_on_error(void *owner, enum gw_try_result result, int err)
-{
-	struct gw_hedge *h = owner;
-
 	h->up = NULL;
 	hedge_failed(h->txn, result, 0);
 }
-
-static const struct gw_upconn_handler hedge_handler = {
-    .on_response = hedge_on_response,
-    .on_head = hedge_on_head,
-    .on_body = hedge_on_body,
-    .on_error = hedge_on_error,
-};
 
 /*
  * The hedge delay is over and the current try has no head yet: send the
@@ -768,9 +764,8 @@ static const struct gw_upconn_handler hedge_handler = {
  * that has not had this request is usable with a connection free now (a
  * hedge never waits in a pool's queue).
  */
-static void on_hedge_timer(evutil_socket_t fd, short what, void *arg)
+static void hedge_timer_fired(struct gw_txn *txn)
 {
-	struct gw_txn *txn = arg;
 	struct gw_try t = {.result = GW_TRY_TIMEOUT, .failure = true, .hedge = true};
 	struct gw_pool_waiter waiter = {.ready = NULL};
 	struct gw_upconn *c;
@@ -846,12 +841,7 @@ static void admit(struct gw_txn *txn, size_t from)
 	start_try(txn);
 }
 
-void gw_txn_resume(struct gw_txn *txn)
-{
-	admit(txn, txn->park_pos + 1);
-}
-
-void gw_txn_refuse(struct gw_txn *txn, const struct gw_admit_answer *a)
+static void refused(struct gw_txn *txn, const struct gw_admit_answer *a)
 {
 	gw_client_conn_watch_close(txn->cc, false);
 	send_answer(txn, a);
@@ -888,10 +878,9 @@ static void pick_request_id(struct gw_txn *txn)
 		gw_request_id_new(txn->request_id);
 }
 
-void gw_txn_handle(struct evhttp_request *req, void *arg)
+static void handle(struct gw_txn *txn, struct evhttp_request *req)
 {
-	struct gw_worker *w = arg;
-	struct gw_txn *txn = gw_calloc(1, sizeof(*txn));
+	struct gw_worker *w = txn->worker;
 	const char *uri = gw_origin_target(evhttp_request_get_uri(req));
 	const char *query = strchr(uri, '?');
 	const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
@@ -900,7 +889,6 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 	unsigned allow = 0;
 	uint64_t now;
 
-	txn->worker = w;
 	txn->req = req;
 	txn->cc = gw_client_conn_of(req);
 	txn->wg = gw_worker_gen_enter(w);
@@ -909,19 +897,16 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 	txn->server_idx = -1;
 	txn->method = (unsigned)evhttp_request_get_command(req);
 	txn->head_request = txn->method == GW_METHOD_HEAD;
-	txn->client_http10 = req->major == 1 && req->minor == 0;
-	if (req->major == 1 && req->minor > 1)
-		req->minor = 1; /* HTTP/1.2 and up are served as 1.1 */
-	/* An absolute-form target is not a forward-proxy request here (the
-	 * check against Host is done); keep-alive rules stay those of HTTP. */
-	req->flags &= ~EVHTTP_PROXY_REQUEST;
+	/* HTTP/1.2 and up are served as 1.1; an absolute-form target is not a
+	 * forward-proxy request here (the check against Host is done). */
+	txn->client_http10 = gw_evhttp_request_adopt(req);
 	evtimer_assign(&txn->deadline_ev, w->base, on_deadline, txn);
 	evtimer_assign(&txn->try_ev, w->base, on_try_timer, txn);
 	evtimer_assign(&txn->hedge_ev, w->base, on_hedge_timer, txn);
 	w->inflight++;
 	pick_request_id(txn);
 	if (txn->cc) {
-		gw_client_conn_request_begins(txn->cc, txn);
+		gw_client_conn_request_begins(txn->cc, req, on_client_gone, txn);
 		/* the body is all here: its share of the budget is its length */
 		gw_body_budget_settle(&txn->cc->body_share,
 		                      evbuffer_get_length(evhttp_request_get_input_buffer(req)));
@@ -953,4 +938,178 @@ void gw_txn_handle(struct evhttp_request *req, void *arg)
 	now = gw_clock_now_ms();
 	txn->deadline_ms = now + txn->route->timeout_ms;
 	admit(txn, 0);
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+/* Each runs its step between txn_enter and txn_leave (see txn_end). */
+
+static void on_response(void *owner, const struct gw_response_head *h, struct evbuffer *body)
+{
+	struct gw_txn *txn = owner;
+
+	txn_enter(txn);
+	response_arrived(txn, h, body);
+	txn_leave(txn);
+}
+
+static void on_head(void *owner, const struct gw_response_head *h)
+{
+	struct gw_txn *txn = owner;
+
+	txn_enter(txn);
+	head_arrived(txn, h);
+	txn_leave(txn);
+}
+
+static void on_body(void *owner, struct evbuffer *data, bool last)
+{
+	struct gw_txn *txn = owner;
+
+	txn_enter(txn);
+	body_arrived(txn, data, last);
+	txn_leave(txn);
+}
+
+static void on_error(void *owner, enum gw_try_result result, int err)
+{
+	struct gw_txn *txn = owner;
+
+	(void)err;
+	txn_enter(txn);
+	try_failed(txn, result);
+	txn_leave(txn);
+}
+
+static const struct gw_upconn_handler upstream_handler = {
+    .on_response = on_response,
+    .on_head = on_head,
+    .on_body = on_body,
+    .on_error = on_error,
+};
+
+static void hedge_on_response(void *owner, const struct gw_response_head *head,
+                              struct evbuffer *body)
+{
+	struct gw_hedge *h = owner;
+	struct gw_txn *txn = h->txn; /* the hedge may be freed meanwhile */
+
+	txn_enter(txn);
+	hedge_response(h, head, body);
+	txn_leave(txn);
+}
+
+static void hedge_on_head(void *owner, const struct gw_response_head *head)
+{
+	struct gw_hedge *h = owner;
+	struct gw_txn *txn = h->txn;
+
+	txn_enter(txn);
+	hedge_head(h, head);
+	txn_leave(txn);
+}
+
+static void hedge_on_body(void *owner, struct evbuffer *data, bool last)
+{
+	struct gw_hedge *h = owner;
+
+	/* not reached: a winning head hands the connection over */
+	on_body(h->txn, data, last);
+}
+
+static void hedge_on_error(void *owner, enum gw_try_result result, int err)
+{
+	struct gw_hedge *h = owner;
+	struct gw_txn *txn = h->txn;
+
+	(void)err;
+	txn_enter(txn);
+	hedge_error(h, result);
+	txn_leave(txn);
+}
+
+static const struct gw_upconn_handler hedge_handler = {
+    .on_response = hedge_on_response,
+    .on_head = hedge_on_head,
+    .on_body = hedge_on_body,
+    .on_error = hedge_on_error,
+};
+
+static void on_client_drained(struct evhttp_connection *evcon, void *arg)
+{
+	struct gw_txn *txn = arg;
+
+	(void)evcon;
+	txn_enter(txn);
+	client_drained(txn);
+	txn_leave(txn);
+}
+
+static void on_connection_ready(struct gw_pool_waiter *w, struct gw_upconn *c)
+{
+	struct gw_txn *txn = (struct gw_txn *)((char *)w - offsetof(struct gw_txn, waiter));
+
+	txn_enter(txn);
+	connection_ready(txn, c);
+	txn_leave(txn);
+}
+
+static void on_try_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_txn *txn = arg;
+
+	txn_enter(txn);
+	try_timer_fired(txn);
+	txn_leave(txn);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_txn *txn = arg;
+
+	txn_enter(txn);
+	deadline_passed(txn);
+	txn_leave(txn);
+}
+
+static void on_hedge_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_txn *txn = arg;
+
+	txn_enter(txn);
+	hedge_timer_fired(txn);
+	txn_leave(txn);
+}
+
+static void on_client_gone(void *owner)
+{
+	struct gw_txn *txn = owner;
+
+	txn_enter(txn);
+	client_gone(txn);
+	txn_leave(txn);
+}
+
+void gw_txn_resume(struct gw_txn *txn)
+{
+	txn_enter(txn);
+	admit(txn, txn->park_pos + 1);
+	txn_leave(txn);
+}
+
+void gw_txn_refuse(struct gw_txn *txn, const struct gw_admit_answer *a)
+{
+	txn_enter(txn);
+	refused(txn, a);
+	txn_leave(txn);
+}
+
+void gw_txn_handle(struct evhttp_request *req, void *arg)
+{
+	struct gw_txn *txn = gw_calloc(1, sizeof(*txn));
+
+	txn->worker = arg;
+	txn_enter(txn);
+	handle(txn, req);
+	txn_leave(txn);
 }

@@ -11,8 +11,9 @@
  * silence between two pieces, so a long download is not cut off while it
  * makes progress.
  *
- * Ownership: a transaction is created by gw_txn_handle and frees itself when
- * the reply is finished or the client is gone. It runs on the generation
+ * Ownership: a transaction is created by gw_txn_handle and ends when the
+ * reply is finished or the client is gone; it is freed when the callback
+ * that ended it returns (see txn_end in txn.c). It runs on the generation
  * (config, pools, module states) it started on to the end, whatever
  * reloads happen meanwhile.
  */
@@ -85,14 +86,15 @@ struct gw_txn {
 	const char *error_code;
 	bool close_delimited; /* the body ends with the client connection (HTTP/1.0) */
 
+	unsigned depth; /* entry points running (txn_enter/txn_leave in txn.c) */
+	bool ended;     /* txn_end ran: freed when depth returns to 0 */
+
 	/* Each module's per-request slot (modules/module.h), zeroed at start. */
 	_Alignas(max_align_t) unsigned char mod_slots[GW_TXN_SLOT_BYTES];
 };
 
 /* evhttp_set_gencb callback: arg is the worker. */
 void gw_txn_handle(struct evhttp_request *req, void *arg);
-/* The client connection closed while the transaction ran. */
-void gw_txn_client_gone(struct gw_txn *txn);
 
 /*
  * For modules. A parked request goes on with the admission step after the

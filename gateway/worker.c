@@ -38,12 +38,12 @@ static void close_idle_connections(struct gw_worker *w)
 
 static void stop_listening(struct gw_worker *w)
 {
-	pthread_mutex_lock(&w->server->pause_lock);
+	gw_conn_cap_lock(w->conn_cap);
 	for (size_t i = 0; i < w->nlisteners; i++)
 		if (w->listeners[i].bound)
 			evhttp_del_accept_socket(w->http, w->listeners[i].bound); /* closes it */
 	w->nlisteners = 0;
-	pthread_mutex_unlock(&w->server->pause_lock);
+	gw_conn_cap_unlock(w->conn_cap);
 }
 
 static void drain_step(struct gw_worker *w)
@@ -179,13 +179,14 @@ static bool same_addr(const struct gw_sockaddr *a, const struct gw_sockaddr *b)
 static void update_listeners(struct gw_worker *w, const struct gw_config *config)
 {
 	struct gw_worker_listener *next;
+	bool paused;
 	size_t n = 0;
 	char err[256];
 
 	if (w->draining)
 		return;
 	next = gw_calloc(config->nlistens ? config->nlistens : 1, sizeof(*next));
-	pthread_mutex_lock(&w->server->pause_lock);
+	paused = gw_conn_cap_lock(w->conn_cap);
 	for (size_t i = 0; i < config->nlistens; i++) {
 		struct gw_sockaddr addr = config->listens[i].addr;
 		bool kept = false;
@@ -206,7 +207,7 @@ static void update_listeners(struct gw_worker *w, const struct gw_config *config
 			gw_log_error("reload: %s", err);
 			continue;
 		}
-		if (w->server->listeners_paused)
+		if (paused)
 			evconnlistener_disable(next[n].listener);
 		n++;
 	}
@@ -216,7 +217,7 @@ static void update_listeners(struct gw_worker *w, const struct gw_config *config
 	free(w->listeners);
 	w->listeners = next;
 	w->nlisteners = n;
-	pthread_mutex_unlock(&w->server->pause_lock);
+	gw_conn_cap_unlock(w->conn_cap);
 }
 
 /* evhttp's own limits, backstops behind the gateway's checks. */
@@ -251,9 +252,15 @@ static struct gw_worker_gen *worker_gen_new(struct gw_worker *w, struct gw_gen *
 	wg->gen = gen;
 	w->config = gen->config; /* module states are made for it */
 	wg->pools = gw_calloc(config->nupstreams ? config->nupstreams : 1, sizeof(*wg->pools));
-	for (size_t i = 0; i < config->nupstreams; i++)
+	for (size_t i = 0; i < config->nupstreams; i++) {
+		struct gw_pool_env env = {
+		    .base = w->base,
+		    .draining = &w->draining,
+		    .seed = gw_worker_random(w),
+		};
 		wg->pools[i] =
-		    gw_pool_new(w, &config->upstreams[i], w->server->nworkers, gen->health);
+		    gw_pool_new(&env, &config->upstreams[i], w->server->nworkers, gen->health);
+	}
 	gw_pipeline_worker_new(gen->pipeline, w, wg->mod_state, old ? old->mod_state : NULL);
 	return wg;
 }
@@ -333,6 +340,7 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, struct gw
 
 	w->id = id;
 	w->server = server;
+	w->conn_cap = &server->conn_cap;
 	w->config = gen->config;
 	w->rng = 0x9E3779B97F4A7C15ULL * (id + 1) ^ (uint64_t)(uintptr_t)w;
 	TAILQ_INIT(&w->conns);
@@ -443,7 +451,7 @@ void gw_worker_request_stop(struct gw_worker *w)
 
 void gw_worker_set_accepting(struct gw_worker *w, bool accepting)
 {
-	/* Called with server->pause_lock held. */
+	/* Called with the connection cap's lock held. */
 	for (size_t i = 0; i < w->nlisteners; i++) {
 		if (accepting)
 			evconnlistener_enable(w->listeners[i].listener);

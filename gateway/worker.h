@@ -23,6 +23,7 @@ struct evhttp;
 struct evconnlistener;
 struct evhttp_bound_socket;
 struct gw_server;
+struct gw_conn_cap;
 struct gw_pool;
 struct gw_client_conn;
 struct gw_access_log_buf;
@@ -59,6 +60,7 @@ struct gw_worker {
 	unsigned id;
 	pthread_t thread;
 	struct gw_server *server;
+	struct gw_conn_cap *conn_cap; /* the server's: counts this worker's client connections */
 	/* The config new requests use: wg->gen->config (no reference of its own). */
 	struct gw_config *config;
 	struct gw_worker_gen *wg;          /* current; owned */
@@ -120,7 +122,7 @@ void gw_worker_request_drain(struct gw_worker *w);
 /* Thread-safe: asks the worker to stop at once (drain deadline passed). */
 void gw_worker_request_stop(struct gw_worker *w);
 /* Pauses or resumes the worker's listeners. On the worker's own thread only,
- * with server->pause_lock held: disabling another worker's listener from
+ * with the connection cap's lock held: disabling another worker's listener from
  * here would wait for its accept callback, which may be waiting for the lock. */
 void gw_worker_set_accepting(struct gw_worker *w, bool accepting);
 

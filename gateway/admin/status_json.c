@@ -280,7 +280,7 @@ void gw_admin_status_json(struct gw_server *server, struct evbuffer *out)
 	gw_json_key(out, "inflight", false);
 	gw_json_u64(out, inflight_requests(server));
 	gw_json_key(out, "connections", false);
-	gw_json_u64(out, atomic_load(&server->connections));
+	gw_json_u64(out, gw_conn_cap_count(&server->conn_cap));
 	gw_json_key(out, "overload", false);
 	overload_json(out, server, fs);
 	gw_json_key(out, "redis", false);

@@ -8,14 +8,13 @@
 
 #include "../util/alloc.h"
 #include "../util/clock.h"
-#include "../worker.h"
 
-struct gw_pool *gw_pool_new(struct gw_worker *w, const struct gw_upstream_conf *conf,
+struct gw_pool *gw_pool_new(const struct gw_pool_env *env, const struct gw_upstream_conf *conf,
                             unsigned nworkers, struct gw_health *health)
 {
 	struct gw_pool *pool = gw_calloc(1, sizeof(*pool));
 
-	pool->worker = w;
+	pool->env = *env;
 	pool->conf = conf;
 	pool->health = health;
 	pool->nservers = conf->nservers;
@@ -25,7 +24,7 @@ struct gw_pool *gw_pool_new(struct gw_worker *w, const struct gw_upstream_conf *
 	pool->inflight = gw_calloc(conf->nservers, sizeof(*pool->inflight));
 	/* The process-wide limit, split evenly: no lock on the request path. */
 	pool->max_open = (conf->max_connections + nworkers - 1) / nworkers;
-	pool->balancer = gw_balancer_new(conf, gw_worker_random(w));
+	pool->balancer = gw_balancer_new(conf, env->seed);
 	for (size_t i = 0; i < conf->nservers; i++) {
 		struct gw_pool_server *s = &pool->servers[i];
 		s->pool = pool;
@@ -155,7 +154,7 @@ void gw_pool_release(struct gw_upconn *c)
 		w->ready(w, c);
 		return;
 	}
-	if (s->nidle >= s->pool->conf->keepalive || s->pool->worker->draining) {
+	if (s->nidle >= s->pool->conf->keepalive || *s->pool->env.draining) {
 		gw_upconn_close(c);
 		return;
 	}

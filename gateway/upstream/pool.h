@@ -22,7 +22,7 @@
 #include "../config/config.h"
 #include "upconn.h"
 
-struct gw_worker;
+struct event_base;
 struct gw_balancer;
 struct gw_pool;
 struct gw_health;
@@ -49,8 +49,15 @@ struct gw_pool_server {
 	unsigned nwaiters;
 };
 
+/* What a pool needs from the thread it runs on, given at creation. */
+struct gw_pool_env {
+	struct event_base *base; /* every connection's events */
+	const bool *draining;    /* true: no connection is kept idle */
+	uint64_t seed;           /* of the balancer's random choices */
+};
+
 struct gw_pool {
-	struct gw_worker *worker;
+	struct gw_pool_env env;
 	const struct gw_upstream_conf *conf;
 	struct gw_pool_server *servers;
 	size_t nservers;
@@ -62,7 +69,8 @@ struct gw_pool {
 	uint32_t *inflight;       /* per server: tries in progress from this worker */
 };
 
-struct gw_pool *gw_pool_new(struct gw_worker *w, const struct gw_upstream_conf *conf,
+/* nworkers: how many pools (one per worker) share conf's limits. */
+struct gw_pool *gw_pool_new(const struct gw_pool_env *env, const struct gw_upstream_conf *conf,
                             unsigned nworkers, struct gw_health *health);
 void gw_pool_free(struct gw_pool *pool);
 

@@ -16,7 +16,6 @@
 #include "../util/alloc.h"
 #include "../util/clock.h"
 #include "../util/log.h"
-#include "../worker.h"
 
 /* Largest response head accepted from an upstream. */
 #define GW_UPSTREAM_MAX_HEAD (64 * 1024)
@@ -47,7 +46,7 @@ static void read_off(struct gw_upconn *c)
 
 static struct event_base *base_of(const struct gw_upconn *c)
 {
-	return c->server->pool->worker->base;
+	return c->server->pool->env.base;
 }
 
 static void set_timer_ms(struct gw_upconn *c, uint64_t ms)
