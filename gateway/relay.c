@@ -54,7 +54,6 @@ static bool status_forbids_length(int status)
 size_t gw_relay_format_head(const struct gw_relay_head *h, struct evbuffer *out)
 {
 	const struct gw_response_head *up = h->upstream;
-	bool strip_length = h->framing != GW_RELAY_NO_BODY || status_forbids_length(up->status);
 	bool has_date = false;
 	const char *conn = NULL;
 	size_t conn_len = 0;
@@ -89,8 +88,8 @@ size_t gw_relay_format_head(const struct gw_relay_head *h, struct evbuffer *out)
 		const struct gw_header_ref *r = &up->headers[i];
 		if (gw_header_is_hop_by_hop(r->name, r->name_len, conn, conn_len))
 			continue;
-		if (strip_length && name_is(r, "content-length", 14))
-			continue; /* the gateway writes the length it sends */
+		if (name_is(r, "content-length", 14))
+			continue; /* the gateway writes the length (below) */
 		if (name_is(r, "x-request-id", 12))
 			continue; /* the gateway's own id is returned below */
 		gw_outbuf_add_header(&o, r->name, r->name_len, r->value, r->value_len);
@@ -98,6 +97,13 @@ size_t gw_relay_format_head(const struct gw_relay_head *h, struct evbuffer *out)
 	if (h->framing == GW_RELAY_LENGTH) {
 		gw_outbuf_add_lit(&o, "Content-Length: ");
 		gw_outbuf_add_u64(&o, h->length);
+		gw_outbuf_add_lit(&o, "\r\n");
+	} else if (h->framing == GW_RELAY_NO_BODY && up->length_announced &&
+	           !status_forbids_length(up->status)) {
+		/* HEAD or 304: the length of the representation, once (equal
+		 * duplicates collapsed, none beside Transfer-Encoding) */
+		gw_outbuf_add_lit(&o, "Content-Length: ");
+		gw_outbuf_add_u64(&o, up->announced_length);
 		gw_outbuf_add_lit(&o, "\r\n");
 	} else if (h->framing == GW_RELAY_CHUNKED) {
 		gw_outbuf_add_lit(&o, "Transfer-Encoding: chunked\r\n");

@@ -48,10 +48,10 @@ struct gw_relay_head {
 /*
  * Appends the response head to out: "HTTP/1.1 STATUS REASON" (see
  * gw_relay_reason), a Date unless the upstream sent one, the upstream's
- * end-to-end headers (hop-by-hop ones, Content-Length unless framing is
- * NO_BODY or the status is 1xx/204, and X-Request-ID removed), the framing
- * header, the gateway's X-Request-ID and Connection. Returns the head's
- * length.
+ * end-to-end headers (hop-by-hop ones, Content-Length and X-Request-ID
+ * removed), the framing header (for NO_BODY outside 1xx/204: the
+ * upstream's announced Content-Length, once), the gateway's X-Request-ID
+ * and Connection. Returns the head's length.
  */
 size_t gw_relay_format_head(const struct gw_relay_head *h, struct evbuffer *out);
 

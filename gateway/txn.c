@@ -490,7 +490,7 @@ static bool resend_after_stale(struct gw_txn *txn)
 	return true;
 }
 
-static void try_failed(struct gw_txn *txn, enum gw_try_result result)
+static void try_failed(struct gw_txn *txn, enum gw_try_result result, bool answered)
 {
 	txn->up = NULL;
 	try_done(txn);
@@ -501,7 +501,9 @@ static void try_failed(struct gw_txn *txn, enum gw_try_result result)
 		abort_reply(txn);
 		return;
 	}
-	if (result == GW_TRY_RESET && resend_after_stale(txn))
+	/* A reset after the server began to answer is no stale connection:
+	 * the request reached it. */
+	if (result == GW_TRY_RESET && !answered && resend_after_stale(txn))
 		return;
 	record_try(txn, result, 0);
 	if (retry_later(txn, result, 0))
@@ -971,13 +973,12 @@ static void on_body(void *owner, struct evbuffer *data, bool last)
 	txn_leave(txn);
 }
 
-static void on_error(void *owner, enum gw_try_result result, int err)
+static void on_error(void *owner, enum gw_try_result result, bool answered)
 {
 	struct gw_txn *txn = owner;
 
-	(void)err;
 	txn_enter(txn);
-	try_failed(txn, result);
+	try_failed(txn, result, answered);
 	txn_leave(txn);
 }
 
@@ -1017,12 +1018,12 @@ static void hedge_on_body(void *owner, struct evbuffer *data, bool last)
 	on_body(h->txn, data, last);
 }
 
-static void hedge_on_error(void *owner, enum gw_try_result result, int err)
+static void hedge_on_error(void *owner, enum gw_try_result result, bool answered)
 {
 	struct gw_hedge *h = owner;
 	struct gw_txn *txn = h->txn;
 
-	(void)err;
+	(void)answered;
 	txn_enter(txn);
 	hedge_error(h, result);
 	txn_leave(txn);

@@ -13,6 +13,8 @@
 
 #include <string.h>
 
+/* Significant digits (leading zeros aside) of a Content-Length: at most
+ * 10^18 - 1 bytes, far beyond any body, with no overflow. */
 #define CL_MAX_DIGITS 18
 
 struct scan {
@@ -121,10 +123,14 @@ static bool take_content_length(struct framing *fr, const char *v, size_t n)
 	while (gw_http_list_next(&pos, v + n, &elem, &elem_len)) {
 		uint64_t cl = 0;
 
-		if (elem_len > CL_MAX_DIGITS)
-			return false;
+		size_t significant = 0;
+
 		for (size_t i = 0; i < elem_len; i++) {
 			if (!is_digit(elem[i]))
+				return false;
+			if (significant == 0 && elem[i] == '0')
+				continue; /* 1*DIGIT: leading zeros are allowed */
+			if (++significant > CL_MAX_DIGITS)
 				return false;
 			cl = cl * 10 + (uint64_t)(elem[i] - '0');
 		}
@@ -316,6 +322,9 @@ static enum gw_response_parse decide_framing(struct gw_response_head *h, const s
 		h->framing = GW_BODY_CLOSE;
 	if (h->framing == GW_BODY_LENGTH)
 		h->content_length = fr->cl;
+	/* RFC 9112 6.3: a Content-Length beside Transfer-Encoding is removed */
+	h->length_announced = fr->has_cl && !fr->has_te;
+	h->announced_length = h->length_announced ? fr->cl : 0;
 
 	if (h->version_minor >= 1)
 		h->keep_alive = !fr->conn_close;
@@ -339,6 +348,8 @@ enum gw_response_parse gw_response_head_parse(const char *buf, size_t len, size_
 	head->nheaders = 0;
 	head->framing = GW_BODY_NONE;
 	head->content_length = 0;
+	head->length_announced = false;
+	head->announced_length = 0;
 	head->keep_alive = false;
 	if (len > max_head) {
 		s.end = max_head;

@@ -38,7 +38,12 @@ struct gw_response_head {
 	size_t reason_len;
 	enum gw_body_framing framing;
 	uint64_t content_length; /* GW_BODY_LENGTH */
-	bool keep_alive;         /* the connection may carry another request after this one */
+	/* The Content-Length the upstream announced (its equal values
+	 * collapsed to one), whatever the framing: a HEAD or 304 answer
+	 * passes it on. false when absent or beside Transfer-Encoding. */
+	bool length_announced;
+	uint64_t announced_length;
+	bool keep_alive; /* the connection may carry another request after this one */
 	struct gw_header_ref headers[GW_RESPONSE_MAX_HEADERS];
 	size_t nheaders;
 };

@@ -117,12 +117,14 @@ static void fail(struct gw_upconn *c, enum gw_try_result result, int err)
 {
 	const struct gw_upconn_handler *h = c->handler;
 	void *owner = c->owner;
+	bool answered = c->got_response_bytes;
 
+	(void)err;
 	c->handler = NULL;
 	c->owner = NULL;
 	gw_upconn_close(c);
 	if (h)
-		h->on_error(owner, result, err);
+		h->on_error(owner, result, answered);
 }
 
 void gw_upconn_abandon(struct gw_upconn *c)

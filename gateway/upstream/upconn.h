@@ -45,8 +45,10 @@ struct gw_upconn_handler {
 	void (*on_head)(void *owner, const struct gw_response_head *head);
 	/* Owner takes what it wants from data; last: the response is complete. */
 	void (*on_body)(void *owner, struct evbuffer *data, bool last);
-	/* The try failed (err: errno or 0); the connection is already gone. */
-	void (*on_error)(void *owner, enum gw_try_result result, int err);
+	/* The try failed; the connection is already gone. answered: the
+	 * server had sent bytes of its answer (a 1xx, part of a head) before
+	 * it failed, so the request did reach it. */
+	void (*on_error)(void *owner, enum gw_try_result result, bool answered);
 };
 
 struct gw_upconn {

@@ -346,6 +346,37 @@ START_TEST(test_largest_content_length)
 }
 END_TEST
 
+/* 1*DIGIT: leading zeros do not count toward the digit limit. */
+START_TEST(test_content_length_leading_zeros)
+{
+	ck_assert_int_eq(
+	    parse(RAW("HTTP/1.1 200 OK\r\nContent-Length: 0000000000000000002\r\n\r\n")),
+	    GW_RESPONSE_DONE);
+	ck_assert_uint_eq(head.content_length, 2);
+	ck_assert_int_eq(
+	    parse(RAW("HTTP/1.1 200 OK\r\nContent-Length: 01000000000000000000\r\n\r\n")),
+	    GW_RESPONSE_INVALID);
+}
+END_TEST
+
+/* What a HEAD or 304 answer passes on: one length, none beside chunked. */
+START_TEST(test_announced_length_whatever_the_framing)
+{
+	ck_assert_int_eq(
+	    parse(RAW(
+	        "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\n")),
+	    GW_RESPONSE_DONE);
+	ck_assert(head.length_announced);
+	ck_assert_uint_eq(head.announced_length, 5);
+	ck_assert_int_eq(parse(RAW("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n"
+	                           "Transfer-Encoding: chunked\r\n\r\n")),
+	                 GW_RESPONSE_DONE);
+	ck_assert(!head.length_announced);
+	ck_assert_int_eq(parse(RAW("HTTP/1.1 200 OK\r\n\r\n")), GW_RESPONSE_DONE);
+	ck_assert(!head.length_announced);
+}
+END_TEST
+
 static Suite *response_head_suite(void)
 {
 	Suite *s = suite_create("response_head");
@@ -371,6 +402,10 @@ static Suite *response_head_suite(void)
 	                 GW_TEST_DEFAULT_TIMEOUT);
 	gw_test_add_case(s, "empty_null_buffer_is_incomplete", test_empty_null_buffer_is_incomplete,
 	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "content_length_leading_zeros", test_content_length_leading_zeros,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "announced_length_whatever_the_framing",
+	                 test_announced_length_whatever_the_framing, GW_TEST_DEFAULT_TIMEOUT);
 	return s;
 }
 
