@@ -190,6 +190,10 @@ void gw_access_log_add(struct gw_access_log_buf *buf, const struct gw_access_ent
 	if (len >= sizeof(line))
 		len = sizeof(line) - 1;
 	add_field(line, &len, sizeof(line), "error", e->error);
+	if (e->tls_version) {
+		add_field(line, &len, sizeof(line), "tls", e->tls_version);
+		add_field(line, &len, sizeof(line), "sni", e->tls_sni);
+	}
 	if (len + 2 >= sizeof(line))
 		len = sizeof(line) - 3;
 	line[len++] = '}';

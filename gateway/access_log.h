@@ -30,6 +30,11 @@ struct gw_access_entry {
 	uint64_t bytes;
 	uint64_t duration_us;
 	const char *error; /* X-Gateway-Error code, or NULL */
+	/* TLS connections only ("tls" and "sni" fields; absent for plain
+	 * HTTP): the protocol version and the server name the client sent
+	 * ("-": none). */
+	const char *tls_version;
+	const char *tls_sni;
 };
 
 /* "stdout", "off" or a path. NULL with *why set when the file cannot open. */

@@ -2,7 +2,8 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked (glibc's lacks it) */
+#include <linux/sockios.h> /* SIOCOUTQ */
+#include <linux/tcp.h>     /* struct tcp_info with tcpi_bytes_acked (glibc's lacks it) */
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -10,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
@@ -27,9 +30,11 @@
 #include "router.h"
 #include "conn_cap.h"
 #include "upstream_request.h"
+#include "tls/tls_server.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/log_limit.h"
 #include "worker.h"
 
 /* How long a refused connection is drained before it is closed, so that the
@@ -188,6 +193,14 @@ static void linger(struct gw_client_conn *cc)
 
 /* ---- refusing a request before evhttp parses it ------------------------- */
 
+void gw_client_conn_tls_info(const struct gw_client_conn *cc, const char **version,
+                             const char **sni)
+{
+	*version = *sni = NULL;
+	if (cc && cc->ssl)
+		gw_tls_server_info(cc->ssl, version, sni);
+}
+
 static void log_refusal(struct gw_client_conn *cc, const struct gw_error_reply *e)
 {
 	struct gw_access_entry entry = {
@@ -196,6 +209,8 @@ static void log_refusal(struct gw_client_conn *cc, const struct gw_error_reply *
 	    .status = e->status,
 	    .error = e->code,
 	};
+
+	gw_client_conn_tls_info(cc, &entry.tls_version, &entry.tls_sni);
 	gw_access_log_add(cc->worker->log_buf, &entry);
 }
 
@@ -218,7 +233,7 @@ static void send_refusal(struct gw_client_conn *cc)
 	gw_request_id_new(id);
 	len = gw_reply_error_raw(&e, raw, sizeof(raw));
 	log_refusal(cc, &e);
-	if (!gw_evhttp_sock_send(cc->fd, raw, len))
+	if (!gw_evhttp_send_now(cc->bev, raw, len))
 		gw_log_debug("refusal to %s not sent: %s", cc->client_ip, strerror(errno));
 	linger(cc);
 	evhttp_connection_free(cc->evcon); /* our close callback frees cc */
@@ -510,6 +525,10 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 		return;
 	if (cc->phase == GW_CONN_ATTACHING)
 		attach(cc);
+	if (cc->tls_failed) {
+		evbuffer_drain(buf, evbuffer_get_length(buf)); /* closed by the timer */
+		return;
+	}
 	switch (cc->phase) {
 	case GW_CONN_IDLE:
 		cc->phase = GW_CONN_HEAD;
@@ -595,6 +614,31 @@ static void send_cut(struct gw_client_conn *cc)
 	evhttp_connection_free(cc->evcon); /* our close callback frees cc */
 }
 
+/* Bytes the kernel still holds for the client: not sent yet, or sent and
+ * not acknowledged (SIOCOUTQ). 0 when unknown. */
+static uint64_t kernel_queued(evutil_socket_t fd)
+{
+	int n = 0;
+
+	return ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0 ? (uint64_t)n : 0;
+}
+
+/* A slowloris shows in the log as it happens: at most one line a second
+ * for the whole process, with how many connections it stands for. */
+static void log_too_slow(const struct gw_client_conn *cc)
+{
+	static struct gw_log_limit limit;
+	unsigned more;
+
+	if (gw_log_limit_pass(&limit, gw_clock_now_ms(), 1000, &more))
+		gw_log_warn(
+		    "closed a connection from %s that did not send its request %s within %s "
+		    "(%u more since the last line)",
+		    cc->client_ip, cc->phase == GW_CONN_HEAD ? "head" : "body",
+		    cc->phase == GW_CONN_HEAD ? "limits.header_timeout" : "limits.body_timeout",
+		    more);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_client_conn *cc = arg;
@@ -606,12 +650,20 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	switch (cc->phase) {
 	case GW_CONN_ATTACHING:
 		attach(cc);
+		if (cc->tls_failed)
+			evhttp_connection_free(cc->evcon); /* our close callback frees cc */
 		break;
 	case GW_CONN_IDLE:
-		evhttp_connection_free(cc->evcon); /* idle too long: close quietly */
+		/* idle too long: close quietly, unless the client has not taken
+		 * the last response yet (a FIN would leave the kernel holding
+		 * it for the client's pace) */
+		if (cc->kernel_watch && kernel_queued(cc->fd) > 0)
+			gw_evhttp_sock_reset(cc->fd);
+		evhttp_connection_free(cc->evcon);
 		break;
 	case GW_CONN_HEAD:
 	case GW_CONN_BODY:
+		log_too_slow(cc);
 		cc->reject_status = 408;
 		cc->reject_code = "request_timeout";
 		cc->phase = GW_CONN_REJECT;
@@ -627,15 +679,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg)
+/* The guard of a new connection on bev (evhttp sets its socket after). */
+static struct gw_client_conn *conn_new(struct gw_worker *w, struct event_base *base,
+                                       struct bufferevent *bev, SSL *ssl)
 {
-	struct gw_worker *w = arg;
 	struct gw_client_conn *cc = gw_calloc(1, sizeof(*cc));
 
 	cc->worker = w;
 	cc->fd = -1;
 	cc->phase = GW_CONN_ATTACHING;
-	cc->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	cc->bev = bev;
+	cc->ssl = ssl;
 	cc->timer = evtimer_new(base, on_timer, cc);
 	cc->input_cb = evbuffer_add_cb(bufferevent_get_input(cc->bev), on_input, cc);
 	TAILQ_INSERT_TAIL(&w->conns, cc, link);
@@ -644,7 +698,45 @@ struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg)
 	/* evhttp finishes setting the connection up after this returns; the
 	 * timer, activated now, runs before any byte can be read. */
 	event_active(cc->timer, EV_TIMEOUT, 1);
-	return cc->bev;
+	return cc;
+}
+
+struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg)
+{
+	return conn_new(arg, base, bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE), NULL)
+	    ->bev;
+}
+
+/*
+ * A TLS connection: an OpenSSL bufferevent in the accepting state, whose
+ * socket evhttp sets right after (which starts the handshake). Everything
+ * above it (the byte watcher, the deadlines, evhttp) sees the decrypted
+ * stream. A client that never completes the handshake sends no request
+ * byte: the first request's header_timeout closes it. One that speaks
+ * plain HTTP fails the handshake and is closed by evhttp's error callback.
+ */
+struct bufferevent *gw_client_conn_bevcb_tls(struct event_base *base, void *arg)
+{
+	struct gw_tls_listener *t = arg;
+	SSL *ssl = gw_tls_server_ssl_new(t->conf);
+	struct bufferevent *bev;
+
+	if (!ssl) {
+		/* evhttp needs a bufferevent: a plain one, whose connection
+		 * the guard closes as soon as it is set up (never served in
+		 * clear text on a TLS port). */
+		struct gw_client_conn *cc = conn_new(
+		    t->worker, base, bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE), NULL);
+
+		gw_log_error("TLS: cannot make a connection object (out of memory?)");
+		cc->tls_failed = true;
+		return cc->bev;
+	}
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                     BEV_OPT_CLOSE_ON_FREE);
+	/* A client may close without close_notify (most do): EOF, not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return conn_new(t->worker, base, bev, ssl)->bev;
 }
 
 struct gw_client_conn *gw_client_conn_of(struct evhttp_request *req)
@@ -668,7 +760,8 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 	struct evbuffer *in = bufferevent_get_input(cc->bev);
 
 	cc->phase = GW_CONN_IDLE;
-	cc->send_since_ms = 0;
+	if (!cc->kernel_watch) /* else the send window goes on (check_send) */
+		cc->send_since_ms = 0;
 	cc->send_expired = false;
 	arm_timer(cc, limits_of(cc)->idle_timeout_ms);
 	watch_input(cc, true);
@@ -728,27 +821,37 @@ static bool bytes_acked(evutil_socket_t fd, uint64_t *acked)
 }
 
 /*
- * send_timeout. While a response has bytes waiting in the connection's
- * output (the socket's buffer is full: the client is the one behind), the
- * client must take GW_SEND_PROGRESS_BYTES of them within each send_timeout,
- * measured by what its TCP acknowledged; an output that empties ends the
+ * send_timeout. While a response has bytes waiting for the client, in the
+ * connection's output (the socket's buffer is full: the client is the one
+ * behind) or in the kernel's socket buffer once the gateway handed it all
+ * over (a response of up to a few MiB on loopback), the client must take
+ * GW_SEND_PROGRESS_BYTES of them (or all) within each send_timeout,
+ * measured by what its TCP acknowledged; a queue that empties ends the
  * window. Otherwise it is a slow reader (slowhttptest -X reads a few bytes
  * every few seconds and would hold its slot and buffers for ever) and is
- * cut. Checked on the worker's tick: a syscall per window, none for a
- * client that keeps up.
+ * cut with a reset. Checked on the worker's tick: a syscall or two per
+ * window. The kernel's queue is only watched after a response of
+ * GW_SEND_PROGRESS_BYTES or more (kernel_watch): smaller ones cost nothing.
  */
 static void check_send(struct gw_client_conn *cc, uint64_t now_ms)
 {
 	uint64_t acked;
+	bool queued_here;
 
 	if (cc->send_expired || !cc->bev)
 		return;
-	if (evbuffer_get_length(bufferevent_get_output(cc->bev)) == 0) {
+	queued_here = evbuffer_get_length(bufferevent_get_output(cc->bev)) > 0;
+	if (!queued_here && !cc->kernel_watch) {
 		cc->send_since_ms = 0;
 		return;
 	}
 	if (cc->send_since_ms != 0 && now_ms - cc->send_since_ms < limits_of(cc)->send_timeout_ms)
 		return;
+	if (!queued_here && kernel_queued(cc->fd) == 0) {
+		cc->kernel_watch = false; /* all delivered */
+		cc->send_since_ms = 0;
+		return;
+	}
 	if (!bytes_acked(cc->fd, &acked))
 		return; /* unknown: never cut on a guess */
 	if (cc->send_since_ms == 0 || acked - cc->send_acked >= GW_SEND_PROGRESS_BYTES) {
@@ -769,12 +872,14 @@ void gw_client_conn_tick(struct gw_client_conn *cc, uint64_t now_ms)
 		event_add(cc->closed_ev, NULL);
 		cc->close_watched = true;
 	}
-	if (cc->phase == GW_CONN_BUSY)
+	if (cc->phase == GW_CONN_BUSY || cc->kernel_watch)
 		check_send(cc, now_ms);
 }
 
-void gw_client_conn_request_ends(struct gw_client_conn *cc)
+void gw_client_conn_request_ends(struct gw_client_conn *cc, uint64_t reply_bytes)
 {
+	if (reply_bytes >= GW_SEND_PROGRESS_BYTES)
+		cc->kernel_watch = true;
 	cc->owner = NULL;
 	cc->owner_gone = NULL;
 	gw_client_conn_watch_close(cc, false);

@@ -63,6 +63,8 @@ struct gw_client_conn {
 	struct evhttp_connection *evcon; /* owned by evhttp */
 	evutil_socket_t fd;
 	enum gw_conn_phase phase;
+	struct ssl_st *ssl; /* TLS: owned by bev; NULL for plain HTTP */
+	bool tls_failed;    /* a TLS connection without its TLS object: closed at once */
 
 	struct event *timer;                /* owned: deadlines, and deferred work */
 	struct evbuffer_cb_entry *input_cb; /* the byte watcher, off while not needed */
@@ -86,6 +88,7 @@ struct gw_client_conn {
 	uint64_t send_since_ms;
 	uint64_t send_acked;
 	bool send_expired; /* too slow a reader: closed from the timer */
+	bool kernel_watch; /* a large reply may still sit in the kernel's buffer */
 
 	/* The request being served (a transaction), or NULL; told when the
 	 * connection closes under it. */
@@ -97,8 +100,17 @@ struct gw_client_conn {
 	TAILQ_ENTRY(gw_client_conn) link; /* in worker->conns */
 };
 
-/* evhttp_set_bevcb callback: arg is the worker. */
+/* evhttp_set_bevcb callbacks: arg is the worker (plain HTTP), or the
+ * struct gw_tls_listener (worker.h) whose certificates the TLS handshake
+ * offers. The handshake runs before the first request byte, within the
+ * first request's header_timeout. */
 struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg);
+struct bufferevent *gw_client_conn_bevcb_tls(struct event_base *base, void *arg);
+
+/* For the access log: the TLS version and SNI of a TLS connection (see
+ * gw_tls_server_info); both NULL for plain HTTP. Valid while cc lives. */
+void gw_client_conn_tls_info(const struct gw_client_conn *cc, const char **version,
+                             const char **sni);
 
 /* The connection a request arrived on. */
 struct gw_client_conn *gw_client_conn_of(struct evhttp_request *req);
@@ -113,8 +125,10 @@ void gw_client_conn_watch_close(struct gw_client_conn *cc, bool on);
 /* Housekeeping every worker tick: arms the close watch of slow requests. */
 void gw_client_conn_tick(struct gw_client_conn *cc, uint64_t now_ms);
 #define GW_CLOSE_WATCH_AFTER_MS 50
-/* The transaction is done with the connection (reply finished or aborted). */
-void gw_client_conn_request_ends(struct gw_client_conn *cc);
+/* The transaction is done with the connection (reply finished or aborted);
+ * reply_bytes: the body bytes it sent (a large reply is followed by the
+ * send_timeout check until the client has taken it). */
+void gw_client_conn_request_ends(struct gw_client_conn *cc, uint64_t reply_bytes);
 /* Closes the connection now (client gone, reply impossible). */
 void gw_client_conn_abort(struct gw_client_conn *cc);
 /* Closes it now if no request is in progress (drain). */

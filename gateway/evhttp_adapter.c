@@ -12,6 +12,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -95,10 +97,20 @@ struct evhttp_connection *gw_evhttp_connection_of(struct bufferevent *bev)
 	return cbarg;
 }
 
-bool gw_evhttp_sock_send(evutil_socket_t fd, const void *data, size_t len)
+bool gw_evhttp_send_now(struct bufferevent *bev, const void *data, size_t len)
 {
-	ssize_t n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	ssize_t n;
 
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return false; /* bytes of an earlier answer are queued: they would be cut */
+	if (ssl) {
+		/* The handshake is done (a request byte came). One record,
+		 * written to the socket at once or not at all. */
+		ERR_clear_error();
+		return SSL_write(ssl, data, (int)len) == (int)len;
+	}
+	n = send(bufferevent_getfd(bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	return n == (ssize_t)len;
 }
 

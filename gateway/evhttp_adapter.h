@@ -60,9 +60,11 @@ struct evhttp_connection *gw_evhttp_connection_of(struct bufferevent *bev);
 /*
  * Raw-socket work on an evhttp connection's socket.
  *
- * gw_evhttp_sock_send: writes len bytes to the socket now, without waiting
- * (a refusal of a few hundred bytes on a socket with nothing queued: the
- * kernel takes them at once). Returns false when they were not all taken.
+ * gw_evhttp_send_now: writes len bytes to the connection of bev now,
+ * without waiting and without evhttp (a refusal of a few hundred bytes
+ * before evhttp parsed anything, on a connection with nothing queued: the
+ * kernel takes them at once), through TLS on a TLS connection. Returns
+ * false when they were not all taken.
  *
  * gw_evhttp_sock_reset: makes the coming close a reset, so that queued bytes
  * are dropped and the client sees an abort, not a clean end.
@@ -74,7 +76,7 @@ struct evhttp_connection *gw_evhttp_connection_of(struct bufferevent *bev);
  * client reads it. done(arg) runs when the duplicate is closed. Returns
  * false when no duplicate could be made (done is not called).
  */
-bool gw_evhttp_sock_send(evutil_socket_t fd, const void *data, size_t len);
+bool gw_evhttp_send_now(struct bufferevent *bev, const void *data, size_t len);
 void gw_evhttp_sock_reset(evutil_socket_t fd);
 bool gw_evhttp_sock_linger(struct event_base *base, evutil_socket_t fd, unsigned ms,
                            size_t max_bytes, void (*done)(void *), void *arg);

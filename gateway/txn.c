@@ -79,6 +79,8 @@ static void log_access(struct gw_txn *txn)
 	    .duration_us = gw_clock_now_us() - txn->start_us,
 	    .error = txn->error_code,
 	};
+
+	gw_client_conn_tls_info(txn->cc, &e.tls_version, &e.tls_sni);
 	gw_access_log_add(txn->worker->log_buf, &e);
 	gw_stats_answer(txn->rs ? txn->rs->stats : txn->worker->server->stats->unrouted,
 	                txn->worker->id, txn->status, e.duration_us);
@@ -231,7 +233,7 @@ static void txn_end(struct gw_txn *txn)
 	}
 	if (txn->cc) {
 		gw_body_budget_release(&txn->cc->body_share);
-		gw_client_conn_request_ends(txn->cc);
+		gw_client_conn_request_ends(txn->cc, txn->bytes_sent);
 	}
 	event_del(&txn->deadline_ev);
 	event_del(&txn->try_ev);

@@ -155,7 +155,10 @@ int gw_upstream_request_write(const struct gw_txn *txn, struct evbuffer *dst)
 		gw_outbuf_add_lit(&o, ", ");
 	}
 	gw_outbuf_add_str(&o, client);
-	gw_outbuf_add_lit(&o, "\r\nX-Forwarded-Proto: http\r\n");
+	if (txn->cc && txn->cc->ssl)
+		gw_outbuf_add_lit(&o, "\r\nX-Forwarded-Proto: https\r\n");
+	else
+		gw_outbuf_add_lit(&o, "\r\nX-Forwarded-Proto: http\r\n");
 	if (host)
 		gw_outbuf_add_header(&o, "X-Forwarded-Host", sizeof("X-Forwarded-Host") - 1, host,
 		                     strlen(host));

@@ -36,12 +36,19 @@ static void close_idle_connections(struct gw_worker *w)
 	}
 }
 
+/* The evhttp a listener's connections go to. */
+static struct evhttp *http_of(struct gw_worker *w, const struct gw_worker_listener *l)
+{
+	return l->tls ? l->tls->http : w->http;
+}
+
 static void stop_listening(struct gw_worker *w)
 {
 	gw_conn_cap_lock(w->conn_cap);
 	for (size_t i = 0; i < w->nlisteners; i++)
-		if (w->listeners[i].bound)
-			evhttp_del_accept_socket(w->http, w->listeners[i].bound); /* closes it */
+		if (w->listeners[i].bound) /* closes it */
+			evhttp_del_accept_socket(http_of(w, &w->listeners[i]),
+			                         w->listeners[i].bound);
 	w->nlisteners = 0;
 	gw_conn_cap_unlock(w->conn_cap);
 }
@@ -135,19 +142,51 @@ static const unsigned listen_flags = LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT 
                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
                                      LEV_OPT_THREADSAFE;
 
-/* Binds addr (filled in with the port bound when it asked for port 0). */
-static int bind_one(struct gw_worker *w, struct gw_worker_listener *l, const char *text,
-                    struct gw_sockaddr *addr, char *err, size_t errlen)
+/* What every evhttp of the worker does with a request, whatever listener. */
+static struct evhttp *http_new(struct gw_worker *w)
+{
+	struct evhttp *http = evhttp_new(w->base);
+
+	evhttp_set_gencb(http, gw_txn_handle, w);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	                                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_default_content_type(http, NULL);
+	return http;
+}
+
+static void set_limits(struct evhttp *http, const struct gw_config *config);
+
+static struct gw_tls_listener *tls_listener_new(struct gw_worker *w,
+                                                const struct gw_tls_listen_conf *conf)
+{
+	struct gw_tls_listener *t = gw_calloc(1, sizeof(*t));
+
+	t->worker = w;
+	t->conf = conf;
+	t->http = http_new(w);
+	evhttp_set_bevcb(t->http, gw_client_conn_bevcb_tls, t);
+	set_limits(t->http, w->config);
+	TAILQ_INSERT_TAIL(&w->tls_listeners, t, link);
+	return t;
+}
+
+/* Binds the listen entry lc at addr (filled in with the port bound when it
+ * asked for port 0). */
+static int bind_one(struct gw_worker *w, struct gw_worker_listener *l,
+                    const struct gw_listen_conf *lc, struct gw_sockaddr *addr, char *err,
+                    size_t errlen)
 {
 	l->listener = evconnlistener_new_bind(w->base, NULL, NULL, listen_flags, GW_LISTEN_BACKLOG,
 	                                      (const struct sockaddr *)&addr->ss, (int)addr->len);
 	if (!l->listener) {
-		snprintf(err, errlen, "cannot listen on %s: %s", text, strerror(errno));
+		snprintf(err, errlen, "cannot listen on %s: %s", lc->address, strerror(errno));
 		return -1;
 	}
 	/* Port 0 (tests): every worker shares the port the first one got. */
 	getsockname(evconnlistener_get_fd(l->listener), (struct sockaddr *)&addr->ss, &addr->len);
-	l->bound = evhttp_bind_listener(w->http, l->listener);
+	l->tls = lc->tls ? tls_listener_new(w, lc->tls) : NULL;
+	l->bound = evhttp_bind_listener(http_of(w, l), l->listener);
 	return 0;
 }
 
@@ -158,8 +197,8 @@ static int bind_listeners(struct gw_worker *w, char *err, size_t errlen)
 	w->listeners = gw_calloc(config->nlistens ? config->nlistens : 1, sizeof(*w->listeners));
 	for (size_t i = 0; i < config->nlistens; i++) {
 		w->listeners[i].conf_addr = config->listens[i].addr;
-		if (bind_one(w, &w->listeners[i], config->listens[i].address,
-		             &w->server->bound_addrs[i], err, errlen) < 0)
+		if (bind_one(w, &w->listeners[i], &config->listens[i], &w->server->bound_addrs[i],
+		             err, errlen) < 0)
 			return -1;
 		w->nlisteners++;
 	}
@@ -191,19 +230,25 @@ static void update_listeners(struct gw_worker *w, const struct gw_config *config
 		struct gw_sockaddr addr = config->listens[i].addr;
 		bool kept = false;
 
+		/* A listener switching between plain and TLS is a new one (its
+		 * socket shares the port with the old one, SO_REUSEPORT, until
+		 * the old one closes below). */
 		for (size_t j = 0; j < w->nlisteners && !kept; j++) {
-			if (w->listeners[j].listener &&
-			    same_addr(&w->listeners[j].conf_addr, &addr)) {
-				next[n++] = w->listeners[j];
-				w->listeners[j].listener = NULL;
+			struct gw_worker_listener *old = &w->listeners[j];
+
+			if (old->listener && same_addr(&old->conf_addr, &addr) &&
+			    !old->tls == !config->listens[i].tls) {
+				if (old->tls) /* new certificates for new connections */
+					old->tls->conf = config->listens[i].tls;
+				next[n++] = *old;
+				old->listener = NULL;
 				kept = true;
 			}
 		}
 		if (kept)
 			continue;
 		next[n].conf_addr = addr;
-		if (bind_one(w, &next[n], config->listens[i].address, &addr, err, sizeof(err)) <
-		    0) {
+		if (bind_one(w, &next[n], &config->listens[i], &addr, err, sizeof(err)) < 0) {
 			gw_log_error("reload: %s", err);
 			continue;
 		}
@@ -213,7 +258,8 @@ static void update_listeners(struct gw_worker *w, const struct gw_config *config
 	}
 	for (size_t j = 0; j < w->nlisteners; j++)
 		if (w->listeners[j].listener && w->listeners[j].bound)
-			evhttp_del_accept_socket(w->http, w->listeners[j].bound);
+			evhttp_del_accept_socket(http_of(w, &w->listeners[j]),
+			                         w->listeners[j].bound);
 	free(w->listeners);
 	w->listeners = next;
 	w->nlisteners = n;
@@ -221,7 +267,7 @@ static void update_listeners(struct gw_worker *w, const struct gw_config *config
 }
 
 /* evhttp's own limits, backstops behind the gateway's checks. */
-static void apply_limits(struct gw_worker *w, const struct gw_config *config)
+static void set_limits(struct evhttp *http, const struct gw_config *config)
 {
 	/* evhttp's inactivity timer only catches a client that stops reading:
 	 * the head, body and idle deadlines are the connection guard's own
@@ -236,10 +282,18 @@ static void apply_limits(struct gw_worker *w, const struct gw_config *config)
 	stall_ms += 1000;
 	idle.tv_sec = (time_t)(stall_ms / 1000);
 	idle.tv_usec = (suseconds_t)(stall_ms % 1000) * 1000;
-	evhttp_set_max_headers_size(w->http,
-	                            (ev_ssize_t)config->limits.max_header_bytes * 2 + 4096);
-	evhttp_set_max_body_size(w->http, (ev_ssize_t)config->limits.max_body_bytes + 1);
-	evhttp_set_timeout_tv(w->http, &idle);
+	evhttp_set_max_headers_size(http, (ev_ssize_t)config->limits.max_header_bytes * 2 + 4096);
+	evhttp_set_max_body_size(http, (ev_ssize_t)config->limits.max_body_bytes + 1);
+	evhttp_set_timeout_tv(http, &idle);
+}
+
+static void apply_limits(struct gw_worker *w, const struct gw_config *config)
+{
+	struct gw_tls_listener *t;
+
+	set_limits(w->http, config);
+	TAILQ_FOREACH(t, &w->tls_listeners, link)
+	set_limits(t->http, config);
 }
 
 /* This worker's part of gen (a reference it takes over), after old (or NULL). */
@@ -345,6 +399,7 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, struct gw
 	w->rng = 0x9E3779B97F4A7C15ULL * (id + 1) ^ (uint64_t)(uintptr_t)w;
 	TAILQ_INIT(&w->conns);
 	TAILQ_INIT(&w->retired);
+	TAILQ_INIT(&w->tls_listeners);
 	atomic_init(&w->next_gen, NULL);
 	/*
 	 * No EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST: it defers event_del's
@@ -360,13 +415,8 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, struct gw
 	w->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 
-	w->http = evhttp_new(w->base);
+	w->http = http_new(w);
 	evhttp_set_bevcb(w->http, gw_client_conn_bevcb, w);
-	evhttp_set_gencb(w->http, gw_txn_handle, w);
-	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	evhttp_set_default_content_type(w->http, NULL);
 	apply_limits(w, gen->config);
 
 	w->wg = worker_gen_new(w, gw_gen_ref(gen), NULL);
@@ -383,6 +433,21 @@ struct gw_worker *gw_worker_new(struct gw_server *server, unsigned id, struct gw
 	return w;
 }
 
+/* Frees every evhttp of the worker, and with them their connections. */
+static void free_https(struct gw_worker *w)
+{
+	struct gw_tls_listener *t;
+
+	if (w->http)
+		evhttp_free(w->http);
+	w->http = NULL;
+	while ((t = TAILQ_FIRST(&w->tls_listeners))) {
+		TAILQ_REMOVE(&w->tls_listeners, t, link);
+		evhttp_free(t->http);
+		free(t);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct gw_worker *w = arg;
@@ -392,8 +457,7 @@ static void *worker_main(void *arg)
 	event_base_dispatch(w->base);
 	/* Whatever is still open (drain deadline passed) is closed now, in
 	 * this thread, before the loop goes away. */
-	evhttp_free(w->http);
-	w->http = NULL;
+	free_https(w);
 	gw_access_log_flush(w->log_buf);
 	if (atomic_fetch_sub(&server->workers_running, 1) == 1)
 		event_active(server->workers_done_ev, EV_TIMEOUT, 1);
@@ -416,8 +480,7 @@ void gw_worker_free(struct gw_worker *w)
 
 	if (!w)
 		return;
-	if (w->http)
-		evhttp_free(w->http); /* ends the transactions still running */
+	free_https(w); /* ends the transactions still running */
 	while ((wg = TAILQ_FIRST(&w->retired))) {
 		TAILQ_REMOVE(&w->retired, wg, link);
 		worker_gen_free(wg);

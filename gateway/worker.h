@@ -49,11 +49,32 @@ struct gw_worker_gen {
 };
 TAILQ_HEAD(gw_worker_gen_list, gw_worker_gen);
 
+/*
+ * A TLS listener's side of the worker: evhttp has one bufferevent callback
+ * per evhttp, so the connections of each TLS listener go to an evhttp of
+ * their own, whose callback makes TLS bufferevents with the certificates
+ * of conf. A reload that keeps the listener points conf at the new
+ * config's certificates: new connections get them, open ones keep theirs.
+ *
+ * Ownership: the worker's (tls_listeners), freed with the worker: a
+ * listener a reload removes stops accepting at once, but its evhttp still
+ * owns the connections it accepted. Allocated apart from the listener
+ * array, which a reload rebuilds: evhttp keeps a pointer to it.
+ */
+struct gw_tls_listener {
+	struct gw_worker *worker;
+	struct evhttp *http;                   /* owned */
+	const struct gw_tls_listen_conf *conf; /* the worker's current config's */
+	TAILQ_ENTRY(gw_tls_listener) link;     /* in worker->tls_listeners */
+};
+TAILQ_HEAD(gw_tls_listener_list, gw_tls_listener);
+
 /* One listening socket, by the address the config gives it. */
 struct gw_worker_listener {
 	struct gw_sockaddr conf_addr;    /* as configured (port 0 stays 0) */
 	struct evconnlistener *listener; /* owned by evhttp once bound */
 	struct evhttp_bound_socket *bound;
+	struct gw_tls_listener *tls; /* NULL: plain HTTP, on the worker's evhttp */
 };
 
 struct gw_worker {
@@ -69,9 +90,10 @@ struct gw_worker {
 	struct event *gen_ev;              /* activated by the main thread (reload) */
 
 	struct event_base *base;
-	struct evhttp *http;
-	struct gw_worker_listener *listeners; /* owned array */
-	size_t nlisteners;                    /* 0 once draining: listeners are closed */
+	struct evhttp *http;                       /* plain-HTTP listeners' connections */
+	struct gw_tls_listener_list tls_listeners; /* each with its evhttp */
+	struct gw_worker_listener *listeners;      /* owned array */
+	size_t nlisteners;                         /* 0 once draining: listeners are closed */
 
 	struct event *wakeup_ev; /* activated by the main thread (drain) */
 	struct event *tick_ev;   /* 100 ms housekeeping: log flush, drain check, stats */

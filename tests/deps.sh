@@ -13,7 +13,9 @@ run_pkgs="gcc meson ninja-build pkg-config libevent-dev libssl-dev libyaml-dev l
 # prometheus server (containers' policy-rc.d keeps apt from starting it).
 # clang-14 and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes)
 # build the fuzz harnesses (tests/fuzz/run.sh).
-test_pkgs="$run_pkgs redis-server prometheus chromium clang-14 libclang-rt-14-dev"
+# slowhttptest is the slowloris, slow-body and slow-read attacker of
+# tests/integration/test_slow_clients.py.
+test_pkgs="$run_pkgs redis-server prometheus chromium clang-14 libclang-rt-14-dev slowhttptest"
 
 case "${1:-run}" in
 run) pkgs=$run_pkgs ;;

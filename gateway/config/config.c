@@ -13,8 +13,10 @@
  * an unknown key, the value for a bad value, the mapping for a missing key.
  */
 #include "config.h"
+#include "conf_read.h"
 #include "units.h"
 #include "yaml_tree.h"
+#include "../tls/tls_conf.h"
 #include "../util/alloc.h"
 #include "../../modules/module.h"
 
@@ -604,10 +606,17 @@ static void listen_address(struct loader *ld, const struct gw_node *value, const
 	get_address(ld, value, "address", where, true, &l->address, &l->addr);
 }
 
+/*
+ * tls: read, and its contexts built, by gateway/tls/tls_conf.c (through
+ * the shared readers of conf_read.h: the same messages as here).
+ */
 static void listen_tls(struct loader *ld, const struct gw_node *value, const char *where, void *obj)
 {
-	(void)obj;
-	bad_value(ld, value, "tls", where, "TLS listeners are not supported yet");
+	struct gw_listen_conf *l = obj;
+	struct gw_conf_ctx ctx = {.file = ld->file, .errs = ld->errs, .where = where};
+
+	gw_tls_listen_conf_free(l->tls);
+	l->tls = gw_tls_listen_conf_read(&ctx, value);
 }
 
 static const struct field listen_fields[] = {
@@ -969,6 +978,17 @@ static void upstream_concurrency_limit(struct loader *ld, const struct gw_node *
 	}
 }
 
+/* tls: see listen_tls. */
+static void upstream_tls(struct loader *ld, const struct gw_node *value, const char *where,
+                         void *obj)
+{
+	struct gw_upstream_conf *u = obj;
+	struct gw_conf_ctx ctx = {.file = ld->file, .errs = ld->errs, .where = where};
+
+	gw_tls_upstream_conf_free(u->tls);
+	u->tls = gw_tls_upstream_conf_read(&ctx, value);
+}
+
 static const struct field upstream_fields[] = {
     CUSTOM("servers", upstream_servers),
     CUSTOM("concurrency_limit", upstream_concurrency_limit),
@@ -980,6 +1000,7 @@ static const struct field upstream_fields[] = {
     CUSTOM("health_check", upstream_health_check),
     CUSTOM("outlier_detection", upstream_outlier_detection),
     DURATION("slow_start", struct gw_upstream_conf, slow_start_ms, 0, HOUR, 5 * SEC, "0..1h"),
+    CUSTOM("tls", upstream_tls),
     FIELDS_END,
 };
 
@@ -1837,8 +1858,7 @@ static void config_free(struct gw_config *cfg)
 {
 	for (size_t i = 0; i < cfg->nlistens; i++) {
 		free(cfg->listens[i].address);
-		free(cfg->listens[i].tls_cert);
-		free(cfg->listens[i].tls_key);
+		gw_tls_listen_conf_free(cfg->listens[i].tls);
 	}
 	free(cfg->listens);
 	for (size_t i = 0; i < cfg->nupstreams; i++) {
@@ -1849,6 +1869,7 @@ static void config_free(struct gw_config *cfg)
 		free(u->servers);
 		free(u->health_check.path);
 		free(u->name);
+		gw_tls_upstream_conf_free(u->tls);
 	}
 	free(cfg->upstreams);
 	for (size_t i = 0; i < cfg->nroutes; i++)

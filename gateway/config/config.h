@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <openssl/types.h>
+
 #include "../util/errlist.h"
 #include "../../modules/flags/flag_value.h"
 
@@ -63,11 +65,76 @@ struct gw_sockaddr {
 	socklen_t len;
 };
 
+/* ---- TLS (README "TLS"; built by gateway/tls/) -------------------------- */
+
+/*
+ * One certificate of a TLS listener. Paths are as written (relative to
+ * the working directory).
+ *
+ * Ownership: the snapshot owns the strings and one reference to ctx,
+ * released with the snapshot (gw_tls_listen_conf_free); connections that
+ * still use ctx hold their own references (SSL_new, SSL_set_SSL_CTX), so
+ * it lives on after a reload until they are done.
+ */
+struct gw_tls_cert_conf {
+	char *cert; /* PEM: the certificate, then its chain (intermediates) */
+	char *key;  /* PEM: its private key, unencrypted */
+	/* SNI names that pick this certificate, lower case: exact names, or
+	 * "*.example.com" (exactly one more label). Empty for the first
+	 * certificate when not written: it is the default anyway. */
+	char **server_names;
+	size_t nserver_names;
+	SSL_CTX *ctx; /* listener: this certificate's context, built at load */
+};
+
+/* `min_version` of a listener. */
+enum gw_tls_version {
+	GW_TLS_VERSION_1_2 = 0,
+	GW_TLS_VERSION_1_3,
+};
+
+/*
+ * `tls` of a listen entry: TLS termination. Built at load into one SSL_CTX
+ * per certificate (gateway/tls/tls_server.h); a certificate that cannot
+ * be loaded refuses the whole configuration.
+ *
+ * Ownership: the snapshot owns the array, the strings and the contexts'
+ * references (see gw_tls_cert_conf); ctx is borrowed from certificates[0].
+ */
+struct gw_tls_listen_conf {
+	struct gw_tls_cert_conf *certificates; /* >= 1; [0] is the default */
+	size_t ncertificates;
+	enum gw_tls_version min_version; /* default TLSv1.2; the maximum is TLSv1.3 */
+	char *ciphers;                   /* TLS 1.2 list, OpenSSL syntax; never NULL */
+	char *ciphersuites;              /* TLS 1.3 list; NULL: OpenSSL's default */
+	bool session_tickets;            /* default true */
+	uint64_t ticket_key_rotation_ms; /* default 1h, 1s..24h */
+	/* The context every accepted connection starts with (SSL_new(ctx)):
+	 * certificates[0].ctx, whose SNI callback switches to the others. */
+	SSL_CTX *ctx;
+};
+
+/*
+ * `tls` of an upstream: TLS to its servers (`tls: {}`: system CAs,
+ * verification on). Built at load (gateway/tls/tls_client.h).
+ *
+ * Ownership: the snapshot owns the strings and one reference to ctx,
+ * released with the snapshot (gw_tls_upstream_conf_free); each SSL made
+ * from it holds its own.
+ */
+struct gw_tls_upstream_conf {
+	char *ca;          /* PEM bundle to verify servers with; NULL: the system's */
+	char *server_name; /* SNI and name checked instead of each server's host; NULL: the host */
+	bool verify;       /* default true: chain and host name (or IP) */
+	char *cert;        /* client certificate (mutual TLS) and its key; both or neither */
+	char *key;
+	SSL_CTX *ctx; /* built at load */
+};
+
 struct gw_listen_conf {
 	char *address; /* as written: "0.0.0.0:8080", "[::1]:8080" */
 	struct gw_sockaddr addr;
-	char *tls_cert; /* NULL for plain HTTP */
-	char *tls_key;
+	struct gw_tls_listen_conf *tls; /* NULL for plain HTTP; owned by the snapshot */
 };
 
 struct gw_limits_conf {
@@ -150,6 +217,7 @@ struct gw_upstream_conf {
 	 * 10% to 100% of its weight over this (upstream/health.h); 0..1h,
 	 * default 5s, 0: off. */
 	uint64_t slow_start_ms;
+	struct gw_tls_upstream_conf *tls; /* NULL: plain HTTP; owned by the snapshot */
 };
 
 struct gw_header_match {

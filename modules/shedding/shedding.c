@@ -15,6 +15,7 @@
 #include "../../gateway/util/alloc.h"
 #include "../../gateway/util/clock.h"
 #include "../../gateway/util/log.h"
+#include "../../gateway/util/log_limit.h"
 #include "../../gateway/worker.h"
 
 /*
@@ -31,6 +32,7 @@ struct shed_process {
 	_Atomic uint64_t max_lag_ms; /* worst loop lag since the last sample */
 	uint64_t prev_lag_ms;        /* the previous sample's (main thread only) */
 	atomic_ullong shed[GW_PRIORITY_COUNT], dry_run[GW_PRIORITY_COUNT];
+	struct gw_log_limit shed_log; /* one line a second about refused requests */
 };
 
 /* Per worker: the loop-lag probe and the dry-run log limiter. Owned by the worker. */
@@ -68,9 +70,20 @@ void gw_shed_count(struct gw_txn *txn, const char *why, bool dry_run)
 	atomic_fetch_add_explicit(dry_run ? &sw->p->dry_run[route->priority]
 	                                  : &sw->p->shed[route->priority],
 	                          1, memory_order_relaxed);
-	if (!dry_run)
-		return;
 	now = gw_clock_now_ms();
+	if (!dry_run) {
+		/* An operator sees shedding in the log as it happens (and in
+		 * /metrics): at most one line a second for the whole process,
+		 * with how many refusals it stands for. */
+		unsigned more;
+
+		if (gw_log_limit_pass(&sw->p->shed_log, now, 1000, &more))
+			gw_log(GW_LOG_WARN,
+			       "shedding: refused a request of route %s (%s): %s (%u more since "
+			       "the last line)",
+			       route->name, gw_priority_name(route->priority), why, more);
+		return;
+	}
 	if (now - sw->last_log_ms < 1000 && sw->last_log_ms)
 		return;
 	sw->last_log_ms = now;

@@ -152,6 +152,10 @@ def make_config(port, upstreams, routes, workers=1, limits=None, access_log="std
         conf["limits"] = dict(limits)
     conf["upstreams"] = upstreams
     conf["routes"] = routes
+    # Loop lag as an overload signal is off unless a test sets it: a loaded
+    # machine (a sanitizer build, modules running side by side) lags tens of
+    # milliseconds and would shed requests of tests about something else.
+    extra["shedding"] = dict({"max_loop_lag": "1m"}, **extra.get("shedding", {}))
     conf.update(extra)
     return conf
 

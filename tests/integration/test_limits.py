@@ -43,6 +43,9 @@ class TimeoutTests(GatewayTestCase):
         lines = [b"X-Drip-%d: %d\r\n" % (i, i) for i in range(40)]
         threading.Thread(target=self.drip, args=(c, lines, 0.3, stop), daemon=True).start()
         self.assert_408_between(c, t0, 0.8, 3.0, "slow head")
+        self.assertIsNotNone(self.gw.wait_stderr(
+            "did not send its request head within limits.header_timeout", timeout=2),
+            "a slowloris cut leaves no log line")
 
     def test_silent_connection_after_partial_head_408(self):
         """Half a request line and then silence: 408 after header_timeout."""

@@ -155,6 +155,11 @@ class ForcedLevelTests(ShedTestCase):
         self.assertEqual(retry_afters, {2, 3},
                          "40 shed answers with retry_after 2s +-20%% (rounded up) should show"
                          " both 2 and 3: saw %r" % sorted(retry_afters))
+        # The log says so as it happens, once a second at most, not 41 lines.
+        shed_lines = [l for l in gw.stderr_lines() if "shedding: refused a request" in l]
+        self.assertGreaterEqual(len(shed_lines), 1, gw.stderr_text())
+        self.assertLess(len(shed_lines), 10)
+        self.assertIn("route shed (sheddable)", shed_lines[0])
         # The same connection serves the next requests (keep-alive).
         self.assertServed(self.get(c, "/norm/b"), "normal at level 1")
         self.assertServed(self.get(c, "/crit/b"), "critical at level 1")

@@ -262,7 +262,7 @@ START_TEST(minimal_file_gets_every_default)
 	ck_assert_int_eq(cfg->listens[0].addr.ss.ss_family, AF_INET);
 	ck_assert_str_eq(ip_of(&cfg->listens[0].addr), "0.0.0.0");
 	ck_assert_uint_eq(port_of(&cfg->listens[0].addr), 8080);
-	ck_assert_ptr_null(cfg->listens[0].tls_cert);
+	ck_assert_ptr_null(cfg->listens[0].tls);
 	ck_assert_uint_eq(cfg->workers, expected_workers());
 	ck_assert_uint_eq(cfg->drain_timeout_ms, 10000);
 	ck_assert_str_eq(cfg->access_log, "stdout");
@@ -287,6 +287,7 @@ START_TEST(minimal_file_gets_every_default)
 	ck_assert_uint_eq(u->connect_timeout_ms, 1000);
 	ck_assert_uint_eq(u->max_connections, 256);
 	ck_assert_uint_eq(u->keepalive, 32);
+	ck_assert_ptr_null(u->tls);
 
 	ck_assert_uint_eq(cfg->nroutes, 1);
 	r = &cfg->routes[0];
@@ -542,6 +543,220 @@ START_TEST(complex_mapping_key_is_refused)
 }
 END_TEST
 
+/* ---- tls: the schema (files and handshakes: test_tls.c) ------------------ */
+
+/* A listener whose tls section is body (lines after "    tls:", from line 8). */
+#define TLS_LISTEN(body)                                                                           \
+	"upstreams:\n"                                                                             \
+	"  a: { servers: [\"127.0.0.1:9001\"] }\n"                                                 \
+	"routes:\n"                                                                                \
+	"  - { name: r, upstream: a }\n"                                                           \
+	"listen:\n"                                                                                \
+	"  - address: \"127.0.0.1:0\"\n"                                                           \
+	"    tls:\n" body
+
+/* An upstream whose tls section is body (lines after "    tls:", from line 7). */
+#define TLS_UPSTREAM(body)                                                                         \
+	"routes:\n"                                                                                \
+	"  - { name: r, upstream: a }\n"                                                           \
+	"upstreams:\n"                                                                             \
+	"  a:\n"                                                                                   \
+	"    servers: [\"127.0.0.1:9001\"]\n"                                                      \
+	"    tls:\n" body
+
+/* Loads yaml expecting failure with exactly the n messages of msgs, in order. */
+static void load_string_fails_with(const char *yaml, size_t n, const char *const msgs[])
+{
+	struct gw_errlist errs = {0};
+	struct gw_config *cfg = gw_config_load_string("mem.yaml", yaml, &errs);
+	char *all = join_errors(&errs);
+
+	ck_assert_msg(cfg == NULL, "should fail: %s", yaml);
+	ck_assert_msg(errs.count == n, "expected %zu errors, got:%s", n, all);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(strcmp(errs.items[i], msgs[i]) == 0, "expected:\n  %s\ngot:%s",
+		              msgs[i], all);
+	free(all);
+	gw_errlist_free(&errs);
+}
+
+START_TEST(tls_listen_needs_one_form_of_certificates)
+{
+	load_string_fails(
+	    TLS_LISTEN("      cert: a.pem\n"
+	               "      key: a.key\n"
+	               "      certificates: [{cert: b.pem, key: b.key}]\n"),
+	    "mem.yaml:8:7: 'tls' in listen entry 1: give either 'cert' and 'key' (one "
+	    "certificate) or 'certificates', not both");
+	load_string_fails(TLS_LISTEN("      cert: a.pem\n"),
+	                  "mem.yaml:8:7: missing required key 'key' in tls of listen entry 1");
+	load_string_fails(TLS_LISTEN("      key: a.key\n"),
+	                  "mem.yaml:8:7: missing required key 'cert' in tls of listen entry 1");
+	load_string_fails(
+	    TLS_LISTEN("      min_version: TLSv1.2\n"),
+	    "mem.yaml:8:7: missing required keys in tls of listen entry 1: 'cert' and "
+	    "'key', or 'certificates'");
+	load_string_fails(
+	    TLS_LISTEN("      certificates: []\n"),
+	    "mem.yaml:8:21: 'certificates' in tls of listen entry 1: must not be empty");
+	load_string_fails(
+	    "upstreams:\n"
+	    "  a: { servers: [\"127.0.0.1:9001\"] }\n"
+	    "routes: [ { name: r, upstream: a } ]\n"
+	    "listen:\n"
+	    "  - { address: \"127.0.0.1:0\", tls: yes }\n",
+	    "mem.yaml:5:36: 'tls' in listen entry 1: expected a mapping, got a string");
+	load_string_fails(TLS_LISTEN("      certificates:\n"
+	                             "        - { cert: a.pem, key: a.key }\n"
+	                             "        - { cert: b.pem, key: b.key }\n"),
+	                  "mem.yaml:10:11: missing required key 'server_names' in certificate 2 of "
+	                  "tls of listen entry 1 (only the first certificate, the default, may go "
+	                  "without)");
+	load_string_fails(TLS_LISTEN("      certificates:\n"
+	                             "        - { cert: a.pem }\n"),
+	                  "mem.yaml:9:11: missing required key 'key' in certificate 1 of tls of "
+	                  "listen entry 1");
+}
+END_TEST
+
+START_TEST(tls_listen_values_are_checked)
+{
+	load_string_fails(
+	    TLS_LISTEN("      cert: a\n"
+	               "      key: b\n"
+	               "      min_version: TLSv1.1\n"),
+	    "mem.yaml:10:20: 'min_version' in tls of listen entry 1: TLSv1.1 is "
+	    "refused: versions before TLS 1.2 are obsolete (RFC 8996); use TLSv1.2 or "
+	    "TLSv1.3");
+	load_string_fails(
+	    TLS_LISTEN("      cert: a\n"
+	               "      key: b\n"
+	               "      min_version: tls1.3\n"),
+	    "mem.yaml:10:20: 'min_version' in tls of listen entry 1: expected TLSv1.2 "
+	    "or TLSv1.3, got 'tls1.3'");
+	load_string_fails(
+	    TLS_LISTEN("      cert: a\n"
+	               "      key: b\n"
+	               "      ciphers: ECDHE-RSA-AES128-GCM-SHA256:NOPE\n"),
+	    "mem.yaml:10:16: 'ciphers' in tls of listen entry 1: unknown cipher 'NOPE'");
+	load_string_fails(TLS_LISTEN("      cert: a\n"
+	                             "      key: b\n"
+	                             "      ciphers: TLS_AES_128_GCM_SHA256\n"),
+	                  "mem.yaml:10:16: 'ciphers' in tls of listen entry 1: "
+	                  "'TLS_AES_128_GCM_SHA256' is a TLS 1.3 cipher suite: list it under "
+	                  "'ciphersuites'");
+	load_string_fails(TLS_LISTEN("      cert: a\n"
+	                             "      key: b\n"
+	                             "      ciphers: \"!ALL\"\n"),
+	                  "mem.yaml:10:16: 'ciphers' in tls of listen entry 1: '!ALL' selects no "
+	                  "cipher");
+	load_string_fails(TLS_LISTEN("      cert: a\n"
+	                             "      key: b\n"
+	                             "      ciphersuites: TLS_AES_128_GCM_SHA256:TLS_NOPE\n"),
+	                  "mem.yaml:10:21: 'ciphersuites' in tls of listen entry 1: unknown cipher "
+	                  "suite 'TLS_NOPE'");
+	load_string_fails(
+	    TLS_LISTEN("      cert: a\n"
+	               "      key: b\n"
+	               "      ticket_key_rotation: 0\n"),
+	    "mem.yaml:10:28: 'ticket_key_rotation' in tls of listen entry 1: 0 is out "
+	    "of range (1s..24h)");
+	load_string_fails(TLS_LISTEN("      cert: a\n"
+	                             "      key: b\n"
+	                             "      ticket_key_rotation: 25h\n"),
+	                  "mem.yaml:10:28: 'ticket_key_rotation' in tls of listen entry 1: 25h is "
+	                  "out of range (1s..24h)");
+	load_string_fails(
+	    TLS_LISTEN("      cert: a\n"
+	               "      key: b\n"
+	               "      session_tickets: yes\n"),
+	    "mem.yaml:10:24: 'session_tickets' in tls of listen entry 1: expected true "
+	    "or false, got 'yes'");
+	load_string_fails(TLS_LISTEN("      cert: a\n"
+	                             "      key: b\n"
+	                             "      foo: 1\n"),
+	                  "mem.yaml:10:7: unknown key 'foo' in tls of listen entry 1");
+	load_string_fails(TLS_LISTEN("      cert: ''\n"
+	                             "      key: b\n"),
+	                  "mem.yaml:8:13: 'cert' in tls of listen entry 1: must not be empty");
+}
+END_TEST
+
+START_TEST(tls_server_names_are_dns_names_used_once)
+{
+	static const char *const invalid[] = {
+	    "mem.yaml:9:45: 'server_names' in certificate 1 of tls of listen entry 1: invalid "
+	    "server name 'bad name' (a DNS name, or *.DOMAIN for one more label)",
+	    "mem.yaml:9:57: 'server_names' in certificate 1 of tls of listen entry 1: '10.0.0.1' "
+	    "is "
+	    "an IP address: clients never send one as SNI",
+	    "mem.yaml:9:83: 'server_names' in certificate 1 of tls of listen entry 1: invalid "
+	    "server name '*' (a DNS name, or *.DOMAIN for one more label)",
+	};
+
+	load_string_fails_with(
+	    TLS_LISTEN("      certificates:\n"
+	               "        - { cert: a, key: b, server_names: [\"bad name\", 10.0.0.1, "
+	               "\"*.ok.example\", \"*\"] }\n"),
+	    3, invalid);
+	load_string_fails(
+	    TLS_LISTEN("      certificates:\n"
+	               "        - { cert: a, key: b, server_names: [a.example.com] }\n"
+	               "        - { cert: c, key: d, server_names: [b.example.com, "
+	               "A.Example.com] }\n"),
+	    "mem.yaml:10:60: 'server_names' in certificate 2 of tls of listen entry 1: "
+	    "'A.Example.com' is already a server name of certificate 1 (at 9:45)");
+}
+END_TEST
+
+START_TEST(tls_upstream_schema)
+{
+	struct gw_config *cfg;
+	const struct gw_tls_upstream_conf *tls;
+
+	load_string_fails(TLS_UPSTREAM("      cert: c.pem\n"),
+	                  "mem.yaml:7:7: missing required key 'key' in tls of upstream 'a'");
+	load_string_fails(TLS_UPSTREAM("      key: k.pem\n"),
+	                  "mem.yaml:7:7: missing required key 'cert' in tls of upstream 'a'");
+	load_string_fails(
+	    TLS_UPSTREAM("      server_name: \"bad name\"\n"),
+	    "mem.yaml:7:20: 'server_name' in tls of upstream 'a': invalid server name "
+	    "'bad name' (a DNS name or an IP address)");
+	load_string_fails(TLS_UPSTREAM("      verify: maybe\n"),
+	                  "mem.yaml:7:15: 'verify' in tls of upstream 'a': expected true or false, "
+	                  "got 'maybe'");
+	load_string_fails(TLS_UPSTREAM("      ca: ''\n"),
+	                  "mem.yaml:7:11: 'ca' in tls of upstream 'a': must not be empty");
+	load_string_fails(TLS_UPSTREAM("      ciphers: HIGH\n"),
+	                  "mem.yaml:7:7: unknown key 'ciphers' in tls of upstream 'a'");
+	load_string_fails(TLS_UPSTREAM("      - ca.pem\n"),
+	                  "mem.yaml:7:7: 'tls' in upstream 'a': expected a mapping, got a list");
+
+	/* tls: {} is TLS with the system's CAs and verification on */
+	cfg = load_string_ok(TLS_UPSTREAM("      {}\n"));
+	tls = cfg->upstreams[0].tls;
+	ck_assert_ptr_nonnull(tls);
+	ck_assert(tls->verify);
+	ck_assert_ptr_null(tls->ca);
+	ck_assert_ptr_null(tls->server_name);
+	ck_assert_ptr_null(tls->cert);
+	ck_assert_ptr_null(tls->key);
+	ck_assert_ptr_nonnull(tls->ctx);
+	gw_config_unref(cfg);
+
+	cfg = load_string_ok(TLS_UPSTREAM("      verify: false\n"
+	                                  "      server_name: api.internal\n"));
+	tls = cfg->upstreams[0].tls;
+	ck_assert(!tls->verify);
+	ck_assert_str_eq(tls->server_name, "api.internal");
+	gw_config_unref(cfg);
+
+	cfg = load_string_ok(TLS_UPSTREAM("      server_name: \"::1\"\n"));
+	ck_assert_str_eq(cfg->upstreams[0].tls->server_name, "::1");
+	gw_config_unref(cfg);
+}
+END_TEST
+
 /* ---- snapshots ----------------------------------------------------------- */
 
 START_TEST(ref_and_unref_count_owners)
@@ -766,6 +981,13 @@ static Suite *config_suite(void)
 	                 GW_TEST_DEFAULT_TIMEOUT);
 	gw_test_add_case(s, "complex_mapping_key_is_refused", complex_mapping_key_is_refused,
 	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "tls_listen_needs_one_form_of_certificates",
+	                 tls_listen_needs_one_form_of_certificates, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "tls_listen_values_are_checked", tls_listen_values_are_checked,
+	                 GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "tls_server_names_are_dns_names_used_once",
+	                 tls_server_names_are_dns_names_used_once, GW_TEST_DEFAULT_TIMEOUT);
+	gw_test_add_case(s, "tls_upstream_schema", tls_upstream_schema, 10);
 	gw_test_add_case(s, "ref_and_unref_count_owners", ref_and_unref_count_owners,
 	                 GW_TEST_DEFAULT_TIMEOUT);
 	gw_test_add_case(s, "find_upstream_by_name", find_upstream_by_name,
