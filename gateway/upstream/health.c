@@ -4,14 +4,17 @@
  */
 #include "health.h"
 #include "../http/response_head.h"
+#include "../tls/tls_io.h"
 #include "../util/alloc.h"
 #include "../util/clock.h"
 #include "../util/log.h"
+#include "../util/log_limit.h"
 
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +42,7 @@ struct gw_health_server {
 	_Atomic uint64_t ejected_until_ms; /* 0: no ejection on record */
 	atomic_uint ejections;             /* so far, the one in progress included */
 	_Atomic uint64_t back_ms;          /* last return (marked up, ejection over); 0: none */
+	struct gw_log_limit conn_log;      /* gw_health_log_limit */
 };
 
 /*
@@ -183,6 +187,11 @@ static struct gw_health_server *server_of(const struct gw_health *h, size_t up, 
 {
 	assert(up < h->nups && srv < h->ups[up].nservers);
 	return &h->ups[up].servers[srv];
+}
+
+struct gw_log_limit *gw_health_log_limit(struct gw_health *h, size_t up, size_t srv)
+{
+	return &server_of(h, up, srv)->conn_log;
 }
 
 bool gw_health_is_up(const struct gw_health *h, size_t up, size_t srv)
@@ -403,6 +412,7 @@ void gw_health_record(struct gw_health *h, size_t up, size_t srv, bool failure, 
 enum gw_probe_state {
 	GW_PROBE_IDLE = 0,   /* waiting for the next check */
 	GW_PROBE_CONNECTING, /* non-blocking connect in progress */
+	GW_PROBE_HANDSHAKE,  /* TLS upstreams: the handshake */
 	GW_PROBE_SENDING,    /* writing the request */
 	GW_PROBE_READING,    /* reading the response head */
 };
@@ -410,8 +420,15 @@ enum gw_probe_state {
 /*
  * The checks of one server. One timer serves both waits: between checks it
  * is the next check, during a check it is the check's timeout.
- * Ownership: lives in the checker's array; owns request, fd, io and timer
- * (fd and io only during a check).
+ *
+ * A server of an upstream with `tls` is checked over TLS with the
+ * upstream's context, SNI and verification, a full handshake every time
+ * (no session reuse): a check then proves what a new connection from a
+ * worker would find, a certificate gone bad included. A failed handshake
+ * is a failed check, its reason in the "is down" line.
+ *
+ * Ownership: lives in the checker's array; owns request, tls, fd, ssl, io
+ * and timer (fd, ssl and io only during a check).
  */
 struct gw_probe {
 	struct gw_health_checker *checker;
@@ -423,10 +440,13 @@ struct gw_probe {
 	unsigned unhealthy_threshold, healthy_threshold;
 	char *request;
 	size_t request_len;
+	struct gw_tls_peer *tls; /* NULL: plain TCP */
 
 	enum gw_probe_state state;
 	int fd;
+	SSL *ssl;
 	struct event *io;
+	short io_what; /* what io waits for */
 	struct event *timer;
 	uint64_t started_ms;
 	size_t sent;
@@ -457,6 +477,10 @@ static void arm_timer(struct event *ev, uint64_t ms)
 
 static void probe_close(struct gw_probe *p)
 {
+	if (p->ssl) {
+		gw_tls_io_close(p->ssl, false); /* the check is over: no close_notify */
+		p->ssl = NULL;
+	}
 	if (p->io) {
 		event_free(p->io);
 		p->io = NULL;
@@ -477,7 +501,18 @@ static void probe_wait(struct gw_probe *p, short what)
 		gw_log_error("health check: cannot create an event");
 		abort();
 	}
+	p->io_what = what;
 	event_add(p->io, NULL);
+}
+
+/* Waits for what a TLS call wants (want: GW_TLS_IO_WANT_*): the socket
+ * readable (a persistent wait, as a plain read's) or writable. */
+static void probe_wait_tls(struct gw_probe *p, enum gw_tls_io want)
+{
+	short what = want == GW_TLS_IO_WANT_WRITE ? EV_WRITE : EV_READ | EV_PERSIST;
+
+	if (!p->io || p->io_what != what || !event_pending(p->io, what, NULL))
+		probe_wait(p, what);
 }
 
 /*
@@ -581,28 +616,62 @@ static void probe_on_timer(evutil_socket_t fd, short what, void *arg)
 	probe_done(p, false, why);
 }
 
+/*
+ * Reads more of the response head into p->head: the byte count, or 0 when
+ * the check has ended or waits for the socket (both handled here).
+ */
+static size_t probe_recv(struct gw_probe *p)
+{
+	size_t room = sizeof(p->head) - p->head_len;
+	enum gw_tls_io st;
+	size_t got;
+	ssize_t n;
+	char why[128];
+
+	if (p->ssl) {
+		/* An EOF or error right after the bytes shows on the next read. */
+		st = gw_tls_io_read_buf(p->ssl, p->head + p->head_len, room, &got);
+		if (got > 0)
+			return got;
+		if (st == GW_TLS_IO_WANT_READ || st == GW_TLS_IO_WANT_WRITE) {
+			probe_wait_tls(p, st);
+		} else if (st == GW_TLS_IO_EOF) {
+			probe_done(p, false, "connection closed before a response");
+		} else {
+			snprintf(why, sizeof(why), "TLS connection failed (%s)", strerror(errno));
+			probe_done(p, false, why);
+		}
+		return 0;
+	}
+	for (;;) {
+		n = recv(p->fd, p->head + p->head_len, room, 0);
+		if (n > 0)
+			return (size_t)n;
+		if (n == 0) {
+			probe_done(p, false, "connection closed before a response");
+			return 0;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			probe_fail_errno(p, errno);
+		return 0;
+	}
+}
+
 /* A complete head decides: 2xx passes, anything else fails. */
 static void probe_read(struct gw_probe *p)
 {
 	struct gw_response_head head;
 	enum gw_response_parse rc;
 	char why[64];
-	ssize_t n;
+	size_t n;
 
 	for (;;) {
-		n = recv(p->fd, p->head + p->head_len, sizeof(p->head) - p->head_len, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				probe_fail_errno(p, errno);
+		n = probe_recv(p);
+		if (n == 0)
 			return;
-		}
-		if (n == 0) {
-			probe_done(p, false, "connection closed before a response");
-			return;
-		}
-		p->head_len += (size_t)n;
+		p->head_len += n;
 		rc = gw_response_head_parse(p->head, p->head_len, sizeof(p->head), false, &head);
 		switch (rc) {
 		case GW_RESPONSE_DONE:
@@ -628,13 +697,74 @@ static void probe_read(struct gw_probe *p)
 	}
 }
 
-/* connect -> send the request -> read the response head. */
+/* Sends (the rest of) the request, then waits for the response. */
+static void probe_send(struct gw_probe *p)
+{
+	enum gw_tls_io st;
+	char why[128];
+	size_t sent;
+	ssize_t n;
+
+	while (p->sent < p->request_len) {
+		if (p->ssl) {
+			st = gw_tls_io_send(p->ssl, p->request + p->sent, p->request_len - p->sent,
+			                    &sent);
+			p->sent += sent;
+			if (st == GW_TLS_IO_OK)
+				continue;
+			if (st == GW_TLS_IO_WANT_READ || st == GW_TLS_IO_WANT_WRITE) {
+				probe_wait_tls(p, st);
+				return;
+			}
+			snprintf(why, sizeof(why), "TLS connection failed (%s)", strerror(errno));
+			probe_done(p, false, why);
+			return;
+		}
+		n = send(p->fd, p->request + p->sent, p->request_len - p->sent, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			probe_wait(p, EV_WRITE);
+			return;
+		}
+		if (n < 0) {
+			probe_fail_errno(p, errno);
+			return;
+		}
+		p->sent += (size_t)n;
+	}
+	p->state = GW_PROBE_READING;
+	probe_wait(p, EV_READ | EV_PERSIST);
+}
+
+/* One step of the TLS handshake; a failure fails the check with its reason. */
+static void probe_handshake(struct gw_probe *p)
+{
+	char why[256], msg[300];
+	enum gw_tls_io st = gw_tls_io_handshake(p->ssl, why, sizeof(why));
+
+	switch (st) {
+	case GW_TLS_IO_OK:
+		p->state = GW_PROBE_SENDING;
+		probe_send(p);
+		return;
+	case GW_TLS_IO_WANT_READ:
+	case GW_TLS_IO_WANT_WRITE:
+		probe_wait_tls(p, st);
+		return;
+	default:
+		snprintf(msg, sizeof(msg), "TLS handshake failed: %s", why);
+		probe_done(p, false, msg);
+		return;
+	}
+}
+
+/* connect -> (TLS handshake) -> send the request -> read the response head. */
 static void probe_on_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_probe *p = arg;
 	socklen_t len = sizeof(int);
 	int err = 0;
-	ssize_t n;
 
 	(void)what;
 	switch (p->state) {
@@ -647,25 +777,25 @@ static void probe_on_io(evutil_socket_t fd, short what, void *arg)
 			probe_fail_errno(p, err);
 			return;
 		}
-		p->state = GW_PROBE_SENDING;
-		/* fall through */
-	case GW_PROBE_SENDING:
-		while (p->sent < p->request_len) {
-			n = send(fd, p->request + p->sent, p->request_len - p->sent, MSG_NOSIGNAL);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				probe_wait(p, EV_WRITE);
-				return;
-			}
-			if (n < 0) {
-				probe_fail_errno(p, errno);
-				return;
-			}
-			p->sent += (size_t)n;
+		if (!p->tls) {
+			p->state = GW_PROBE_SENDING;
+			probe_send(p);
+			return;
 		}
-		p->state = GW_PROBE_READING;
-		probe_wait(p, EV_READ | EV_PERSIST);
+		p->ssl = gw_tls_peer_ssl_new(p->tls, fd);
+		if (!p->ssl) {
+			probe_done(p, false,
+			           "cannot start TLS (OpenSSL could not make a connection)");
+			return;
+		}
+		p->state = GW_PROBE_HANDSHAKE;
+		probe_handshake(p);
+		return;
+	case GW_PROBE_HANDSHAKE:
+		probe_handshake(p);
+		return;
+	case GW_PROBE_SENDING:
+		probe_send(p);
 		return;
 	case GW_PROBE_READING:
 		probe_read(p);
@@ -705,6 +835,8 @@ static void probe_init(struct gw_probe *p, struct gw_health_checker *c,
 	p->request = gw_malloc((size_t)n + 1);
 	snprintf(p->request, (size_t)n + 1, fmt, hc->path, address);
 	p->request_len = (size_t)n;
+	if (uc->tls)
+		p->tls = gw_tls_peer_new(uc->tls, address);
 	p->state = GW_PROBE_IDLE;
 	p->fd = -1;
 	p->timer = evtimer_new(c->base, probe_on_timer, p);
@@ -758,6 +890,7 @@ void gw_health_checker_stop(struct gw_health_checker *c)
 		probe_close(&c->probes[i]);
 		event_free(c->probes[i].timer);
 		free(c->probes[i].request);
+		gw_tls_peer_free(c->probes[i].tls);
 	}
 	if (c->sweep)
 		event_free(c->sweep);

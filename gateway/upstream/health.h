@@ -11,7 +11,9 @@
  *     server down, the next check starts one interval after that answer:
  *     a check that was in flight when a stalled server resumed cannot mark
  *     it up sooner than healthy_threshold - 1 intervals later). Servers
- *     start up.
+ *     start up. An upstream with `tls` is checked over TLS (its context,
+ *     SNI and verification; a full handshake each time): a failed
+ *     handshake is a failed check.
  *   - Outlier detection (upstream `outlier_detection`): workers report the
  *     outcome of every try; consecutive_failures failed tries in a row eject
  *     the server for base_ejection_time x its number of ejections so far,
@@ -35,8 +37,9 @@
  *
  * Ownership: gw_health_new returns state owned by the caller, freed with
  * gw_health_free once no worker and no checker uses it. The state copies
- * what it needs from the config (names, addresses, settings) and keeps no
- * reference to it. A checker belongs to whoever started it and is stopped
+ * what it needs from the config (names, addresses, settings; the checker
+ * takes its own reference to each TLS context) and keeps no reference to
+ * it. A checker belongs to whoever started it and is stopped
  * (and freed) with gw_health_checker_stop on the thread that runs its event
  * base, before the state is freed.
  */
@@ -50,6 +53,7 @@
 #include "../config/config.h"
 
 struct event_base;
+struct gw_log_limit;
 struct gw_health;
 struct gw_health_checker;
 
@@ -85,6 +89,14 @@ unsigned gw_health_share(const struct gw_health *h, size_t up, size_t srv, uint6
  * ejection is over when its time is, whether or not this runs; the checker
  * calls it every second so that returns are logged when they happen. */
 void gw_health_sweep(struct gw_health *h, uint64_t now_ms);
+
+/*
+ * The rate limit of the log lines about server srv's connections (TLS
+ * handshake failures, upstream/upconn.c), one per server shared by every
+ * worker: a server that fails every handshake logs once a second for the
+ * whole process, not once per worker.
+ */
+struct gw_log_limit *gw_health_log_limit(struct gw_health *h, size_t up, size_t srv);
 
 /* Introspection, for the status page and metrics. */
 bool gw_health_is_up(const struct gw_health *h, size_t up, size_t srv);

@@ -33,6 +33,8 @@ struct gw_pool *gw_pool_new(const struct gw_pool_env *env, const struct gw_upstr
 		TAILQ_INIT(&s->idle);
 		for (unsigned r = 0; r < GW_PRIORITY_COUNT; r++)
 			TAILQ_INIT(&s->waiters[r]);
+		if (conf->tls)
+			s->tls = gw_tls_peer_new(conf->tls, s->conf->address);
 		pool->usable[i] = true;
 	}
 	return pool;
@@ -44,6 +46,8 @@ void gw_pool_free(struct gw_pool *pool)
 		struct gw_upconn *c;
 		while ((c = TAILQ_FIRST(&pool->servers[i].idle)) != NULL)
 			gw_upconn_close(c);
+		gw_tls_session_slot_free(&pool->servers[i].tls_session);
+		gw_tls_peer_free(pool->servers[i].tls);
 	}
 	gw_balancer_free(pool->balancer);
 	free(pool->servers);

@@ -9,8 +9,18 @@
  * before normal before sheddable, FIFO within a priority. A waiting
  * request is bounded by its route timeout.
  *
- * Ownership: the worker owns its pools; a pool owns its servers' connections
- * and balancer. Waiters belong to their transactions.
+ * TLS upstreams: each server slot keeps what its connections need to
+ * speak TLS to that server (context, SNI, the name to check) and the
+ * newest TLS session it gave, which the next new connection offers so that
+ * its handshake is an abbreviated one. A session never leaves the pool,
+ * so never its worker nor its config generation: a reload starts with
+ * full handshakes under the new contexts.
+ *
+ * Ownership: the worker owns its pools; a pool owns its servers' connections,
+ * TLS peers and sessions, and balancer. Waiters belong to their transactions.
+ * The config snapshot (and so each SSL_CTX) outlives the pools made from
+ * it: a pool lives in a worker generation, which holds its config; peers
+ * and sessions hold their own SSL_CTX references anyway.
  */
 #ifndef GW_UPSTREAM_POOL_H
 #define GW_UPSTREAM_POOL_H
@@ -20,6 +30,9 @@
 #include <sys/queue.h>
 
 #include "../config/config.h"
+#include "../tls/tls_client.h"
+#include "../tls/tls_io.h"
+#include "../util/log_limit.h"
 #include "upconn.h"
 
 struct event_base;
@@ -47,6 +60,10 @@ struct gw_pool_server {
 	unsigned nopen;                                   /* connecting, idle and busy */
 	struct gw_waiter_list waiters[GW_PRIORITY_COUNT]; /* by rank, FIFO within */
 	unsigned nwaiters;
+	/* TLS upstreams only (tls is NULL for plain TCP): */
+	struct gw_tls_peer *tls;                /* owned */
+	struct gw_tls_session_slot tls_session; /* owned: offered to the next connection */
+	struct gw_log_limit tls_log; /* used when the pool has no health state to share one */
 };
 
 /* What a pool needs from the thread it runs on, given at creation. */

@@ -1,4 +1,5 @@
 #include "upconn.h"
+#include "health.h"
 #include "pool.h"
 
 #include <errno.h>
@@ -12,19 +13,29 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "../util/alloc.h"
 #include "../util/clock.h"
 #include "../util/log.h"
+#include "../util/log_limit.h"
 
 /* Largest response head accepted from an upstream. */
 #define GW_UPSTREAM_MAX_HEAD (64 * 1024)
 /* One read from the socket: far above evbuffer_read's 4 KiB. */
 #define GW_UPSTREAM_READ_SIZE (64 * 1024)
+/* At most one log line per server this often about its TLS failures. */
+#define GW_TLS_LOG_INTERVAL_MS 1000
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void tls_log(struct gw_pool_server *s, const char *what, const char *why);
+static void tls_on_readable(struct gw_upconn *c);
+static void tls_on_writable(struct gw_upconn *c);
+static void tls_handshake(struct gw_upconn *c);
+static int tls_flush_out(struct gw_upconn *c);
+static void tls_write_failed(struct gw_upconn *c);
 
 /* The read event stays armed across requests on a kept-alive connection:
  * arming it again for every request would cost a syscall each time. */
@@ -61,6 +72,7 @@ struct gw_upconn *gw_upconn_connect(struct gw_pool_server *server)
 {
 	const struct gw_sockaddr *addr = &server->conf->addr;
 	struct gw_upconn *c;
+	SSL *ssl = NULL;
 	int one = 1;
 	int fd;
 
@@ -75,6 +87,15 @@ struct gw_upconn *gw_upconn_connect(struct gw_pool_server *server)
 		errno = err;
 		return NULL;
 	}
+	if (server->tls) {
+		ssl = gw_tls_peer_ssl_new(server->tls, fd);
+		if (!ssl) {
+			tls_log(server, "cannot start TLS", "OpenSSL could not make a connection");
+			close(fd);
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
 	c = gw_calloc(1, sizeof(*c));
 	c->server = server;
 	c->fd = fd;
@@ -88,6 +109,7 @@ struct gw_upconn *gw_upconn_connect(struct gw_pool_server *server)
 	event_add(c->write_ev, NULL);
 	set_timer_ms(c, server->pool->conf->connect_timeout_ms);
 	server->nopen++;
+	c->ssl = ssl;
 	return c;
 }
 
@@ -105,6 +127,8 @@ void gw_upconn_close(struct gw_upconn *c)
 	evbuffer_free(c->in);
 	evbuffer_free(c->out);
 	evbuffer_free(c->body);
+	if (c->ssl)
+		gw_tls_io_close(c->ssl, !c->tls_failed);
 	close(c->fd);
 	free(c->head_copy);
 	free(c);
@@ -160,6 +184,12 @@ static void finish(struct gw_upconn *c, bool reusable)
 	c->handler = NULL;
 	c->owner = NULL;
 	c->requests++;
+	if (c->ssl) {
+		/* TLS 1.3 sessions come after the handshake: with the response. */
+		gw_tls_session_slot_save(&c->server->tls_session, c->ssl);
+		if (c->tls_end != GW_TLS_IO_OK || SSL_pending(c->ssl) > 0)
+			reusable = false; /* closed by the server, or sent more than asked */
+	}
 	if (!reusable || evbuffer_get_length(c->in) > 0 || evbuffer_get_length(c->out) > 0) {
 		gw_upconn_close(c);
 		return;
@@ -173,10 +203,15 @@ void gw_upconn_make_idle(struct gw_upconn *c)
 	c->paused = false;
 	c->idle_since_ms = gw_clock_now_ms(); /* the pool's sweep closes it after a while */
 	read_on(c);                           /* an idle socket that turns readable is closing */
+	/* TLS records read ahead are no socket event: see tls_idle_readable. */
+	if (c->ssl && SSL_has_pending(c->ssl))
+		event_active(c->read_ev, EV_READ, 0);
 }
 
 static int flush_out(struct gw_upconn *c)
 {
+	if (c->ssl)
+		return tls_flush_out(c);
 	while (evbuffer_get_length(c->out) > 0) {
 		int n = evbuffer_write(c->out, c->fd);
 		if (n < 0) {
@@ -198,8 +233,8 @@ void gw_upconn_start(struct gw_upconn *c, const struct gw_upconn_handler *h, voi
 	c->head_request = head_request;
 	c->got_response_bytes = false;
 	c->paused = false;
-	if (c->state == GW_UPCONN_CONNECTING)
-		return; /* on_writable sends once connected */
+	if (c->state == GW_UPCONN_CONNECTING || c->state == GW_UPCONN_HANDSHAKE)
+		return; /* sent once connected (and the TLS handshake done) */
 	c->state = GW_UPCONN_WAITING;
 	if (flush_out(c) < 0) {
 		fail(c, GW_TRY_RESET, errno);
@@ -213,17 +248,53 @@ void gw_upconn_pause(struct gw_upconn *c, bool paused)
 	if (c->paused == paused)
 		return;
 	c->paused = paused;
-	if (paused)
+	if (paused) {
 		read_off(c);
-	else
+	} else {
 		read_on(c);
+		/* Decrypted bytes may wait inside the SSL: no socket event
+		 * would announce them. A read attempt costs little. */
+		if (c->ssl)
+			event_active(c->read_ev, EV_READ, 0);
+	}
+}
+
+/*
+ * One warn line about a server's TLS, at most one per server per second
+ * for the whole process (the limit is shared through the health state),
+ * saying how many were left out before it: a server with a bad
+ * certificate fails every connection to it, and every request would log.
+ */
+static void tls_log(struct gw_pool_server *s, const char *what, const char *why)
+{
+	struct gw_pool *pool = s->pool;
+	struct gw_log_limit *limit =
+	    pool->health ? gw_health_log_limit(pool->health, pool->conf->index, s->index)
+	                 : &s->tls_log;
+	unsigned left_out;
+
+	if (!gw_log_limit_pass(limit, gw_clock_now_ms(), GW_TLS_LOG_INTERVAL_MS, &left_out))
+		return;
+	if (left_out)
+		gw_log_warn("upstream %s server %s: %s: %s (and %u more TLS failures since the "
+		            "last line)",
+		            pool->conf->name, s->conf->address, what, why, left_out);
+	else
+		gw_log_warn("upstream %s server %s: %s: %s", pool->conf->name, s->conf->address,
+		            what, why);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_upconn *c = arg;
+	char why[64];
 
-	if (c->state == GW_UPCONN_CONNECTING)
+	if (c->state == GW_UPCONN_HANDSHAKE) {
+		snprintf(why, sizeof(why), "no answer within connect_timeout (%llu ms)",
+		         (unsigned long long)c->server->pool->conf->connect_timeout_ms);
+		tls_log(c->server, "TLS handshake failed", why);
+	}
+	if (c->state == GW_UPCONN_CONNECTING || c->state == GW_UPCONN_HANDSHAKE)
 		fail(c, GW_TRY_CONNECT_FAILURE, ETIMEDOUT);
 }
 
@@ -240,6 +311,13 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 			fail(c, GW_TRY_CONNECT_FAILURE, err);
 			return;
 		}
+		if (c->ssl) {
+			/* The connect deadline runs on over the handshake. */
+			c->state = GW_UPCONN_HANDSHAKE;
+			gw_tls_session_slot_apply(&c->server->tls_session, c->ssl);
+			tls_handshake(c);
+			return;
+		}
 		evtimer_del(c->timer_ev);
 		if (!c->handler) {
 			gw_upconn_close(c); /* nobody waits for it any more */
@@ -247,6 +325,9 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		}
 		c->state = GW_UPCONN_WAITING;
 		read_on(c);
+	} else if (c->ssl) {
+		tls_on_writable(c);
+		return;
 	}
 	if (flush_out(c) < 0)
 		fail(c, GW_TRY_RESET, errno);
@@ -408,6 +489,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 	int nvec;
 
+	if (c->ssl) {
+		tls_on_readable(c);
+		return;
+	}
 	if (c->state == GW_UPCONN_IDLE) {
 		/* Data or EOF on an idle connection: the server closes it or
 		 * misbehaves; either way it cannot carry a request. */
@@ -444,4 +529,248 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		c->got_response_bytes = true;
 	}
 	process_input(c, eof);
+}
+
+/* ---- TLS ------------------------------------------------------------------ */
+
+/*
+ * After a TLS or socket error nothing more may be written (no close_notify
+ * at close). A TLS protocol error (an alert, a record that fails its
+ * check: errno EPROTO) also ends the connection's session, so that no
+ * later connection offers it again: OpenSSL's rule for the sessions of its
+ * own cache, applied to the server's slot, which is the cache here.
+ */
+static void tls_error(struct gw_upconn *c)
+{
+	struct gw_tls_session_slot *slot = &c->server->tls_session;
+	int err = errno;
+
+	c->tls_failed = true;
+	if (err == EPROTO && slot->session && slot->session == SSL_get0_session(c->ssl))
+		gw_tls_session_slot_free(slot);
+	errno = err;
+}
+
+/*
+ * The handshake, one step per socket event, after the TCP connect and
+ * within the same deadline. The server's newest session was offered
+ * (on_writable): when the server takes it back, the handshake is an
+ * abbreviated one, and the session it ends with is the server's newest.
+ * A failure is a failed connect for the try (502 upstream_unavailable once
+ * retries are spent) and one warn line with the reason.
+ */
+static void tls_handshake(struct gw_upconn *c)
+{
+	char why[256];
+	int err;
+
+	switch (gw_tls_io_handshake(c->ssl, why, sizeof(why))) {
+	case GW_TLS_IO_OK:
+		break;
+	case GW_TLS_IO_WANT_READ:
+		read_on(c);
+		return;
+	case GW_TLS_IO_WANT_WRITE:
+		event_add(c->write_ev, NULL);
+		return;
+	default:
+		err = errno;
+		tls_error(c);
+		tls_log(c->server, "TLS handshake failed", why);
+		fail(c, GW_TRY_CONNECT_FAILURE, err);
+		return;
+	}
+	evtimer_del(c->timer_ev);
+	gw_tls_session_slot_save(&c->server->tls_session, c->ssl); /* TLS 1.2 */
+	if (!c->handler) {
+		gw_upconn_close(c); /* nobody waits for it any more */
+		return;
+	}
+	c->state = GW_UPCONN_WAITING;
+	read_on(c);
+	if (flush_out(c) < 0)
+		tls_write_failed(c);
+}
+
+static int tls_flush_out(struct gw_upconn *c)
+{
+	switch (gw_tls_io_write(c->ssl, c->out)) {
+	case GW_TLS_IO_OK:
+		return 0;
+	case GW_TLS_IO_WANT_WRITE:
+		event_add(c->write_ev, NULL);
+		return 0;
+	case GW_TLS_IO_WANT_READ:
+		c->tls_write_wants_read = true;
+		read_on(c);
+		return 0;
+	default:
+		tls_error(c);
+		return -1; /* errno says why */
+	}
+}
+
+/*
+ * A read failed. A TLS error before the first byte of a new connection's
+ * first response is the server refusing the TLS connection itself: in
+ * TLS 1.3 the client's handshake is over before the server has checked
+ * the client certificate (mutual TLS), and its refusal is an alert that
+ * the first read finds. That is a failed handshake, so a connect failure
+ * with its log line, as if the handshake had failed on this side; the
+ * request was never processed. Anything else is a broken connection.
+ */
+static void tls_read_failed(struct gw_upconn *c)
+{
+	int err = errno;
+	char why[256];
+
+	if (err == EPROTO && c->requests == 0 && !c->got_response_bytes) {
+		gw_tls_io_why(c->ssl, why, sizeof(why));
+		tls_log(c->server, "TLS handshake failed", why);
+		fail(c, GW_TRY_CONNECT_FAILURE, err);
+		return;
+	}
+	fail(c, GW_TRY_RESET, err);
+}
+
+/*
+ * A write failed. On a new connection before its first response this is
+ * most often the same refusal as in tls_read_failed, seen from the other
+ * side: the server sent its alert and closed (a reset, as our Finished was
+ * still unread), and the request's write found the reset before anyone
+ * read the alert. The alert is still there to read (the kernel hands
+ * queued bytes out before a reset, and read-ahead may hold it already):
+ * one read tells the refusal from a plain reset.
+ */
+static void tls_write_failed(struct gw_upconn *c)
+{
+	int err = errno;
+	char byte;
+	size_t n;
+
+	if (c->requests == 0 && !c->got_response_bytes &&
+	    gw_tls_io_read_buf(c->ssl, &byte, 1, &n) == GW_TLS_IO_ERROR && n == 0 &&
+	    errno == EPROTO) {
+		tls_error(c);
+		tls_read_failed(c);
+		return;
+	}
+	fail(c, GW_TRY_RESET, err);
+}
+
+/*
+ * Reads the response through the SSL. Two things differ from a socket:
+ *
+ *   - The SSL can hold decrypted bytes that no socket event will announce
+ *     (a read stops once it has GW_UPSTREAM_READ_SIZE bytes, and read-ahead
+ *     may have pulled in more records than that). The read event is then
+ *     made active by hand: this runs again in the same loop iteration's
+ *     next round, after the other connections had their turn, unless the
+ *     owner pauses reading meanwhile (gw_upconn_pause makes it active again
+ *     on resume) or the connection ends.
+ *   - One read can return the last bytes of a close-delimited body and the
+ *     EOF after them (or an error). The bytes go up first, exactly as a
+ *     socket read would return them; the EOF or error is kept in tls_end
+ *     and handled in the next round, by which time the response may be
+ *     complete and the connection gone (finish() sees tls_end and closes).
+ */
+static void tls_read(struct gw_upconn *c)
+{
+	enum gw_tls_io st = c->tls_end;
+	size_t n = 0;
+
+	if (c->paused)
+		return;
+	if (st == GW_TLS_IO_OK) {
+		st = gw_tls_io_read(c->ssl, c->in, GW_UPSTREAM_READ_SIZE, &n);
+	} else {
+		c->tls_end = GW_TLS_IO_OK; /* kept from the last round */
+		errno = ECONNRESET;
+	}
+	if (st == GW_TLS_IO_WANT_WRITE) {
+		c->tls_read_wants_write = true;
+		event_add(c->write_ev, NULL);
+	}
+	if (st == GW_TLS_IO_ERROR)
+		tls_error(c);
+	if (n > 0) {
+		c->got_response_bytes = true;
+		if (st == GW_TLS_IO_EOF || st == GW_TLS_IO_ERROR) {
+			c->tls_end = st;
+			event_active(c->read_ev, EV_READ, 0);
+		} else if (st == GW_TLS_IO_OK && SSL_has_pending(c->ssl)) {
+			event_active(c->read_ev, EV_READ, 0);
+		}
+		process_input(c, false);
+		return;
+	}
+	if (st == GW_TLS_IO_EOF) {
+		if (!c->got_response_bytes)
+			fail(c, GW_TRY_RESET, 0); /* closed before answering */
+		else
+			process_input(c, true);
+	} else if (st == GW_TLS_IO_ERROR) {
+		tls_read_failed(c);
+	}
+}
+
+/*
+ * An idle TLS connection turned readable: the server closed it (a
+ * close_notify, a FIN), sent bytes it should not have, or sent a TLS
+ * message that is no data (a late session ticket, a key update): only
+ * that last one leaves the connection usable, and a ticket is kept.
+ */
+static void tls_idle_readable(struct gw_upconn *c)
+{
+	char byte;
+	size_t n;
+	enum gw_tls_io st = gw_tls_io_read_buf(c->ssl, &byte, 1, &n);
+
+	if (n == 0 && st == GW_TLS_IO_WANT_READ) {
+		gw_tls_session_slot_save(&c->server->tls_session, c->ssl);
+		return;
+	}
+	if (st == GW_TLS_IO_ERROR)
+		tls_error(c);
+	gw_upconn_close(c);
+}
+
+static void tls_on_readable(struct gw_upconn *c)
+{
+	switch (c->state) {
+	case GW_UPCONN_CONNECTING:
+		return; /* on_writable says when the connect is done */
+	case GW_UPCONN_HANDSHAKE:
+		tls_handshake(c);
+		return;
+	case GW_UPCONN_IDLE:
+		tls_idle_readable(c);
+		return;
+	default:
+		break;
+	}
+	if (c->tls_write_wants_read) {
+		c->tls_write_wants_read = false;
+		if (flush_out(c) < 0) {
+			tls_write_failed(c);
+			return;
+		}
+	}
+	tls_read(c);
+}
+
+static void tls_on_writable(struct gw_upconn *c)
+{
+	if (c->state == GW_UPCONN_HANDSHAKE) {
+		tls_handshake(c);
+		return;
+	}
+	if (flush_out(c) < 0) {
+		tls_write_failed(c);
+		return;
+	}
+	if (c->tls_read_wants_write && !c->paused) {
+		c->tls_read_wants_write = false;
+		tls_on_readable(c); /* last: it may end the connection */
+	}
 }

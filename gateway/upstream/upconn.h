@@ -9,6 +9,13 @@
  * (on_response, the common small case: one reply, one write to the client)
  * or as a head followed by body pieces (on_head, on_body ... last).
  *
+ * Over TLS (the upstream has `tls`), the TCP connect is followed by a
+ * non-blocking handshake on the same socket, both within connect_timeout;
+ * a handshake that fails is a connect failure. Then reads and writes go
+ * through the connection's SSL (gateway/tls/tls_io.h) instead of the
+ * socket; everything above them is the same. Plain TCP pays one pointer
+ * test per step for it.
+ *
  * Ownership: a connection belongs to its pool (pool.h). While a request is
  * on it, the owner (a transaction) is told exactly one of: on_response,
  * on_body(last=true), or on_error; after that the owner must forget it. An
@@ -22,9 +29,11 @@
 #include <sys/queue.h>
 
 #include <event2/util.h>
+#include <openssl/types.h>
 
 #include "../http/chunked.h"
 #include "../http/response_head.h"
+#include "../tls/tls_io.h"
 #include "../try_result.h"
 
 struct event;
@@ -33,10 +42,11 @@ struct gw_pool_server;
 
 enum gw_upconn_state {
 	GW_UPCONN_CONNECTING = 0,
-	GW_UPCONN_IDLE,    /* in the pool, waiting for a request */
-	GW_UPCONN_WAITING, /* request sent or being sent, no response byte yet */
-	GW_UPCONN_HEAD,    /* reading the response head */
-	GW_UPCONN_BODY,    /* relaying the response body */
+	GW_UPCONN_HANDSHAKE, /* TLS: connected, handshake in progress */
+	GW_UPCONN_IDLE,      /* in the pool, waiting for a request */
+	GW_UPCONN_WAITING,   /* request sent or being sent, no response byte yet */
+	GW_UPCONN_HEAD,      /* reading the response head */
+	GW_UPCONN_BODY,      /* relaying the response body */
 };
 
 struct gw_upconn_handler {
@@ -57,7 +67,7 @@ struct gw_upconn {
 	enum gw_upconn_state state;
 	struct event *read_ev;  /* owned */
 	struct event *write_ev; /* owned; also waits for connect */
-	struct event *timer_ev; /* owned: connect deadline */
+	struct event *timer_ev; /* owned: connect deadline (the TLS handshake included) */
 	struct evbuffer *in;    /* owned: bytes read, not yet parsed */
 	struct evbuffer *out;   /* owned: request bytes not yet written */
 	struct evbuffer *body;  /* owned: body bytes handed to the owner */
@@ -79,6 +89,13 @@ struct gw_upconn {
 
 	const struct gw_upconn_handler *handler;
 	void *owner;
+
+	/* TLS; ssl is NULL for plain TCP and the rest unused. */
+	SSL *ssl;                  /* owned: freed at close, after one close_notify try */
+	bool tls_read_wants_write; /* the last read waits for the socket to be writable */
+	bool tls_write_wants_read; /* the last write waits for the socket to be readable */
+	bool tls_failed;           /* a TLS or socket error: nothing more may be written */
+	enum gw_tls_io tls_end;    /* EOF or ERROR met after bytes still to be parsed; else OK */
 
 	TAILQ_ENTRY(gw_upconn) link; /* in the server's idle list */
 };
