@@ -1,6 +1,7 @@
 #include "evhttp_adapter.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -40,20 +41,50 @@ bool gw_evhttp_request_adopt(struct evhttp_request *req)
 }
 
 /*
+ * The same through TLS, one chain of data at a time. What SSL_write does not
+ * finish stays at the front of data and goes through evhttp, that is to
+ * bufferevent_openssl, which writes its output from the same chains: when
+ * OpenSSL holds a half-written record (SSL_ERROR_WANT_WRITE), the retry it
+ * requires comes with the same bytes at the same length (the contexts set
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER for the address).
+ */
+static void write_now_tls(SSL *ssl, struct evbuffer *data)
+{
+	while (evbuffer_get_length(data) > 0) {
+		struct evbuffer_iovec v;
+		int n;
+
+		if (evbuffer_peek(data, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			return;
+		ERR_clear_error();
+		n = SSL_write(ssl, v.iov_base, v.iov_len > INT_MAX ? INT_MAX : (int)v.iov_len);
+		if (n <= 0) {
+			ERR_clear_error(); /* the bufferevent reports what stays wrong */
+			return;
+		}
+		evbuffer_drain(data, (size_t)n);
+	}
+}
+
+/*
  * When nothing is queued for the client, the bytes go to the socket at once:
  * evhttp would otherwise enable the write event and write one loop iteration
  * later, an extra epoll_ctl and wakeup per response. What the socket does not
- * take goes through evhttp as usual. Not on a TLS connection: its bytes must
- * go through the TLS layer.
+ * take goes through evhttp as usual. On a TLS connection through SSL_write.
  */
 static void write_now(struct evhttp_request *req, struct evbuffer *data)
 {
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(req->evcon);
 	evutil_socket_t fd = bufferevent_getfd(bev);
+	SSL *ssl;
 
-	if (fd < 0 || evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
-	    bufferevent_openssl_get_ssl(bev) != NULL)
+	if (fd < 0 || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return; /* keep the order: earlier bytes are still queued */
+	ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl) {
+		write_now_tls(ssl, data);
+		return;
+	}
 	while (evbuffer_get_length(data) > 0)
 		if (evbuffer_write(data, fd) <= 0)
 			break; /* EAGAIN or an error: evhttp's path takes over */
