@@ -1,7 +1,6 @@
 #include "evhttp_adapter.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -41,23 +40,31 @@ bool gw_evhttp_request_adopt(struct evhttp_request *req)
 }
 
 /*
- * The same through TLS, one chain of data at a time. What SSL_write does not
- * finish stays at the front of data and goes through evhttp, that is to
- * bufferevent_openssl, which writes its output from the same chains: when
- * OpenSSL holds a half-written record (SSL_ERROR_WANT_WRITE), the retry it
- * requires comes with the same bytes at the same length (the contexts set
+ * The same through TLS, in records of up to GW_TLS_WRITE_PIECE bytes made
+ * contiguous first: a response's head and body sit in separate chains, and
+ * one SSL_write per chain would send two records and make two write calls
+ * for a small answer. What SSL_write does not finish stays at the front of
+ * data and goes through evhttp, that is to bufferevent_openssl, which
+ * writes its output from the same chains: when OpenSSL holds a
+ * half-written record (SSL_ERROR_WANT_WRITE), the retry it requires comes
+ * with the same bytes and at least the same length (the contexts set
  * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER for the address).
  */
+#define GW_TLS_WRITE_PIECE 16384
+
 static void write_now_tls(SSL *ssl, struct evbuffer *data)
 {
-	while (evbuffer_get_length(data) > 0) {
-		struct evbuffer_iovec v;
+	size_t left;
+
+	while ((left = evbuffer_get_length(data)) > 0) {
+		size_t piece = left < GW_TLS_WRITE_PIECE ? left : GW_TLS_WRITE_PIECE;
+		unsigned char *p = evbuffer_pullup(data, (ev_ssize_t)piece);
 		int n;
 
-		if (evbuffer_peek(data, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		if (!p)
 			return;
 		ERR_clear_error();
-		n = SSL_write(ssl, v.iov_base, v.iov_len > INT_MAX ? INT_MAX : (int)v.iov_len);
+		n = SSL_write(ssl, p, (int)piece);
 		if (n <= 0) {
 			ERR_clear_error(); /* the bufferevent reports what stays wrong */
 			return;

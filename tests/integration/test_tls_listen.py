@@ -277,6 +277,21 @@ class HostileTlsClientTests(TlsListenTestCase):
             self.assertStatus(r, 200)
             self.assertEqual((r.body_len, r.body_sha256), (size, generated_sha256(size)))
 
+    def test_pipelined_requests_and_many_small_answers_over_tls(self):
+        """Three requests in one TLS record, then 300 in a row on one
+        connection: every answer whole and in order (answers are written
+        with SSL_write at once when nothing is queued)."""
+        gw = self.tls_gateway(self.one_cert())
+        with tls_conn(gw.port, client_context(self.ca)) as c:
+            c.send(b"".join(b"GET /p%d HTTP/1.1\r\nHost: gw.test\r\n\r\n" % i for i in range(3)))
+            for i in range(3):
+                r = c.read_response()
+                self.assertStatus(r, 200)
+                self.assertEqual(r.json()["target"], "/p%d" % i)
+            for i in range(300):
+                c.request("GET", "/k%d" % i)
+                self.assertEqual(c.read_response().json()["target"], "/k%d" % i)
+
     def test_plain_and_tls_listeners_side_by_side(self):
         plain = free_port()
         gw = self.tls_gateway(self.one_cert(), plain_port=plain)
