@@ -50,45 +50,10 @@ static int use_ca(SSL_CTX *ctx, const char *path, const struct gw_tls_report *r)
 static int use_client_cert(SSL_CTX *ctx, const struct gw_tls_upstream_conf *conf,
                            const struct gw_tls_report *r)
 {
-	char why[GW_TLS_WHY_MAX], reason[256];
-	X509 *leaf = NULL;
-	STACK_OF(X509) *chain = NULL;
-	EVP_PKEY *key = NULL;
-	int rc = -1;
+	X509 *leaf = gw_tls_use_cert_and_key(ctx, conf->cert, conf->key, 0, r);
 
-	if (gw_tls_pem_read_chain(conf->cert, &leaf, &chain, why, sizeof(why)) < 0)
-		problem(r, false, GW_TLS_KEY_CERT, why);
-	if (gw_tls_pem_read_key(conf->key, &key, why, sizeof(why)) < 0)
-		problem(r, false, GW_TLS_KEY_KEY, why);
-	if (!leaf || !key)
-		goto out;
-	ERR_clear_error();
-	if (SSL_CTX_use_certificate(ctx, leaf) != 1 || SSL_CTX_set1_chain(ctx, chain) != 1) {
-		snprintf(why, sizeof(why), "%s: certificate refused by OpenSSL (%s)", conf->cert,
-		         gw_tls_openssl_reason("refused", reason, sizeof(reason)));
-		problem(r, false, GW_TLS_KEY_CERT, why);
-		goto out;
-	}
-	if (gw_tls_key_matches(leaf, key, conf->cert, conf->key, why, sizeof(why)) < 0) {
-		problem(r, false, GW_TLS_KEY_KEY, why);
-		goto out;
-	}
-	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(why, sizeof(why), "%s: private key refused by OpenSSL (%s)", conf->key,
-		         gw_tls_openssl_reason("refused", reason, sizeof(reason)));
-		problem(r, false, GW_TLS_KEY_KEY, why);
-		goto out;
-	}
-	if (gw_tls_cert_check_dates(leaf, conf->cert, why, sizeof(why)) != 0)
-		problem(r, true, GW_TLS_KEY_CERT, why);
-	gw_tls_cache_cert(leaf);
-	gw_tls_cache_certs(chain);
-	rc = 0;
-out:
 	X509_free(leaf);
-	sk_X509_pop_free(chain, X509_free);
-	EVP_PKEY_free(key);
-	return rc;
+	return leaf ? 0 : -1;
 }
 
 /*

@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 /*
@@ -363,4 +364,59 @@ void gw_tls_cache_store(X509_STORE *store)
 		gw_tls_cache_cert(X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i)));
 	X509_STORE_unlock(store);
 	ERR_clear_error();
+}
+
+static void cert_problem(const struct gw_tls_report *r, bool warning, enum gw_tls_key key,
+                         size_t index, const char *msg)
+{
+	struct gw_tls_problem p = {.warning = warning, .key = key, .cert = index, .msg = msg};
+
+	r->problem(r->arg, &p);
+}
+
+X509 *gw_tls_use_cert_and_key(SSL_CTX *ctx, const char *cert_path, const char *key_path,
+                              size_t index, const struct gw_tls_report *r)
+{
+	char why[GW_TLS_WHY_MAX], reason[256];
+	X509 *leaf = NULL;
+	STACK_OF(X509) *chain = NULL;
+	EVP_PKEY *key = NULL;
+	bool ok = false;
+
+	if (gw_tls_pem_read_chain(cert_path, &leaf, &chain, why, sizeof(why)) < 0)
+		cert_problem(r, false, GW_TLS_KEY_CERT, index, why);
+	if (gw_tls_pem_read_key(key_path, &key, why, sizeof(why)) < 0)
+		cert_problem(r, false, GW_TLS_KEY_KEY, index, why);
+	if (!leaf || !key)
+		goto out;
+	ERR_clear_error();
+	if (SSL_CTX_use_certificate(ctx, leaf) != 1 || SSL_CTX_set1_chain(ctx, chain) != 1) {
+		snprintf(why, sizeof(why), "%s: certificate refused by OpenSSL (%s)", cert_path,
+		         gw_tls_openssl_reason("refused", reason, sizeof(reason)));
+		cert_problem(r, false, GW_TLS_KEY_CERT, index, why);
+		goto out;
+	}
+	if (gw_tls_key_matches(leaf, key, cert_path, key_path, why, sizeof(why)) < 0) {
+		cert_problem(r, false, GW_TLS_KEY_KEY, index, why);
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(why, sizeof(why), "%s: private key refused by OpenSSL (%s)", key_path,
+		         gw_tls_openssl_reason("refused", reason, sizeof(reason)));
+		cert_problem(r, false, GW_TLS_KEY_KEY, index, why);
+		goto out;
+	}
+	if (gw_tls_cert_check_dates(leaf, cert_path, why, sizeof(why)) != 0)
+		cert_problem(r, true, GW_TLS_KEY_CERT, index, why);
+	gw_tls_cache_cert(leaf);
+	gw_tls_cache_certs(chain);
+	ok = true;
+out:
+	sk_X509_pop_free(chain, X509_free);
+	EVP_PKEY_free(key);
+	if (!ok) {
+		X509_free(leaf);
+		leaf = NULL;
+	}
+	return leaf;
 }

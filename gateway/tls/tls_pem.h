@@ -27,7 +27,10 @@
 #include <stddef.h>
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#include "tls_report.h"
 
 /* Largest file read: far above any certificate chain or CA bundle. */
 #define GW_TLS_FILE_MAX (4u * 1024 * 1024)
@@ -85,5 +88,18 @@ void gw_tls_cache_store(X509_STORE *store);
  * when the queue is empty. Empties the queue. Returns buf.
  */
 const char *gw_tls_openssl_reason(const char *fallback, char *buf, size_t size);
+
+/*
+ * Loads the certificate chain of cert_path and the key of key_path into
+ * ctx: both PEM, acceptable to OpenSSL's security level, the key matching
+ * the certificate; dates checked (a warning). Both files are read and
+ * reported on even when the first fails, so one run names every broken
+ * file. Problems go to r with key GW_TLS_KEY_CERT / GW_TLS_KEY_KEY and
+ * cert = index. Returns the leaf certificate (a new reference, the
+ * caller's: X509_free) for further checks, or NULL when ctx did not get
+ * both.
+ */
+X509 *gw_tls_use_cert_and_key(SSL_CTX *ctx, const char *cert_path, const char *key_path,
+                              size_t index, const struct gw_tls_report *r);
 
 #endif

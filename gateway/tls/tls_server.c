@@ -349,55 +349,19 @@ static void check_names(const struct gw_tls_cert_conf *c, size_t index, X509 *le
 }
 
 /*
- * Loads certificate index into ctx: the chain (which must be PEM and
- * acceptable to OpenSSL's security level), the key (PEM, unencrypted,
- * matching the certificate). Both files are read and reported on even
- * when the first fails, so one run names every broken file.
+ * Loads certificate index into ctx (gw_tls_use_cert_and_key) and checks
+ * that it covers the server names it is chosen for (a warning).
  */
 static int use_certificate(SSL_CTX *ctx, const struct gw_tls_cert_conf *c, size_t index,
                            const struct gw_tls_report *r)
 {
-	char why[GW_TLS_WHY_MAX], reason[256];
-	X509 *leaf = NULL;
-	STACK_OF(X509) *chain = NULL;
-	EVP_PKEY *key = NULL;
-	int rc = -1;
+	X509 *leaf = gw_tls_use_cert_and_key(ctx, c->cert, c->key, index, r);
 
-	if (gw_tls_pem_read_chain(c->cert, &leaf, &chain, why, sizeof(why)) < 0)
-		problem(r, false, GW_TLS_KEY_CERT, index, 0, why);
-	if (gw_tls_pem_read_key(c->key, &key, why, sizeof(why)) < 0)
-		problem(r, false, GW_TLS_KEY_KEY, index, 0, why);
-	if (!leaf || !key)
-		goto out;
-
-	ERR_clear_error();
-	if (SSL_CTX_use_certificate(ctx, leaf) != 1 || SSL_CTX_set1_chain(ctx, chain) != 1) {
-		snprintf(why, sizeof(why), "%s: certificate refused by OpenSSL (%s)", c->cert,
-		         gw_tls_openssl_reason("refused", reason, sizeof(reason)));
-		problem(r, false, GW_TLS_KEY_CERT, index, 0, why);
-		goto out;
-	}
-	if (gw_tls_key_matches(leaf, key, c->cert, c->key, why, sizeof(why)) < 0) {
-		problem(r, false, GW_TLS_KEY_KEY, index, 0, why);
-		goto out;
-	}
-	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(why, sizeof(why), "%s: private key refused by OpenSSL (%s)", c->key,
-		         gw_tls_openssl_reason("refused", reason, sizeof(reason)));
-		problem(r, false, GW_TLS_KEY_KEY, index, 0, why);
-		goto out;
-	}
-	if (gw_tls_cert_check_dates(leaf, c->cert, why, sizeof(why)) != 0)
-		problem(r, true, GW_TLS_KEY_CERT, index, 0, why);
+	if (!leaf)
+		return -1;
 	check_names(c, index, leaf, r);
-	gw_tls_cache_cert(leaf);
-	gw_tls_cache_certs(chain);
-	rc = 0;
-out:
 	X509_free(leaf);
-	sk_X509_pop_free(chain, X509_free);
-	EVP_PKEY_free(key);
-	return rc;
+	return 0;
 }
 
 void gw_tls_server_release(struct gw_tls_listen_conf *conf)
