@@ -57,7 +57,8 @@
 # on with the others. Loopback only, free ports, every process started is
 # stopped by PID on exit or interrupt, every loadgen run is bounded
 # (`timeout`). The default matrix (2 keys x 3 modes x 3 proxies x 3 runs of
-# 7 s) takes about 7 minutes; the estimate is printed first.
+# 7 s) takes about 8 minutes on a quiet machine (the estimate is printed
+# first), up to 20 more when other jobs make it wait (--quiet-max).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

@@ -254,7 +254,7 @@ struct thread {
 	struct slot *slots;
 	int nslots;
 	/* counters: in the window, and outside it (warm-up) */
-	uint64_t ops, errors[E_COUNT], errors_outside, ops_outside, reconnects, primed, resumed_ok;
+	uint64_t ops, errors[E_COUNT], errors_outside, ops_outside, reconnects, primed;
 	struct hist lat, hs;
 	struct peer_info peer;
 	char first_error[256];
@@ -404,8 +404,6 @@ static bool op_done(struct slot *s)
 		if (in_window(now)) {
 			th->ops++;
 			hist_record(&th->lat, now - s->t_op);
-			if (g.mode == MODE_RESUMED)
-				th->resumed_ok++;
 		} else {
 			th->ops_outside++;
 		}
