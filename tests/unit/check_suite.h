@@ -10,6 +10,9 @@
 
 #include <check.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "gateway/util/errlist.h"
 
 /* Timeout argument meaning "leave Check's default" (CK_DEFAULT_TIMEOUT, else 4 s). */
 #define GW_TEST_DEFAULT_TIMEOUT 0.0
@@ -49,6 +52,22 @@ static inline int gw_test_run_suite(Suite *s, enum fork_status fork)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* All errors of errs, one per line, for failure messages (the caller frees). */
+static inline char *gw_test_join_errors(const struct gw_errlist *errs)
+{
+	size_t len = 1;
+	char *s;
+
+	for (size_t i = 0; i < errs->count; i++)
+		len += strlen(errs->items[i]) + 3;
+	s = calloc(1, len);
+	for (size_t i = 0; i < errs->count; i++) {
+		strcat(s, "\n  ");
+		strcat(s, errs->items[i]);
+	}
+	return s;
 }
 
 #endif

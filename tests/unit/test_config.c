@@ -65,27 +65,11 @@ static void free_list(struct file_list *l)
 	free(l->names);
 }
 
-/* All errors, one per line, for failure messages. */
-static char *join_errors(const struct gw_errlist *errs)
-{
-	size_t len = 1;
-	char *s;
-
-	for (size_t i = 0; i < errs->count; i++)
-		len += strlen(errs->items[i]) + 3;
-	s = calloc(1, len);
-	for (size_t i = 0; i < errs->count; i++) {
-		strcat(s, "\n  ");
-		strcat(s, errs->items[i]);
-	}
-	return s;
-}
-
 static struct gw_config *load_ok(const char *path)
 {
 	struct gw_errlist errs = {0};
 	struct gw_config *cfg = gw_config_load(path, &errs);
-	char *all = join_errors(&errs);
+	char *all = gw_test_join_errors(&errs);
 
 	ck_assert_msg(cfg != NULL, "%s should load, got:%s", path, all);
 	ck_assert_msg(errs.count == 0, "%s loaded but reported:%s", path, all);
@@ -98,7 +82,7 @@ static struct gw_config *load_string_ok(const char *yaml)
 {
 	struct gw_errlist errs = {0};
 	struct gw_config *cfg = gw_config_load_string("test.yaml", yaml, &errs);
-	char *all = join_errors(&errs);
+	char *all = gw_test_join_errors(&errs);
 
 	ck_assert_msg(cfg != NULL && errs.count == 0, "should load, got:%s", all);
 	free(all);
@@ -111,7 +95,7 @@ static void load_string_fails(const char *yaml, const char *msg)
 {
 	struct gw_errlist errs = {0};
 	struct gw_config *cfg = gw_config_load_string("mem.yaml", yaml, &errs);
-	char *all = join_errors(&errs);
+	char *all = gw_test_join_errors(&errs);
 
 	ck_assert_msg(cfg == NULL, "should fail: %s", yaml);
 	ck_assert_msg(errs.count == 1 && strcmp(errs.items[0], msg) == 0,
@@ -227,7 +211,7 @@ START_TEST(every_invalid_file_fails_with_its_declared_errors)
 	nexp = read_expectations(path, &exp);
 	ck_assert_msg(nexp > 0, "%s declares no '# expect:' line", path);
 	cfg = gw_config_load(path, &errs);
-	all = join_errors(&errs);
+	all = gw_test_join_errors(&errs);
 	ck_assert_msg(cfg == NULL, "%s loaded but should not", path);
 	ck_assert_msg(errs.count == nexp, "%s: expected %zu errors, got %zu:%s", path, nexp,
 	              errs.count, all);
@@ -569,7 +553,7 @@ static void load_string_fails_with(const char *yaml, size_t n, const char *const
 {
 	struct gw_errlist errs = {0};
 	struct gw_config *cfg = gw_config_load_string("mem.yaml", yaml, &errs);
-	char *all = join_errors(&errs);
+	char *all = gw_test_join_errors(&errs);
 
 	ck_assert_msg(cfg == NULL, "should fail: %s", yaml);
 	ck_assert_msg(errs.count == n, "expected %zu errors, got:%s", n, all);

@@ -304,21 +304,6 @@ static const char head[] = "upstreams:\n"
                            "    upstream: u\n"
                            "    timeout: 3s\n";
 
-static char *join_errors(const struct gw_errlist *errs)
-{
-	size_t len = 1;
-	char *s;
-
-	for (size_t i = 0; i < errs->count; i++)
-		len += strlen(errs->items[i]) + 3;
-	s = calloc(1, len);
-	for (size_t i = 0; i < errs->count; i++) {
-		strcat(s, "\n  ");
-		strcat(s, errs->items[i]);
-	}
-	return s;
-}
-
 static char *with_head(const char *tail)
 {
 	char *yaml = malloc(sizeof(head) + strlen(tail));
@@ -333,7 +318,7 @@ static struct gw_config *load_ok(const char *tail)
 	struct gw_errlist errs = {0};
 	char *yaml = with_head(tail);
 	struct gw_config *cfg = gw_config_load_string("h.yaml", yaml, &errs);
-	char *all = join_errors(&errs);
+	char *all = gw_test_join_errors(&errs);
 
 	ck_assert_msg(cfg != NULL && errs.count == 0, "should load:\n%s\ngot:%s", yaml, all);
 	free(all);
@@ -347,7 +332,7 @@ static void load_fails(const char *tail, const char *const expect[])
 	struct gw_errlist errs = {0};
 	char *yaml = with_head(tail);
 	struct gw_config *cfg = gw_config_load_string("h.yaml", yaml, &errs);
-	char *all = join_errors(&errs);
+	char *all = gw_test_join_errors(&errs);
 	size_t n = 0;
 
 	ck_assert_msg(cfg == NULL, "should fail:\n%s", yaml);

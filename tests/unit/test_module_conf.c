@@ -36,21 +36,6 @@ static const char head[] = "upstreams:\n"
                            "    timeout: 3s\n";
 
 /* All errors, one per line, for failure messages; the caller frees. */
-static char *join_errors(const struct gw_errlist *errs)
-{
-	size_t len = 1;
-	char *s;
-
-	for (size_t i = 0; i < errs->count; i++)
-		len += strlen(errs->items[i]) + 3;
-	s = calloc(1, len);
-	for (size_t i = 0; i < errs->count; i++) {
-		strcat(s, "\n  ");
-		strcat(s, errs->items[i]);
-	}
-	return s;
-}
-
 static char *with_head(const char *tail)
 {
 	char *yaml = malloc(sizeof(head) + strlen(tail));
@@ -66,7 +51,7 @@ static struct gw_config *load_ok(const char *tail)
 	struct gw_errlist errs = {0};
 	char *yaml = with_head(tail);
 	struct gw_config *cfg = gw_config_load_string("m.yaml", yaml, &errs);
-	char *all = join_errors(&errs);
+	char *all = gw_test_join_errors(&errs);
 
 	ck_assert_msg(cfg != NULL && errs.count == 0, "should load:\n%s\ngot:%s", yaml, all);
 	free(all);
@@ -81,7 +66,7 @@ static void load_fails(const char *tail, const char *const expect[])
 	struct gw_errlist errs = {0};
 	char *yaml = with_head(tail);
 	struct gw_config *cfg = gw_config_load_string("m.yaml", yaml, &errs);
-	char *all = join_errors(&errs);
+	char *all = gw_test_join_errors(&errs);
 	size_t n = 0;
 
 	ck_assert_msg(cfg == NULL, "should fail:\n%s", yaml);
@@ -115,7 +100,7 @@ static struct gw_yaml_doc doc_load(const char *yaml)
 /* Exactly one error was added, and it is msg; the list is emptied. */
 static void assert_one_error(struct gw_errlist *errs, const char *msg)
 {
-	char *all = join_errors(errs);
+	char *all = gw_test_join_errors(errs);
 
 	ck_assert_msg(errs->count == 1 && strcmp(errs->items[0], msg) == 0,
 	              "expected exactly:\n  %s\ngot:%s", msg, all);
@@ -334,7 +319,7 @@ START_TEST(conf_read_string_lists)
 	                 "t.yaml:3:4: 'c' in flags: expected a list of strings, got a string");
 	ck_assert_int_eq(gw_conf_string_list(&ctx, gw_node_get(root, "d"), "d", &items, &n), -1);
 	ck_assert_ptr_null(items);
-	all = join_errors(&errs);
+	all = gw_test_join_errors(&errs);
 	ck_assert_msg(errs.count == 3, "got:%s", all);
 	free(all);
 	ck_assert_str_eq(errs.items[0], "t.yaml:4:8: 'd' in flags: must not contain empty strings");
@@ -554,7 +539,7 @@ static int read_sample(const char *yaml, const char *where, struct sample *o,
 /* errs holds exactly expect (NULL-ended), in that order; the list is emptied. */
 static void assert_errors(struct gw_errlist *errs, const char *const expect[])
 {
-	char *all = join_errors(errs);
+	char *all = gw_test_join_errors(errs);
 	size_t n = 0;
 
 	while (expect[n])

@@ -327,26 +327,11 @@ static const char *yaml(const char *fmt, ...)
 	return buf;
 }
 
-static char *join_errors(const struct gw_errlist *errs)
-{
-	size_t len = 1;
-	char *s;
-
-	for (size_t i = 0; i < errs->count; i++)
-		len += strlen(errs->items[i]) + 3;
-	s = calloc(1, len);
-	for (size_t i = 0; i < errs->count; i++) {
-		strcat(s, "\n  ");
-		strcat(s, errs->items[i]);
-	}
-	return s;
-}
-
 static struct gw_config *load_ok(const char *text)
 {
 	struct gw_errlist errs = {0};
 	struct gw_config *cfg = gw_config_load_string("mem.yaml", text, &errs);
-	char *all = join_errors(&errs);
+	char *all = gw_test_join_errors(&errs);
 
 	ck_assert_msg(cfg != NULL && errs.count == 0, "should load, got:%s\n%s", all, text);
 	free(all);
@@ -359,7 +344,7 @@ static void load_fails(const char *text, size_t n, ...)
 {
 	struct gw_errlist errs = {0};
 	struct gw_config *cfg = gw_config_load_string("mem.yaml", text, &errs);
-	char *all = join_errors(&errs);
+	char *all = gw_test_join_errors(&errs);
 	va_list ap;
 
 	ck_assert_msg(cfg == NULL, "should fail:\n%s", text);
