@@ -180,7 +180,8 @@ class AdminTestCase(GatewayTestCase):
                      admin_listen=None, **conf):
         """(config dict, port, admin_port)."""
         port = port or free_port()
-        admin_port = admin_port or free_port()
+        while not admin_port or admin_port == port:  # two free ports, not one twice
+            admin_port = free_port()
         conf = make_config(port, upstreams, routes, **conf)
         conf["admin"] = admin_section(admin_port, token_env, admin_listen)
         return conf, port, admin_port
