@@ -248,6 +248,23 @@ class AdminTestCase(GatewayTestCase):
         self.assertEqual(status, 200, "GET /metrics: %r" % body[:300])
         return parse_metrics(body.decode("utf-8"))
 
+    def metrics_counting(self, gw, n_requests, timeout=3.0):
+        """Scrapes /metrics until gateway_requests_total sums to n_requests:
+        a request is counted when its transaction ends, which is after the
+        client has read the last byte of the answer. Returns that scrape."""
+        seen = []
+
+        def check():
+            m = self.metrics(gw)
+            seen[:] = [m]
+            return m if m.total("gateway_requests_total") >= n_requests else None
+        m = poll_until(check, timeout, interval=0.02)
+        if not m:
+            self.fail("gateway_requests_total never reached %d within %.1fs (last: %r)"
+                      % (n_requests, timeout,
+                         seen[0].total("gateway_requests_total") if seen else None))
+        return m
+
     # ----- reload -----------------------------------------------------
     def reload_with(self, gw, config, expect=200):
         """Rewrites the config file, POSTs /reload, checks the status;
