@@ -567,6 +567,7 @@ static void on_closed(struct evhttp_connection *evcon, void *arg)
 	event_free(cc->timer);
 	if (cc->closed_ev)
 		event_free(cc->closed_ev);
+	gw_evhttp_read_keeper_free(cc->read_keeper);
 	head_copy_reset(cc);
 	gw_body_budget_release(&cc->body_share);
 	TAILQ_REMOVE(&w->conns, cc, link);
@@ -597,6 +598,8 @@ static void attach(struct gw_client_conn *cc)
 	evhttp_connection_get_peer(cc->evcon, &host, &port);
 	snprintf(cc->client_ip, sizeof(cc->client_ip), "%s", host ? host : "");
 	cc->closed_ev = event_new(cc->worker->base, cc->fd, EV_CLOSED, on_peer_closed, cc);
+	if (!cc->tls_failed)
+		cc->read_keeper = gw_evhttp_read_keeper_new(cc->worker->base, cc->bev);
 	cc->phase = GW_CONN_IDLE;
 	/* A new connection gets header_timeout for its first request. */
 	arm_timer(cc, limits_of(cc)->header_timeout_ms);
@@ -708,10 +711,10 @@ struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg)
 }
 
 /*
- * A TLS connection: an OpenSSL bufferevent in the accepting state, whose
- * socket evhttp sets right after (which starts the handshake). Everything
- * above it (the byte watcher, the deadlines, evhttp) sees the decrypted
- * stream. A client that never completes the handshake sends no request
+ * A TLS connection: an OpenSSL bufferevent over an SSL object in the
+ * accepting state, whose socket evhttp sets right after; the handshake runs
+ * in its first reads. Everything above it (the byte watcher, the deadlines,
+ * evhttp) sees the decrypted stream. A client that never completes the handshake sends no request
  * byte: the first request's header_timeout closes it. One that speaks
  * plain HTTP fails the handshake and is closed by evhttp's error callback.
  */
@@ -732,7 +735,8 @@ struct bufferevent *gw_client_conn_bevcb_tls(struct event_base *base, void *arg)
 		cc->tls_failed = true;
 		return cc->bev;
 	}
-	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	/* Open at once: the handshake runs in the first reads (tls_server.h). */
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_OPEN,
 	                                     BEV_OPT_CLOSE_ON_FREE);
 	/* A client may close without close_notify (most do): EOF, not an error. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
@@ -765,6 +769,7 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 	cc->send_expired = false;
 	arm_timer(cc, limits_of(cc)->idle_timeout_ms);
 	watch_input(cc, true);
+	gw_evhttp_read_keeper_rearm(cc->read_keeper);
 	if (evbuffer_get_length(in) > 0) {
 		/* A pipelined request is already buffered: check it before
 		 * evhttp's deferred read parses it. */

@@ -69,6 +69,7 @@ struct gw_client_conn {
 	struct event *timer;                /* owned: deadlines, and deferred work */
 	struct evbuffer_cb_entry *input_cb; /* the byte watcher, off while not needed */
 	struct event *closed_ev;            /* owned: EV_CLOSED while a request waits */
+	struct gw_read_keeper *read_keeper; /* owned: no epoll_ctl per request (evhttp_adapter.h) */
 	bool watch_close;                   /* a request waits for its upstream */
 	bool close_watched;                 /* closed_ev is armed */
 	uint64_t watch_since_ms;

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
@@ -230,4 +231,72 @@ bool gw_evhttp_sock_linger(struct event_base *base, evutil_socket_t fd, unsigned
 	shutdown(keep, SHUT_WR);
 	event_add(l->ev, &tv);
 	return true;
+}
+
+/*
+ * The read keeper (evhttp_adapter.h). evhttp disables reading when a
+ * request is complete (evhttp_read_body: bufferevent_disable(EV_READ)) and
+ * enables it again when the answer is sent (evhttp_send_done ->
+ * evhttp_start_read_): with epoll each is an epoll_ctl on the socket, two
+ * system calls per keep-alive request. libevent registers a socket with
+ * epoll while any event on it wants EV_READ (evmap.c counts them), so a
+ * second, persistent EV_READ event keeps the registration through both.
+ *
+ * Whether the bufferevent reads is whether its own read event is pending
+ * (struct bufferevent's ev_read, event2/bufferevent_struct.h): that is false
+ * too when it is suspended rather than disabled. The keeper's callback may
+ * run right after the bufferevent's in the same loop turn (a request read
+ * whole disables reading): one wake-up while not reading is allowed for
+ * that; a second means bytes wait unread, and the keeper steps out (one
+ * epoll_ctl) until the answer ends.
+ */
+struct gw_read_keeper {
+	struct event *ev;        /* owned: EV_READ | EV_PERSIST on the socket */
+	struct bufferevent *bev; /* not owned: evhttp's bufferevent of the connection */
+	unsigned idle_wakeups;   /* wake-ups while the bufferevent did not read */
+	bool held;               /* ev is added */
+};
+
+static void on_keeper_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_read_keeper *k = arg;
+
+	(void)fd;
+	(void)what;
+	if (event_pending(&k->bev->ev_read, EV_READ, NULL)) {
+		k->idle_wakeups = 0;
+		return;
+	}
+	if (++k->idle_wakeups >= 2) {
+		event_del(k->ev);
+		k->held = false;
+	}
+}
+
+struct gw_read_keeper *gw_evhttp_read_keeper_new(struct event_base *base, struct bufferevent *bev)
+{
+	struct gw_read_keeper *k = gw_calloc(1, sizeof(*k));
+
+	k->bev = bev;
+	k->ev =
+	    event_new(base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, on_keeper_readable, k);
+	k->held = event_add(k->ev, NULL) == 0;
+	return k;
+}
+
+void gw_evhttp_read_keeper_rearm(struct gw_read_keeper *k)
+{
+	if (!k)
+		return;
+	k->idle_wakeups = 0;
+	if (!k->held)
+		k->held = event_add(k->ev, NULL) == 0;
+}
+
+void gw_evhttp_read_keeper_free(struct gw_read_keeper *k)
+{
+	if (!k)
+		return;
+	event_free(k->ev);
+	free(k);
 }

@@ -81,4 +81,23 @@ void gw_evhttp_sock_reset(evutil_socket_t fd);
 bool gw_evhttp_sock_linger(struct event_base *base, evutil_socket_t fd, unsigned ms,
                            size_t max_bytes, void (*done)(void *), void *arg);
 
+/*
+ * A read keeper holds the connection's socket in the event loop's epoll set
+ * while evhttp stops reading between a request and its answer, so that the
+ * stop and the restart (each request's) make no epoll_ctl call: one more
+ * EV_READ event on the socket, which does nothing while the bufferevent
+ * reads. When the socket turns readable again while the bufferevent does
+ * not read (a pipelined request, bytes sent early, a close), the keeper
+ * lets go on the second such wake-up instead of waking the loop for ever;
+ * gw_evhttp_read_keeper_rearm, at the end of each answer, takes hold again.
+ *
+ * The keeper must go (gw_evhttp_read_keeper_free) before the socket is
+ * closed: the client connection's close callback, which evhttp calls first.
+ */
+struct gw_read_keeper;
+
+struct gw_read_keeper *gw_evhttp_read_keeper_new(struct event_base *base, struct bufferevent *bev);
+void gw_evhttp_read_keeper_rearm(struct gw_read_keeper *k);
+void gw_evhttp_read_keeper_free(struct gw_read_keeper *k);
+
 #endif

@@ -429,7 +429,11 @@ int gw_tls_server_build(struct gw_tls_listen_conf *conf, const struct gw_tls_rep
 
 SSL *gw_tls_server_ssl_new(const struct gw_tls_listen_conf *conf)
 {
-	return conf && conf->ctx ? SSL_new(conf->ctx) : NULL;
+	SSL *ssl = conf && conf->ctx ? SSL_new(conf->ctx) : NULL;
+
+	if (ssl)
+		SSL_set_accept_state(ssl); /* the first SSL_read runs the handshake */
+	return ssl;
 }
 
 void gw_tls_server_info(const SSL *ssl, const char **version, const char **sni)

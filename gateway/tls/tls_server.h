@@ -12,9 +12,14 @@
  *
  * The listener side, for each accepted socket (libevent 2.1):
  *
- *   SSL *ssl = gw_tls_server_ssl_new(listen->tls);
- *   bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+ *   SSL *ssl = gw_tls_server_ssl_new(listen->tls);   (in the accepting state)
+ *   bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_OPEN,
  *                                        BEV_OPT_CLOSE_ON_FREE);   (the bufferevent owns ssl)
+ *
+ * BUFFEREVENT_SSL_OPEN, not _ACCEPTING: the handshake then runs inside the
+ * bufferevent's first SSL_read calls, on the one read event evhttp enables,
+ * instead of on handshake events of its own that libevent adds, swaps and
+ * deletes around the handshake (four epoll_ctl calls more per connection).
  *
  * Everything the callbacks read hangs off the SSL_CTX objects and lives as
  * long as they do, so a connection may outlive the snapshot it was

@@ -68,6 +68,26 @@ class ClientKeepAliveTests(GatewayTestCase):
         self.assertEqual(paths, ["/pl/%d" % i for i in range(10)])
         self.assertEqual(self.stub.requests[5].body, b"abc")
 
+    def test_request_sent_while_the_previous_waits(self):
+        """The next request arrives while the previous one waits for a slow
+        upstream, when the gateway is not reading: both answered, in order,
+        five times on one connection; bytes after a `Connection: close`
+        request are never served."""
+        self.stub.set_path("/slow", "echo", delay=0.4)
+        c = self.connect(self.gw)
+        for i in range(5):
+            c.request("GET", "/slow")
+            self.stub.wait_requests(2 * i + 1)
+            c.request("GET", "/after/%d" % i)
+            self.assertEqual(c.read_response().json()["path"], "/slow", "round %d" % i)
+            self.assertEqual(c.read_response().json()["path"], "/after/%d" % i)
+        c.request("GET", "/slow", [("Connection", "close")])
+        self.stub.wait_requests(11)
+        c.send(b"GET /ignored HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+        self.assertStatus(c.read_response(), 200)
+        self.assertClosed(c, what=" after the answer to a Connection: close request")
+        self.assertEqual(len(self.stub.requests), 11, "nothing after Connection: close goes upstream")
+
     def test_http10_closed_after_response(self):
         """An HTTP/1.0 request without keep-alive: the connection closes after it."""
         c = self.connect(self.gw)

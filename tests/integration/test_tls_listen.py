@@ -292,6 +292,20 @@ class HostileTlsClientTests(TlsListenTestCase):
                 c.request("GET", "/k%d" % i)
                 self.assertEqual(c.read_response().json()["target"], "/k%d" % i)
 
+    def test_request_sent_while_the_previous_waits_over_tls(self):
+        """The next request arrives (a TLS record the gateway does not read
+        yet) while the previous one waits for a slow upstream: both answered,
+        in order, five times on one connection."""
+        self.stub.set_path("/slow", "echo", delay=0.4)
+        gw = self.tls_gateway(self.one_cert())
+        with tls_conn(gw.port, client_context(self.ca)) as c:
+            for i in range(5):
+                c.request("GET", "/slow")
+                self.stub.wait_requests(2 * i + 1)
+                c.request("GET", "/after/%d" % i)
+                self.assertEqual(c.read_response().json()["target"], "/slow", "round %d" % i)
+                self.assertEqual(c.read_response().json()["target"], "/after/%d" % i)
+
     def test_plain_and_tls_listeners_side_by_side(self):
         plain = free_port()
         gw = self.tls_gateway(self.one_cert(), plain_port=plain)
