@@ -8,7 +8,8 @@
  *      is busy refuses the reload; `workers`, `access_log` and `admin`
  *      changes are logged as needing a restart and otherwise ignored;
  *   3. build the new generation (generation.h), which takes over the
- *      state of the routes and upstreams that keep their names;
+ *      state of the routes and upstreams that keep their names (and TLS
+ *      listeners that stay keep their session ticket keys);
  *   4. switch: health checks, flags and Redis keys, then each worker takes
  *      the new generation on its own thread (requests in flight finish on
  *      the old one, which is freed when the last of them ends).
@@ -20,6 +21,7 @@
 #include "../modules/flags/flag_sync.h"
 #include "generation.h"
 #include "server.h"
+#include "tls/tls_server.h"
 #include "upstream/health.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -32,13 +34,27 @@ static bool same_text(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static bool listened_before(const struct gw_config *old, const struct gw_listen_conf *l)
+/* The running listener on l's address, or NULL. */
+static const struct gw_listen_conf *listened_before(const struct gw_config *old,
+                                                    const struct gw_listen_conf *l)
 {
 	for (size_t i = 0; i < old->nlistens; i++)
 		if (old->listens[i].addr.len == l->addr.len &&
 		    memcmp(&old->listens[i].addr.ss, &l->addr.ss, l->addr.len) == 0)
-			return true;
-	return false;
+			return &old->listens[i];
+	return NULL;
+}
+
+/* A TLS listener that stays keeps its session ticket keys: clients resume
+ * across the reload instead of all making full handshakes at once. */
+static void keep_ticket_keys(const struct gw_config *cur, struct gw_config *next)
+{
+	for (size_t i = 0; i < next->nlistens; i++) {
+		const struct gw_listen_conf *was = listened_before(cur, &next->listens[i]);
+
+		if (was && was->tls && next->listens[i].tls)
+			gw_tls_server_keep_tickets(next->listens[i].tls, was->tls);
+	}
 }
 
 /* What a running process cannot change: logged, the running value kept. */
@@ -119,6 +135,7 @@ int gw_server_reload(struct gw_server *server, struct gw_errlist *errs)
 		return -1;
 	}
 
+	keep_ticket_keys(server->config, next);
 	gen = gw_gen_new(next, old, server->main_base, server->stats, server->nworkers);
 	gw_health_checker_stop(server->health_checker);
 	server->health_checker = gw_health_checker_start(gen->health, next, server->main_base);

@@ -427,6 +427,20 @@ int gw_tls_server_build(struct gw_tls_listen_conf *conf, const struct gw_tls_rep
 	return 0;
 }
 
+bool gw_tls_server_keep_tickets(struct gw_tls_listen_conf *next,
+                                const struct gw_tls_listen_conf *cur)
+{
+	bool kept = true;
+
+	if (!next || !cur || !next->ctx || !cur->ctx || !next->session_tickets ||
+	    !cur->session_tickets || next->ticket_key_rotation_ms != cur->ticket_key_rotation_ms)
+		return false;
+	for (size_t i = 0; i < next->ncertificates; i++)
+		if (gw_tls_tickets_adopt(next->certificates[i].ctx, cur->ctx) < 0)
+			kept = false;
+	return kept;
+}
+
 SSL *gw_tls_server_ssl_new(const struct gw_tls_listen_conf *conf)
 {
 	SSL *ssl = conf && conf->ctx ? SSL_new(conf->ctx) : NULL;

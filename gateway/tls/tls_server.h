@@ -28,6 +28,7 @@
 #ifndef GW_TLS_TLS_SERVER_H
 #define GW_TLS_TLS_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
@@ -60,6 +61,16 @@ int gw_tls_check_ciphersuites(const char *list, char *why, size_t size);
  * otherwise, with nothing left built.
  */
 int gw_tls_server_build(struct gw_tls_listen_conf *conf, const struct gw_tls_report *report);
+
+/*
+ * A reload: next (built, not serving yet) takes over the session ticket
+ * keys of cur, the same listener's running conf, so that tickets issued
+ * before the reload still resume. Only when both issue tickets with the
+ * same ticket_key_rotation; otherwise next keeps its own new keys.
+ * Returns true when the keys were taken over.
+ */
+bool gw_tls_server_keep_tickets(struct gw_tls_listen_conf *next,
+                                const struct gw_tls_listen_conf *cur);
 
 /* Releases the snapshot's references to the contexts (NULL-safe). */
 void gw_tls_server_release(struct gw_tls_listen_conf *conf);

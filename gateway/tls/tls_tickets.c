@@ -125,8 +125,14 @@ static void ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long a
 	gw_tls_tickets_unref(ptr);
 }
 
+/* AES-256-CBC, fetched once: EVP_aes_256_cbc() would make every
+ * EVP_*Init_ex look the implementation up again (OpenSSL 3), twice per
+ * full handshake. Kept for the life of the process. */
+static EVP_CIPHER *ticket_cipher;
+
 static void make_index(void)
 {
+	ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
 	ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ex_free);
 }
 
@@ -160,7 +166,7 @@ static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EV
                          EVP_MAC_CTX *hctx, int enc)
 {
 	struct gw_tls_tickets *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index);
-	const EVP_CIPHER *cipher = EVP_aes_256_cbc();
+	const EVP_CIPHER *cipher = ticket_cipher ? ticket_cipher : EVP_aes_256_cbc();
 	struct ticket_key key;
 	int found = 0, rc = -1;
 
@@ -211,4 +217,24 @@ int gw_tls_tickets_attach(SSL_CTX *ctx, struct gw_tls_tickets *t)
 	 * a session: the longest any ticket can still be decrypted. */
 	SSL_CTX_set_timeout(ctx, (long)lifetime_s);
 	return SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb) == 1 ? 0 : -1;
+}
+
+int gw_tls_tickets_adopt(SSL_CTX *ctx, const SSL_CTX *from)
+{
+	struct gw_tls_tickets *mine, *theirs;
+
+	if (ex_index < 0)
+		return -1;
+	mine = SSL_CTX_get_ex_data(ctx, ex_index);
+	theirs = SSL_CTX_get_ex_data(from, ex_index);
+	if (!mine || !theirs)
+		return -1;
+	if (mine == theirs)
+		return 0;
+	if (SSL_CTX_set_ex_data(ctx, ex_index, tickets_ref(theirs)) != 1) {
+		gw_tls_tickets_unref(theirs);
+		return -1;
+	}
+	gw_tls_tickets_unref(mine);
+	return 0;
 }

@@ -52,4 +52,11 @@ void gw_tls_tickets_unref(struct gw_tls_tickets *t);
  */
 int gw_tls_tickets_attach(SSL_CTX *ctx, struct gw_tls_tickets *t);
 
+/*
+ * Makes ctx, which has tickets attached, use the key ring of from instead
+ * of its own (a reload keeps a listener's keys: sessions resume across it).
+ * ctx must not serve yet. 0, or -1 when either has no ring (nothing done).
+ */
+int gw_tls_tickets_adopt(SSL_CTX *ctx, const SSL_CTX *from);
+
 #endif

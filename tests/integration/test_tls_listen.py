@@ -5,7 +5,8 @@ resumption with tickets (TLS 1.2 and 1.3), plain HTTP on the TLS port
 closed cleanly, a stalled handshake cut at header_timeout, the gateway's own
 refusals sent through TLS, X-Forwarded-Proto, the access log's tls/sni
 fields, certificates replaced by a reload (a bad one refuses the reload and
-the old one keeps serving), and start-up errors."""
+the old one keeps serving), session ticket keys kept by a reload, and
+start-up errors."""
 
 import os
 import re
@@ -208,6 +209,50 @@ class ResumptionTests(TlsListenTestCase):
         tls["session_tickets"] = False
         gw = self.tls_gateway(tls)
         self.assertFalse(self.resume(gw, ssl.TLSVersion.TLSv1_3))
+
+    def reload_with_tls(self, gw, tls):
+        """Rewrites the listener's tls section (one more route, too) and
+        reloads with SIGHUP; waits for the reload's log line."""
+        conf = make_config(gw.port, {"u": upstream(self.stub)},
+                           [route("extra", "u", path_prefix="/extra"), route("r", "u")])
+        conf["listen"] = [{"address": "127.0.0.1:%d" % gw.port, "tls": tls}]
+        with open(gw.config_path, "w") as f:
+            f.write(to_yaml(conf))
+        mark = len(gw.stderr_lines())
+        gw.signal(signal.SIGHUP)
+        self.assertIsNotNone(gw.wait_stderr("serves new requests", timeout=5, start=mark),
+                             gw.stderr_text())
+
+    def session_after_reload(self, gw, tls, max_version):
+        """A session from before a reload to tls: is it resumed after?"""
+        ctx = client_context(self.ca, max_version=max_version)
+        with tls_conn(gw.port, ctx) as c:
+            c.request("GET", "/before")
+            self.assertStatus(c.read_response(), 200)
+            session = c.sock.session
+        self.reload_with_tls(gw, tls)
+        with tls_conn(gw.port, ctx, session=session) as c:
+            reused = c.sock.session_reused
+            c.request("GET", "/extra/after")
+            self.assertStatus(c.read_response(), 200, "the reloaded config serves")
+        return reused
+
+    def test_sessions_resume_across_a_reload(self):
+        """A reload that keeps the listener keeps its ticket keys: a session
+        from before resumes after (TLS 1.3 and 1.2), so a reload during a
+        peak does not turn every reconnect into a full handshake."""
+        tls = self.one_cert()
+        gw = self.tls_gateway(tls)
+        self.assertTrue(self.session_after_reload(gw, tls, ssl.TLSVersion.TLSv1_3), "TLS 1.3")
+        self.assertTrue(self.session_after_reload(gw, tls, ssl.TLSVersion.TLSv1_2), "TLS 1.2")
+
+    def test_new_ticket_key_rotation_on_reload_means_new_keys(self):
+        tls = self.one_cert()
+        gw = self.tls_gateway(tls)
+        changed = dict(tls, ticket_key_rotation="30m")
+        self.assertFalse(self.session_after_reload(gw, changed, ssl.TLSVersion.TLSv1_3))
+        # and the new keys are kept by the reload after
+        self.assertTrue(self.session_after_reload(gw, changed, ssl.TLSVersion.TLSv1_3))
 
     def test_openssl_s_client_reports_reused(self):
         """The check a user runs by hand: -sess_out, then -sess_in says Reused."""
