@@ -97,7 +97,11 @@ static void route_json(struct evbuffer *out, const struct gw_route_conf *r,
 	gw_json_key(out, "breaker", false);
 	evbuffer_add(out, "{", 1);
 	gw_json_key(out, "state", true);
-	gw_json_str(out, b ? breaker_state_text(gw_breaker_state(b, now)) : "none");
+	/* "none": no automatic breaker, and not forced open. */
+	gw_json_str(out,
+	            b && !(gw_breaker_is_manual(b) && gw_breaker_state(b, now) == GW_BREAKER_CLOSED)
+	                ? breaker_state_text(gw_breaker_state(b, now))
+	                : "none");
 	gw_json_key(out, "forced", false);
 	gw_json_str(out, b ? force_text(gw_breaker_forced(b)) : NULL);
 	gw_json_key(out, "window_tries", false);

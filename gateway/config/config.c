@@ -273,7 +273,7 @@ static bool valid_name(const char *s)
  * (it is a path segment of the admin API). Every consumer escapes it
  * (JSON, metrics labels, HTML).
  */
-static bool valid_route_name(const char *s)
+bool gw_config_valid_route_name(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -1055,7 +1055,7 @@ static void route_name(struct loader *ld, const struct gw_node *value, const cha
 
 	if (get_string(ld, value, "name", where, &r->name) < 0)
 		return;
-	if (!valid_route_name(value->value)) {
+	if (!gw_config_valid_route_name(value->value)) {
 		bad_value(
 		    ld, value, "name", where,
 		    "invalid route name '%s' (printable ASCII, no '/', no leading or trailing "

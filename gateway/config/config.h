@@ -364,6 +364,10 @@ const struct gw_upstream_conf *gw_config_find_upstream(const struct gw_config *c
 int gw_config_find_flag(const struct gw_config *config, const char *name);
 int gw_config_find_profile(const struct gw_config *config, const char *name);
 
+/* The rule for route names: printable ASCII, inner spaces allowed, no '/',
+ * 1-128 bytes (a route name is a path segment of the admin API). */
+bool gw_config_valid_route_name(const char *s);
+
 /*
  * Parses "IP:PORT" or "[IPv6]:PORT" or "HOST:PORT" (resolved now, first
  * answer of getaddrinfo), port 1..65535. 0, or -1 with *why set to a short

@@ -20,6 +20,7 @@
 #include "ctl_json.h"
 #include "ctl_redis.h"
 #include "../config/conf_read.h"
+#include "../config/config.h"
 #include "../config/units.h"
 #include "../util/alloc.h"
 #include "../util/errlist.h"
@@ -705,7 +706,7 @@ static int check_breaker(struct ctl *ctl)
 {
 	const char *route = ctl->args.words[1], *state = ctl->args.words[2];
 
-	if (!valid_name(route))
+	if (!gw_config_valid_route_name(route))
 		return usage_error("invalid route name '%s'", route);
 	if (!one_of(state, breaker_states))
 		return usage_error("invalid breaker state '%s': expected open, closed or auto",

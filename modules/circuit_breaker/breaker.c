@@ -181,6 +181,7 @@ const struct gw_breaker_conf *gw_breaker_conf_of(const struct gw_route_conf *rou
  */
 struct gw_breaker {
 	struct gw_breaker_conf conf; /* a copy: the snapshot may go away */
+	bool manual;                 /* no circuit_breaker section: only forced, never trips */
 	char *name;                  /* owned; for log lines */
 	uint64_t failure_ppm;        /* failure_ratio in millionths */
 	uint64_t slow_ppm;           /* slow_call_ratio in millionths */
@@ -241,6 +242,9 @@ struct gw_breaker *gw_breaker_new(const struct gw_breaker_conf *c, const char *r
 {
 	struct gw_breaker *b = gw_calloc(1, sizeof(*b));
 
+	b->manual = c == NULL;
+	if (!c)
+		c = &gw_breaker_conf_default; /* open_duration: a forced open's Retry-After */
 	b->conf = *c;
 	/* The loader guarantees these; a breaker made by hand gets sane ones. */
 	if (b->conf.half_open_requests == 0)
@@ -354,7 +358,8 @@ static void reset_closed(struct gw_breaker *b)
 
 static bool automatic(const struct gw_breaker *b)
 {
-	return atomic_load_explicit(&b->force, memory_order_relaxed) == GW_BREAKER_FORCE_AUTO;
+	return !b->manual &&
+	       atomic_load_explicit(&b->force, memory_order_relaxed) == GW_BREAKER_FORCE_AUTO;
 }
 
 static bool state_is(const struct gw_breaker *b, enum gw_breaker_state s)
@@ -740,6 +745,11 @@ void gw_breaker_force(struct gw_breaker *b, enum gw_breaker_force f)
 		gw_log_info("breaker %s: %s -> %s (%s)", b->name, gw_breaker_state_name(from),
 		            gw_breaker_state_name(to), reasons[f]);
 	pthread_mutex_unlock(&b->lock);
+}
+
+bool gw_breaker_is_manual(const struct gw_breaker *b)
+{
+	return b->manual;
 }
 
 enum gw_breaker_force gw_breaker_forced(const struct gw_breaker *b)

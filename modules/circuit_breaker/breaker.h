@@ -110,9 +110,14 @@ extern const struct gw_breaker_conf gw_breaker_conf_default;
 const struct gw_breaker_conf *gw_breaker_conf_of(const struct gw_route_conf *route);
 
 /*
- * One route's breaker. Owned by whoever made it (the module state that
- * outlives config snapshots, keyed by route name); gw_breaker_free once no
- * thread uses it. It keeps a copy of conf and of the name.
+ * One route's breaker. Every route has one: a route without a
+ * `circuit_breaker` section gets a manual breaker (c NULL), which an
+ * operator can force open or closed and which never trips by itself (it
+ * learns nothing from tries: record is not called for it).
+ *
+ * Owned by whoever made it (the module state that outlives config
+ * snapshots, keyed by route name); gw_breaker_free once no thread uses it.
+ * It keeps a copy of conf and of the name.
  */
 struct gw_breaker;
 
@@ -168,6 +173,8 @@ void gw_breaker_ramp_done(struct gw_breaker *b);
  */
 void gw_breaker_force(struct gw_breaker *b, enum gw_breaker_force f);
 enum gw_breaker_force gw_breaker_forced(const struct gw_breaker *b);
+/* Made without a circuit_breaker section (only forcing moves it). */
+bool gw_breaker_is_manual(const struct gw_breaker *b);
 
 /*
  * The state as gateway_circuit_state and /status show it. An open breaker

@@ -15,9 +15,17 @@ struct breaker_slot {
 	bool ramp;       /* admitted by the ramp: give the place back at the end */
 };
 
+/* Every route has a breaker: without a circuit_breaker section a manual one,
+ * so that an operator can force any route open (gw:ops:breaker:ROUTE). */
+static bool breaker_active(const struct gw_route_conf *route)
+{
+	(void)route;
+	return true;
+}
+
 static void *breaker_route_state_new(const void *conf, const struct gw_route_conf *route)
 {
-	return gw_breaker_new(conf, route->name);
+	return gw_breaker_new(conf, route->name); /* conf NULL: manual */
 }
 
 static void breaker_route_state_free(void *state)
@@ -59,7 +67,9 @@ static void breaker_on_try_done(struct gw_mod_env *env, const struct gw_try *t)
 	struct breaker_slot *slot = env->slot;
 
 	slot->probe_done = true;
-	gw_breaker_record(env->route_state, env->now_ms, t->failure, t->duration_ms, slot->probe);
+	if (!gw_breaker_is_manual(env->route_state))
+		gw_breaker_record(env->route_state, env->now_ms, t->failure, t->duration_ms,
+		                  slot->probe);
 }
 
 /* A probe's one try decides: it is never retried. A stale connection's
@@ -100,6 +110,7 @@ static void breaker_report(const void *state, struct gw_report *out)
 const struct gw_module gw_breaker_module = {
     .name = "circuit_breaker",
     .route_key = "circuit_breaker",
+    .active = breaker_active,
     .fields = gw_breaker_fields,
     .conf_size = sizeof(struct gw_breaker_conf),
     .conf_parse = gw_breaker_conf_parse,

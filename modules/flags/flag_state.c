@@ -622,12 +622,8 @@ void gw_flags_log_changes(const struct gw_flags_snap *old, const struct gw_flags
 
 		if (!changed)
 			continue;
-		gw_log_info("breaker %s = %s (%s)%s", route->name,
-		            breaker_force_name(s->breakers[r]),
-		            gw_flag_source_name(s->breaker_sources[r]),
-		            s->breakers[r] != GW_BREAKER_FORCE_AUTO && !gw_breaker_conf_of(route)
-		                ? "; ignored: the route has no circuit_breaker"
-		                : "");
+		gw_log_info("breaker %s = %s (%s)", route->name, breaker_force_name(s->breakers[r]),
+		            gw_flag_source_name(s->breaker_sources[r]));
 	}
 }
 

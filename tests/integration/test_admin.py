@@ -458,6 +458,36 @@ class BreakerTests(AdminBase):
         self.assertStatus(self.fetch(gw, "GET", "/c"), 200)
         self.assertEqual(len(stub.requests), seen + 1)
 
+    def test_force_open_a_route_without_circuit_breaker(self):
+        """Every route can be forced open, circuit_breaker or not (the
+        operator's kill switch for a route): 503 circuit_open with a
+        Retry-After, nothing reaches the upstream, /status and the metric say
+        open; `auto` gives it back, and failures never trip it by themselves."""
+        stub = self.start_stub("u", "echo")
+        gw = self.start_admin_gateway({"u": upstream(stub)}, [route("plain", "u")])
+        br = self.route_status(gw, "plain")["breaker"]
+        self.assertEqual((br["state"], br["forced"]), ("none", None))
+        status, body = gw.admin.post_json("/breakers/plain?state=open")
+        self.assertEqual((status, body), (200, {"ok": True, "route": "plain", "forced": "open"}))
+        br = self.route_status(gw, "plain")["breaker"]
+        self.assertEqual((br["state"], br["forced"]), ("open", "open"))
+        seen = len(stub.requests)
+        r = self.fetch(gw, "GET", "/x")
+        self.assertGatewayError(r, 503, "circuit_open")
+        self.assertEqual(r.header("Retry-After"), "30", "a forced open is told open_duration")
+        self.assertEqual(len(stub.requests), seen)
+        self.assertEqual(self.metrics(gw).value("gateway_circuit_state", route="plain"), 1)
+
+        status, body = gw.admin.post_json("/breakers/plain?state=auto")
+        self.assertEqual((status, body), (200, {"ok": True, "route": "plain", "forced": None}))
+        self.assertStatus(self.fetch(gw, "GET", "/y"), 200)
+        self.assertEqual(self.metrics(gw).value("gateway_circuit_state", route="plain"), 0)
+        stub.set("503")
+        for i in range(30):
+            self.assertStatus(self.fetch(gw, "GET", "/fail/%d" % i), 503)
+        self.assertEqual(self.route_status(gw, "plain")["breaker"]["state"], "none",
+                         "a route without circuit_breaker never trips by itself")
+
     def test_force_closed_lets_traffic_through_a_tripped_breaker(self):
         stub = self.start_stub("bad", "503")
         gw = self.start_admin_gateway({"u": upstream(stub)},

@@ -196,7 +196,7 @@ ROUTES = ("checkout", "catalog")
 
 def ctl_config(redis, flags=FLAGS, profiles=PROFILES, routes=ROUTES, **extra):
     """A complete gateway config (the gateway would run it) with a redis: section."""
-    routes = [route(name, "u", path_prefix="/api/" + name) for name in routes]
+    routes = [route(name, "u", path_prefix="/api/" + name.replace(" ", "-")) for name in routes]
     conf = make_config(free_port(), {"u": upstream("127.0.0.1:9")}, routes, redis=redis)
     if flags is not None:
         conf["flags"] = dict(flags)
@@ -523,6 +523,16 @@ class OpsTest(RedisTestCase):
         self.assertOk(self.ctl("breaker", route_name, "open", "--for", "1m"))
         self.assertEqual(self.redis.command("GET", key), "open")
         self.assertEqual(events.next_message(), "ops:breaker:%s=open" % route_name)
+
+    def test_breaker_of_a_route_named_with_spaces(self):
+        """Route names follow the loader's rule (spaces inside allowed), not
+        the flag-name rule: such a route can be forced too."""
+        self.conf = ctl_config({"address": self.address, "prefix": self.prefix},
+                               routes=("gift cards",))
+        self.assertOk(self.ctl("breaker", "gift cards", "open"))
+        self.assertEqual(self.redis.command("GET", self.key("ops:breaker:gift cards")), "open")
+        self.assertAnnounced("ops:breaker:gift cards=open")
+        self.assertUsageError(self.ctl("breaker", "a/b", "open"), "invalid route name 'a/b'")
 
     def test_ops_lists_what_is_forced_with_the_time_left(self):
         self.redis.command("SET", self.key("ops:profile"), "peak", "EX", "7200")

@@ -1025,6 +1025,35 @@ START_TEST(breaker_force_open_closed_and_auto)
 }
 END_TEST
 
+/* A route without circuit_breaker: only an operator moves its breaker. */
+START_TEST(breaker_manual_never_trips_and_obeys_force)
+{
+	struct gw_breaker *b = gw_breaker_new(NULL, "bare");
+
+	ck_assert(gw_breaker_is_manual(b));
+	record_n(b, 0, 1000, true);
+	ck_assert_int_eq(gw_breaker_admit(b, 0, NULL), GW_BREAKER_ALLOW);
+	ck_assert_int_eq(gw_breaker_state(b, 0), GW_BREAKER_CLOSED);
+
+	gw_breaker_force(b, GW_BREAKER_FORCE_OPEN);
+	ck_assert_int_eq(gw_breaker_state(b, 0), GW_BREAKER_OPEN);
+	/* Retry-After: the default open_duration (30 s), as for any forced open */
+	assert_rejects(b, 0, gw_breaker_conf_default.open_duration_ms);
+	assert_rejects(b, 3600000, gw_breaker_conf_default.open_duration_ms);
+
+	gw_breaker_force(b, GW_BREAKER_FORCE_AUTO);
+	record_n(b, 3600000, 1000, true);
+	ck_assert_int_eq(gw_breaker_admit(b, 3600000, NULL), GW_BREAKER_ALLOW);
+	ck_assert_int_eq(gw_breaker_state(b, 3600000), GW_BREAKER_CLOSED);
+	gw_breaker_force(b, GW_BREAKER_FORCE_CLOSED);
+	ck_assert_int_eq(gw_breaker_admit(b, 3600000, NULL), GW_BREAKER_ALLOW);
+	gw_breaker_free(b);
+	b = gw_breaker_new(&gw_breaker_conf_default, "configured");
+	ck_assert(!gw_breaker_is_manual(b));
+	gw_breaker_free(b);
+}
+END_TEST
+
 START_TEST(breaker_force_closed_overrides_an_open_breaker)
 {
 	struct gw_breaker_conf c = test_conf();
@@ -1322,6 +1351,7 @@ static Suite *breaker_suite(void)
 	ADD(s, breaker_ramp_holds_back_a_burst_after_recovery);
 	ADD(s, breaker_carry_keeps_probing_ramp_and_relapse);
 	ADD(s, breaker_force_open_closed_and_auto);
+	ADD(s, breaker_manual_never_trips_and_obeys_force);
 	ADD(s, breaker_force_closed_overrides_an_open_breaker);
 	ADD(s, breaker_logs_each_state_change_once_with_its_reason);
 	ADD(s, breaker_logs_consecutive_and_slow_reasons);

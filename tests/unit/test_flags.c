@@ -615,9 +615,7 @@ START_TEST(changes_are_logged_with_value_and_source)
 	ck_assert_int_eq(count_occurrences(log, "info flag b = 30% (redis)\n"), 1);
 	ck_assert_int_eq(count_occurrences(log, "info flag c = on (profile calm)\n"), 1);
 	ck_assert_int_eq(count_occurrences(log, "info breaker r0 = open (redis)\n"), 1);
-	ck_assert_int_eq(count_occurrences(log, "info breaker r1 = closed (redis); ignored: the "
-	                                        "route has no circuit_breaker\n"),
-	                 1);
+	ck_assert_int_eq(count_occurrences(log, "info breaker r1 = closed (redis)\n"), 1);
 	free(log);
 
 	/* At start-up (no previous snapshot) only what is not a default. */

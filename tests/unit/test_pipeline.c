@@ -74,24 +74,28 @@ static bool list_has(const uint8_t *list, size_t n, const struct gw_module *m)
 	return false;
 }
 
-START_TEST(bare_route_runs_shedding_and_retry_budget_only)
+START_TEST(bare_route_runs_shedding_manual_breaker_and_retry_budget_only)
 {
 	struct gw_config *cfg = load_ok("  - { name: r, upstream: a }\n");
 	struct gw_pipeline *p = gw_pipeline_new(cfg, NULL, NULL, NULL);
 	const struct gw_route_state *rs = &p->routes[0];
+	const struct gw_breaker *b;
 
 	ck_assert_str_eq(rs->name, "r");
-	/* admission: shedding (every route has a priority), retry (the budget is on by default) */
-	ck_assert_uint_eq(rs->nadmit, 2);
+	/* admission: shedding (every route has a priority), the breaker (every
+	 * route has one an operator can force), retry (the budget is on by default) */
+	ck_assert_uint_eq(rs->nadmit, 3);
 	ck_assert_ptr_eq(gw_modules[rs->admit[0]], &gw_shedding_module);
-	ck_assert_ptr_eq(gw_modules[rs->admit[1]], &gw_retry_module);
+	ck_assert_ptr_eq(gw_modules[rs->admit[1]], &gw_breaker_module);
+	ck_assert_ptr_eq(gw_modules[rs->admit[2]], &gw_retry_module);
 	ck_assert(list_has(rs->retry, rs->nretry, &gw_retry_module));
-	ck_assert(!list_has(rs->admit, rs->nadmit, &gw_breaker_module));
 	ck_assert(!list_has(rs->admit, rs->nadmit, &gw_concurrency_module));
 	ck_assert(!list_has(rs->admit, rs->nadmit, &gw_flags_module));
 	ck_assert_uint_eq(rs->nanswer, 0);
 	ck_assert_ptr_nonnull(gw_pipeline_route_state(p, 0, &gw_retry_module)); /* the budget */
-	ck_assert_ptr_null(gw_pipeline_route_state(p, 0, &gw_breaker_module));
+	b = gw_pipeline_route_state(p, 0, &gw_breaker_module);
+	ck_assert_ptr_nonnull(b);
+	ck_assert(gw_breaker_is_manual(b));
 	ck_assert_ptr_null(gw_pipeline_route_state(p, 1, &gw_retry_module)); /* no such route */
 	ck_assert_ptr_nonnull(gw_pipeline_process_state(p, &gw_shedding_module));
 	gw_pipeline_free(p);
@@ -284,8 +288,8 @@ static Suite *pipeline_suite(void)
 		const char *name;
 		const TTest *test;
 	} cases[] = {
-	    {"bare_route_runs_shedding_and_retry_budget_only",
-	     bare_route_runs_shedding_and_retry_budget_only},
+	    {"bare_route_runs_shedding_manual_breaker_and_retry_budget_only",
+	     bare_route_runs_shedding_manual_breaker_and_retry_budget_only},
 	    {"full_route_runs_every_module_in_registry_order",
 	     full_route_runs_every_module_in_registry_order},
 	    {"priority_shedding_and_concurrency_keys_parse",
