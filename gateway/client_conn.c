@@ -214,6 +214,9 @@ static void log_refusal(struct gw_client_conn *cc, const struct gw_error_reply *
 	gw_access_log_add(cc->worker->log_buf, &entry);
 }
 
+/* The methods the gateway proxies: method_known's list, as an Allow value. */
+#define GW_ALLOWED_METHODS "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"
+
 /* Writes the error straight to the socket and closes the connection. */
 static void send_refusal(struct gw_client_conn *cc)
 {
@@ -227,6 +230,8 @@ static void send_refusal(struct gw_client_conn *cc)
 	};
 	size_t len;
 
+	if (e.status == 405) /* CONNECT, TRACE or an unknown method (RFC 9110 15.5.6) */
+		e.allow = GW_ALLOWED_METHODS;
 	if (e.status == 503) /* the body budget is spent: come back later */
 		e.retry_after_s = gw_body_budget_retry_after_s(&cc->worker->config->shedding,
 		                                               gw_worker_random(cc->worker));

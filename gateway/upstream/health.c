@@ -84,13 +84,14 @@ static void format_duration(uint64_t ms, char *buf, size_t size)
 /*
  * max_ejection_percent of n servers, rounded down, except that a pool of two
  * or more may always have one server ejected: otherwise a 10% cap would
- * protect a pool of two from its own broken half.
+ * protect a pool of two from its own broken half. 0% is an operator saying
+ * "never eject" (detection stays on for the log and /status): none.
  */
 static unsigned max_ejected(size_t n, unsigned percent)
 {
 	size_t m = n * percent / 100;
 
-	if (m == 0 && n >= 2)
+	if (m == 0 && n >= 2 && percent > 0)
 		m = 1;
 	return (unsigned)m;
 }

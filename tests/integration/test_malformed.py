@@ -274,6 +274,9 @@ class MalformedTests(unittest.TestCase):
             body = r.json()
             self.assertEqual(body.get("error"), code, "JSON error; " + what)
             self.assertTrue(body.get("request_id"), "JSON request_id; " + what)
+        if status == 405:  # RFC 9110 15.5.6: a 405 lists the methods allowed
+            self.assertEqual(r.header("Allow"), "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH",
+                             "Allow; " + what)
         if closed:
             if code is not None:
                 conn_hdr = ",".join(r.header_all("Connection")).lower()

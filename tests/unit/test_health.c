@@ -334,6 +334,21 @@ START_TEST(outlier_pool_of_two_ejects_one_never_both)
 }
 END_TEST
 
+START_TEST(outlier_zero_percent_never_ejects)
+{
+	struct gw_config *cfg = load_pool(
+	    2, "    outlier_detection: { consecutive_failures: 5, max_ejection_percent: 0 }");
+	struct gw_health *h = gw_health_new(cfg);
+
+	gw_clock_set_fake(1000);
+	fail_n(h, 0, 50);
+	ck_assert(!gw_health_is_ejected(h, 0, 0, 1000));
+	ck_assert(gw_health_usable(h, 0, 0, 1000));
+	gw_health_free(h);
+	gw_config_unref(cfg);
+}
+END_TEST
+
 START_TEST(outlier_single_server_pool_follows_the_percent)
 {
 	struct gw_config *cfg10 = load_pool(1, OD_5_10S); /* default 10% */
@@ -1464,6 +1479,7 @@ static Suite *health_suite(void)
 	TCASE(s, outlier_return_without_sweep_is_noticed_by_the_next_try);
 	TCASE(s, outlier_max_ejection_percent_caps_ejected_servers);
 	TCASE(s, outlier_pool_of_two_ejects_one_never_both);
+	TCASE(s, outlier_zero_percent_never_ejects);
 	TCASE(s, outlier_never_ejects_when_every_server_fails);
 	TCASE(s, outlier_single_server_pool_follows_the_percent);
 	TCASE(s, outlier_off_without_the_key);
