@@ -719,9 +719,10 @@ struct bufferevent *gw_client_conn_bevcb(struct event_base *base, void *arg)
  * A TLS connection: an OpenSSL bufferevent over an SSL object in the
  * accepting state, whose socket evhttp sets right after; the handshake runs
  * in its first reads. Everything above it (the byte watcher, the deadlines,
- * evhttp) sees the decrypted stream. A client that never completes the handshake sends no request
- * byte: the first request's header_timeout closes it. One that speaks
- * plain HTTP fails the handshake and is closed by evhttp's error callback.
+ * evhttp) sees the decrypted stream. A client that never completes the
+ * handshake sends no request byte: the first request's header_timeout
+ * closes it. One that speaks plain HTTP fails the handshake and is closed by
+ * evhttp's error callback.
  */
 struct bufferevent *gw_client_conn_bevcb_tls(struct event_base *base, void *arg)
 {
