@@ -47,6 +47,7 @@
 #include "gateway/util/clock.h"
 #include "gateway/util/errlist.h"
 #include "check_suite.h"
+#include "test_x509.h"
 #include "stderr_capture.h"
 
 #define HOUR_MS (3600ull * 1000)
@@ -94,15 +95,8 @@ static EVP_PKEY *ec_key(void)
 
 static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 {
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-
-	X509V3_set_ctx_nodb(&ctx);
-	X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!ext || X509_add_ext(cert, ext, -1) != 1)
+	if (!gw_test_x509_add_ext(cert, issuer, nid, value))
 		die(value);
-	X509_EXTENSION_free(ext);
 }
 
 /* What a certificate says about itself. */

@@ -46,6 +46,7 @@
 #include "gateway/tls/tls_io.h"
 #include "gateway/util/log_limit.h"
 #include "check_suite.h"
+#include "test_x509.h"
 
 /* ---- keys and certificates ----------------------------------------------- */
 
@@ -56,15 +57,7 @@ struct cred {
 
 static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
-	X509V3_CTX v3;
-	X509_EXTENSION *ext;
-
-	X509V3_set_ctx_nodb(&v3);
-	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
-	ck_assert_ptr_nonnull(ext);
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
+	ck_assert_msg(gw_test_x509_add_ext(x, issuer, nid, value), "extension %s", value);
 }
 
 /* A P-256 key and a certificate for it: a CA (issuer NULL: self-signed) or
